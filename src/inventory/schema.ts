@@ -1,0 +1,212 @@
+// The inventory: what to build (source, builder), where (workers) and where it goes (per-arch
+// targets). Every object is strict, so a typo is an error instead of a silently ignored setting.
+// Paths are relative to the inventory file's directory.
+
+import { z } from 'zod';
+import { ARCHES } from '../arch.ts';
+
+export const archSchema = z.enum(ARCHES);
+
+/** bib's disk image types that the farm can fetch and hand to uploaders. */
+export const IMAGE_TYPES = ['ami', 'raw', 'qcow2', 'vmdk', 'vhd', 'gce'] as const;
+export const imageTypeSchema = z.enum(IMAGE_TYPES);
+export type ImageType = z.infer<typeof imageTypeSchema>;
+
+const nonEmpty = z.string().trim().min(1);
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lower-case letters, digits, ".", "_" and "-", starting with a letter or digit');
+
+export const sourceSchema = z
+  .object({
+    containerfile: nonEmpty.describe('Path of the shared Containerfile'),
+    context: nonEmpty.default('.').describe('Build context directory sent to each worker'),
+    build_args: z.record(z.string(), z.string()).default({}).describe('podman build --build-arg values'),
+  })
+  .strict();
+
+export const builderSchema = z
+  .object({
+    image: nonEmpty
+      .default('quay.io/centos-bootc/bootc-image-builder:latest')
+      .describe('bootc-image-builder image reference'),
+    pull: z.enum(['always', 'missing', 'never', 'newer']).default('newer').describe('When to pull the builder image'),
+    rootfs: z.enum(['xfs', 'ext4', 'btrfs']).default('xfs'),
+    extra_args: z.array(z.string()).default([]).describe('Extra bib arguments, e.g. ["--use-librepo=True"]'),
+    config: nonEmpty.optional().describe('Optional bib config.toml, mounted at /config.toml'),
+  })
+  .strict();
+
+export const namingSchema = z
+  .object({
+    name: name.default('farm').describe('Image name prefix, {name} in templates'),
+    template: nonEmpty
+      .default('{name}-{date}-{time}-{arch}')
+      .describe('Image name template: {name} {arch} {date} (YYYYmmdd) {time} (HHMMSS) {build_id}'),
+  })
+  .strict();
+
+const gib = z.number().nonnegative();
+
+export const workerSchema = z
+  .object({
+    name,
+    host: nonEmpty,
+    port: z.number().int().min(1).max(65535).default(22),
+    user: nonEmpty.default('root'),
+    arch: archSchema,
+    identity_file: nonEmpty.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
+    known_hosts: nonEmpty.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
+    host_key: z
+      .string()
+      .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned key is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints')
+      .optional()
+      .describe('Pinned host key fingerprint; takes precedence over known_hosts'),
+    podman_socket: nonEmpty.default('/run/podman/podman.sock').describe('Podman API socket on the worker'),
+    storage: nonEmpty.default('/var/lib/containers/storage').describe('Container storage on the worker'),
+    output_dir: nonEmpty.default('/var/lib/farm/output').describe('Where bib writes outputs on the worker'),
+    max_builds: z.number().int().min(1).default(1).describe('Concurrent builds on this worker'),
+    min_free_gib: z
+      .object({ storage: gib.default(10), output: gib.default(10) })
+      .strict()
+      .default({ storage: 10, output: 10 })
+      .describe('Free space required before a build starts'),
+  })
+  .strict();
+
+// --- targets (uploads are done by uploaders/; the schema lives here so `inventory check` covers them)
+
+const targetBase = {
+  name: name.optional().describe('Target name for --only/--skip (default: kind, or kind-region)'),
+  naming: nonEmpty.optional().describe('Image name template for this target'),
+};
+
+export const awsTargetSchema = z
+  .object({
+    kind: z.literal('aws'),
+    ...targetBase,
+    region: nonEmpty,
+    method: z.enum(['ebs-direct', 's3-import']).default('ebs-direct'),
+    bucket: nonEmpty.optional().describe('S3 bucket, required by method s3-import'),
+    boot_mode: z.enum(['uefi-preferred', 'uefi', 'legacy-bios']).default('uefi-preferred'),
+    imds_v2: z.boolean().default(false),
+    copy_regions: z.array(nonEmpty).default([]),
+    share_accounts: z.array(z.string().regex(/^\d{12}$/, 'an AWS account id is 12 digits')).default([]),
+    deprecate_after_days: z.number().int().positive().optional(),
+    tags: z.record(z.string(), z.string()).default({}),
+    endpoint: nonEmpty.optional().describe('Override the service endpoint (tests, private endpoints)'),
+  })
+  .strict();
+
+export const ibmcloudTargetSchema = z
+  .object({
+    kind: z.literal('ibmcloud'),
+    ...targetBase,
+    regions: z.array(nonEmpty).min(1),
+    resource_group: nonEmpty,
+    operating_system: nonEmpty.describe('VPC operating-system name, e.g. red-9-s390x-byol'),
+    cos: z
+      .object({ bucket: nonEmpty, region: nonEmpty, endpoint: nonEmpty.optional(), instance_crn: nonEmpty.optional() })
+      .strict(),
+    endpoints: z
+      .object({ iam: nonEmpty.optional(), vpc: nonEmpty.optional(), resource_manager: nonEmpty.optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const libvirtTargetSchema = z
+  .object({
+    kind: z.literal('libvirt'),
+    ...targetBase,
+    hypervisors: z
+      .array(
+        z
+          .object({
+            uri: z.string().regex(/^qemu\+ssh:\/\//, 'use a qemu+ssh://user@host/system URI'),
+            arch: archSchema,
+            identity_file: nonEmpty.optional(),
+            known_hosts: nonEmpty.optional(),
+            host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/).optional(),
+          })
+          .strict(),
+      )
+      .min(1),
+    pool: nonEmpty.default('images'),
+    image_type: z.enum(['qcow2', 'raw']).default('qcow2').describe('Which bib output to upload'),
+    convert_to_raw: z.boolean().default(true).describe('Convert qcow2 to sparse raw before upload'),
+  })
+  .strict();
+
+export const openstackTargetSchema = z
+  .object({
+    kind: z.literal('openstack'),
+    ...targetBase,
+    cloud: nonEmpty.optional().describe('clouds.yaml entry (default: OS_CLOUD, then OS_* variables)'),
+    image_type: z.enum(['qcow2', 'raw']).default('qcow2'),
+    disk_format: z.enum(['qcow2', 'raw']).optional().describe('Glance disk_format (default: image_type)'),
+    visibility: z.enum(['private', 'shared', 'community', 'public']).default('private'),
+    properties: z.record(z.string(), z.string()).default({}),
+    os_distro: nonEmpty.optional(),
+  })
+  .strict();
+
+export const targetSchema = z.discriminatedUnion('kind', [
+  awsTargetSchema,
+  ibmcloudTargetSchema,
+  libvirtTargetSchema,
+  openstackTargetSchema,
+]);
+export type Target = z.infer<typeof targetSchema>;
+export type TargetKind = Target['kind'];
+
+export const archConfigSchema = z
+  .object({
+    types: z.array(imageTypeSchema).min(1).optional().describe('bib --type list; overrides what targets imply'),
+    targets: z.array(targetSchema).default([]),
+  })
+  .strict();
+
+export const settingsSchema = z
+  .object({
+    builds_dir: nonEmpty.default('builds').describe('Where builds/<id>/<arch>/ artifacts and records go'),
+    keep_remote: z.boolean().default(false).describe('Keep remote images and outputs after fetch (debugging)'),
+    connect_timeout_s: z.number().positive().default(20),
+    keepalive_s: z.number().positive().default(15),
+  })
+  .strict();
+
+export const inventorySchema = z
+  .object({
+    version: z.literal(1).describe('Inventory format version'),
+    source: sourceSchema,
+    builder: builderSchema.default(builderSchema.parse({})),
+    naming: namingSchema.default(namingSchema.parse({})),
+    settings: settingsSchema.default(settingsSchema.parse({})),
+    workers: z.array(workerSchema).min(1),
+    arches: z.partialRecord(archSchema, archConfigSchema).default({}),
+  })
+  .strict();
+
+export type Inventory = z.infer<typeof inventorySchema>;
+export type Worker = z.infer<typeof workerSchema>;
+export type ArchConfig = z.infer<typeof archConfigSchema>;
+export type AwsTarget = z.infer<typeof awsTargetSchema>;
+export type IbmCloudTarget = z.infer<typeof ibmcloudTargetSchema>;
+export type LibvirtTarget = z.infer<typeof libvirtTargetSchema>;
+export type OpenStackTarget = z.infer<typeof openstackTargetSchema>;
+
+/** Arches each target kind can take (AWS: x86_64/arm64 AMIs; IBM VPC: amd64 and s390x images). */
+export const TARGET_ARCHES: Record<TargetKind, readonly string[]> = {
+  aws: ['x86_64', 'aarch64'],
+  ibmcloud: ['x86_64', 's390x'],
+  libvirt: ARCHES,
+  openstack: ARCHES,
+};
+
+/** The loaded inventory with paths resolved to absolute ones. */
+export interface LoadedInventory {
+  file: string; // absolute path of the inventory file
+  dir: string; // its directory, the base of relative paths
+  inventory: Inventory;
+}
