@@ -1,0 +1,58 @@
+// Planning: from an inventory and the requested arches to what each arch will do. Pure: it touches
+// no host, so `farm build --dry-run` and tests can show the plan without side effects.
+
+import type { Arch } from '../arch.ts';
+import { ARCHES } from '../arch.ts';
+import type { ImageType, LoadedInventory, Target, Worker } from '../inventory/schema.ts';
+import { renderName } from '../naming.ts';
+import { builderRuns, imageTypesFor } from './image-types.ts';
+
+export interface ArchPlan {
+  arch: Arch;
+  types: ImageType[];
+  /** bib invocations; each writes to its own output dir. */
+  runs: ImageType[][];
+  /** Workers of this arch, in inventory order (the scheduler picks among them). */
+  workers: Worker[];
+  targets: Target[];
+  imageName: string;
+}
+
+export interface BuildPlan {
+  buildId: string;
+  arches: ArchPlan[];
+  /** Requested arches that cannot build, with the reason (they fail; the others go on). */
+  unbuildable: Array<{ arch: Arch; reason: string }>;
+}
+
+/** Arches `--arch all` means: every arch the inventory has a worker or a section for. */
+export function inventoryArches(loaded: LoadedInventory): Arch[] {
+  const inv = loaded.inventory;
+  return ARCHES.filter((a) => inv.workers.some((w) => w.arch === a) || inv.arches[a] !== undefined);
+}
+
+export function planBuild(loaded: LoadedInventory, arches: readonly Arch[], buildId: string): BuildPlan {
+  const inv = loaded.inventory;
+  const plan: BuildPlan = { buildId, arches: [], unbuildable: [] };
+  for (const arch of arches) {
+    const workers = inv.workers.filter((w) => w.arch === arch);
+    if (workers.length === 0) {
+      plan.unbuildable.push({
+        arch,
+        reason: `no worker of arch ${arch} in ${loaded.file}: add one under workers: with arch: ${arch}`,
+      });
+      continue;
+    }
+    const config = inv.arches[arch];
+    const types = imageTypesFor(config);
+    plan.arches.push({
+      arch,
+      types,
+      runs: builderRuns(types),
+      workers,
+      targets: config?.targets ?? [],
+      imageName: renderName(inv.naming.template, { name: inv.naming.name, arch, buildId }),
+    });
+  }
+  return plan;
+}

@@ -1,0 +1,77 @@
+// A Packer-compatible manifest.json: builds[] with name, builder_type, build_time, files,
+// artifact_id, packer_run_uuid and custom_data, plus the farm's own fields (arch, type, worker,
+// sha256). One entry per fetched artifact and one per published image, so the AMI ids are
+// machine-readable where Packer users look for them.
+
+import type { BuildState } from './state.ts';
+
+export interface ManifestFile {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export interface ManifestBuild {
+  name: string;
+  builder_type: string;
+  build_time: number;
+  files: ManifestFile[];
+  artifact_id: string;
+  packer_run_uuid: string;
+  arch: string;
+  type: string;
+  image_name: string;
+  worker?: string;
+  target?: string;
+  location?: string;
+  custom_data: Record<string, string>;
+}
+
+export interface Manifest {
+  builds: ManifestBuild[];
+  last_run_uuid: string;
+}
+
+export function buildManifest(state: BuildState): Manifest {
+  const builds: ManifestBuild[] = [];
+  for (const a of Object.values(state.arches)) {
+    if (!a || a.step !== 'fetched') continue;
+    const buildTime = Math.floor(Date.parse(a.at.fetched ?? state.startedAt) / 1000);
+    for (const art of a.artifacts) {
+      const files = [art.disk, ...art.extra].map((f) => ({ name: f.name, size: f.size, sha256: f.sha256 }));
+      builds.push({
+        name: `${a.arch}-${art.type}`,
+        builder_type: 'farm.bootc-image-builder',
+        build_time: buildTime,
+        files,
+        artifact_id: art.disk.name,
+        packer_run_uuid: state.buildId,
+        arch: a.arch,
+        type: art.type,
+        image_name: art.imageName,
+        ...(a.worker ? { worker: a.worker } : {}),
+        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}) },
+      });
+      for (const up of Object.values(a.uploads)) {
+        if (up.step !== 'uploaded' || up.type !== art.type) continue;
+        for (const img of up.images) {
+          builds.push({
+            name: `${a.arch}-${art.type}-${img.target}`,
+            builder_type: `farm.upload.${img.kind}`,
+            build_time: Math.floor(Date.parse(up.at.uploaded ?? state.startedAt) / 1000),
+            files: [],
+            artifact_id: img.artifactId,
+            packer_run_uuid: state.buildId,
+            arch: a.arch,
+            type: art.type,
+            image_name: img.imageName,
+            target: img.target,
+            location: img.location,
+            custom_data: { build_id: state.buildId, image_id: img.imageId },
+          });
+        }
+      }
+    }
+  }
+  return { builds, last_run_uuid: state.buildId };
+}
