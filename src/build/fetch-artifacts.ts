@@ -1,0 +1,51 @@
+// Fetches a build's outputs into builds/<id>/<arch>/ and turns them into artifact records.
+// Every file is checked against the worker's own sha256 by fetchFile before it gets its name.
+
+import { join, relative } from 'node:path';
+import type { ArtifactRecord } from '../records/state.ts';
+import type { ScopedReporter } from '../ui/reporter.ts';
+import type { BuildResult } from '../../workers/builder.ts';
+import type { WorkerTransport } from '../../workers/transport.ts';
+import { TYPE_FORMAT, type ArtifactFile } from '../../workers/artifact.ts';
+import { fetchFile } from '../../workers/fetch/fetch.ts';
+
+const MiB = 1024 * 1024;
+
+export async function fetchArtifacts(
+  transport: WorkerTransport,
+  result: BuildResult,
+  archDir: string,
+  buildDir: string,
+  imageName: string,
+  signal: AbortSignal,
+  log: ScopedReporter,
+): Promise<ArtifactRecord[]> {
+  const fetchOne = async (remote: string, name: string): Promise<Omit<ArtifactFile, 'format'>> => {
+    const local = join(archDir, name);
+    const r = await fetchFile(transport, remote, local, { signal });
+    const rate = r.seconds > 0 ? (r.bytesReceived / MiB / r.seconds).toFixed(0) : '-';
+    log.info(
+      `fetched ${name}: ${(r.size / MiB).toFixed(0)} MiB (${(r.bytesReceived / MiB).toFixed(0)} MiB sent, holes skipped) in ${r.seconds.toFixed(1)} s, ${rate} MiB/s, sha256 ${r.sha256.slice(0, 12)} verified`,
+    );
+    return { path: local, name: relative(buildDir, local), size: r.size, sha256: r.sha256 };
+  };
+
+  // One arch's disks come over one connection one after another: they share the same link, and
+  // the other arches' fetches run in parallel on their own connections.
+  const extras: Array<ArtifactFile & { types: string[] }> = [];
+  for (const e of result.extras) {
+    const f = await fetchOne(e.path, e.name);
+    extras.push({ ...f, format: 'raw', types: e.types });
+  }
+  const records: ArtifactRecord[] = [];
+  for (const d of result.disks) {
+    const f = await fetchOne(d.path, d.name);
+    records.push({
+      type: d.type,
+      imageName,
+      disk: { ...f, format: TYPE_FORMAT[d.type] },
+      extra: extras.filter((e) => e.types.includes(d.type)).map(({ types: _t, ...file }) => file),
+    });
+  }
+  return records;
+}
