@@ -9,7 +9,8 @@ import { FarmError, errorMessage, isAbortError } from '../errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
 import { makeBuildId } from '../naming.ts';
 import { planBuild, type ArchPlan, type BuildPlan } from '../plan/plan.ts';
-import { StateStore, type ArchState, type ArtifactRecord, type BuildState } from '../records/state.ts';
+import { StateStore, type ArtifactRecord, type BuildState } from '../records/state.ts';
+import { overallStatus } from '../records/status.ts';
 import { buildManifest, type Manifest } from '../records/manifest.ts';
 import { writeJsonAtomic } from '../records/atomic.ts';
 import type { Reporter, ScopedReporter } from '../ui/reporter.ts';
@@ -57,14 +58,6 @@ async function claimBuildDir(buildsDir: string, baseId: string): Promise<{ id: s
     }
   }
   throw new FarmError('STATE', `cannot claim a build directory under ${buildsDir}`);
-}
-
-export function overallStatus(state: BuildState): BuildState['status'] {
-  const arches = Object.values(state.arches).filter((a): a is ArchState => a !== undefined);
-  const ok = (a: ArchState) => a.step === 'fetched' && Object.values(a.uploads).every((u) => u.step === 'uploaded' || u.step === 'skipped');
-  if (arches.length > 0 && arches.every(ok)) return 'succeeded';
-  if (arches.some(ok) || arches.some((a) => a.step === 'fetched')) return 'partial';
-  return 'failed';
 }
 
 export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { bibArgs, buildImageRef, remoteOutputRoot } from '../../workers/bib/bib-builder.ts';
+import { parseDfAvailable } from '../../workers/probe.ts';
+
+describe('bib command line', () => {
+  it('repeats --type and ends with the image ref, as bib expects', () => {
+    expect(bibArgs(['ami', 'qcow2'], 'xfs', ['--use-librepo=True'], 'localhost/farm-build:x')).toEqual([
+      '--type', 'ami', '--type', 'qcow2', '--rootfs', 'xfs', '--progress', 'verbose', '--use-librepo=True', 'localhost/farm-build:x',
+    ]);
+  });
+  it('tags each build uniquely and keeps outputs under output_dir', () => {
+    expect(buildImageRef('20261121t101500z', 's390x')).toBe('localhost/farm-build:20261121t101500z-s390x');
+    expect(remoteOutputRoot('/var/lib/farm/output', '20261121t101500z', 's390x')).toBe('/var/lib/farm/output/20261121t101500z/s390x');
+    expect(() => remoteOutputRoot('/var/lib/farm/output', '../..', '..')).toThrow();
+  });
+});
+
+describe('probe', () => {
+  it('reads available bytes from df -Pk', () => {
+    const out = 'Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 263174212 23000000 83886080 22% /\n/dev/vdb 1000 10 990 1% /var/lib/farm\n';
+    expect(parseDfAvailable(out)).toEqual([83886080 * 1024, 990 * 1024]);
+  });
+});
