@@ -1,0 +1,53 @@
+// The lab for integration tests: brought up once (idempotent `scripts/lab up`), then reused.
+
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { REPO } from './cli.ts';
+
+const run = promisify(execFile);
+
+export const LAB_SCRIPT = join(REPO, 'scripts', 'lab');
+export const LAB_INVENTORY = join(REPO, 'inventory', 'lab.yaml');
+export const LAB_DIR = process.env.FARM_LAB_DIR ?? join(REPO, '.lab');
+
+let up: Promise<void> | undefined;
+
+export function ensureLab(): Promise<void> {
+  up ??= run(LAB_SCRIPT, ['up'], { maxBuffer: 64 << 20, timeout: 900_000 }).then(() => undefined);
+  return up;
+}
+
+/** Runs a command inside a lab host's namespaces. */
+export async function labExec(host: string, argv: string[]): Promise<string> {
+  const { stdout } = await run(LAB_SCRIPT, ['exec', host, '--', ...argv], { maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+type Doc = Record<string, any>;
+
+/**
+ * Writes a variant of the lab inventory into a temp dir with every path made absolute, so a test
+ * can change it (builds_dir, a worker's port, known_hosts) without touching the repo's file.
+ */
+export async function labInventoryVariant(change: (doc: Doc) => void = () => {}): Promise<{ file: string; dir: string; doc: Doc }> {
+  const base = dirname(LAB_INVENTORY);
+  const doc = parse(await readFile(LAB_INVENTORY, 'utf8')) as Doc;
+  const abs = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
+  doc.source.containerfile = abs(doc.source.containerfile);
+  doc.source.context = abs(doc.source.context ?? '.');
+  if (doc.builder?.config) doc.builder.config = abs(doc.builder.config);
+  for (const w of doc.workers) {
+    w.identity_file = abs(w.identity_file);
+    w.known_hosts = abs(w.known_hosts);
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'farm-it-'));
+  doc.settings = { ...(doc.settings ?? {}), builds_dir: join(dir, 'builds') };
+  change(doc);
+  const file = join(dir, 'inventory.yaml');
+  await writeFile(file, stringify(doc));
+  return { file, dir, doc };
+}
