@@ -48,23 +48,27 @@ export const namingSchema = z
 
 const gib = z.number().nonnegative();
 
+// A pinned host key, as `ssh-keygen -lf` prints it; workers and hypervisors share the format.
+const hostKey = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned key is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints');
+
+// Paths on the worker, not on this host: nothing to resolve them against, so they must be absolute.
+const remotePath = nonEmpty.regex(/^\//, 'use an absolute path on the worker, e.g. /var/lib/farm/output');
+
 export const workerSchema = z
   .object({
-    name,
-    host: nonEmpty,
-    port: z.number().int().min(1).max(65535).default(22),
-    user: nonEmpty.default('root'),
-    arch: archSchema,
+    name: name.describe('Worker name, unique in the inventory'),
+    host: nonEmpty.describe('SSH host name or address'),
+    port: z.number().int().min(1).max(65535).default(22).describe('SSH port'),
+    user: nonEmpty.default('root').describe('SSH user; bib needs rootful podman'),
+    arch: archSchema.describe('Native arch of the worker, as `uname -m` prints it'),
     identity_file: nonEmpty.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
     known_hosts: nonEmpty.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
-    host_key: z
-      .string()
-      .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned key is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints')
-      .optional()
-      .describe('Pinned host key fingerprint; takes precedence over known_hosts'),
-    podman_socket: nonEmpty.default('/run/podman/podman.sock').describe('Podman API socket on the worker'),
-    storage: nonEmpty.default('/var/lib/containers/storage').describe('Container storage on the worker'),
-    output_dir: nonEmpty.default('/var/lib/farm/output').describe('Where bib writes outputs on the worker'),
+    host_key: hostKey.optional().describe('Pinned host key fingerprint; takes precedence over known_hosts'),
+    podman_socket: remotePath.default('/run/podman/podman.sock').describe('Podman API socket on the worker'),
+    storage: remotePath.default('/var/lib/containers/storage').describe('Container storage on the worker'),
+    output_dir: remotePath.default('/var/lib/farm/output').describe('Where bib writes outputs on the worker'),
     max_builds: z.number().int().min(1).default(1).describe('Concurrent builds on this worker'),
     min_free_gib: z
       .object({ storage: gib.default(10), output: gib.default(10) })
@@ -85,7 +89,7 @@ export const awsTargetSchema = z
   .object({
     kind: z.literal('aws'),
     ...targetBase,
-    region: nonEmpty,
+    region: nonEmpty.describe('AWS region, e.g. us-east-1'),
     method: z.enum(['ebs-direct', 's3-import']).default('ebs-direct'),
     bucket: nonEmpty.optional().describe('S3 bucket, required by method s3-import'),
     boot_mode: z.enum(['uefi-preferred', 'uefi', 'legacy-bios']).default('uefi-preferred'),
@@ -102,12 +106,13 @@ export const ibmcloudTargetSchema = z
   .object({
     kind: z.literal('ibmcloud'),
     ...targetBase,
-    regions: z.array(nonEmpty).min(1),
-    resource_group: nonEmpty,
+    regions: z.array(nonEmpty).min(1).describe('VPC regions to create the image in, e.g. [us-east, eu-de]'),
+    resource_group: nonEmpty.describe('Resource group id (or name) for the images'),
     operating_system: nonEmpty.describe('VPC operating-system name, e.g. red-9-s390x-byol'),
     cos: z
       .object({ bucket: nonEmpty, region: nonEmpty, endpoint: nonEmpty.optional(), instance_crn: nonEmpty.optional() })
-      .strict(),
+      .strict()
+      .describe('Cloud Object Storage bucket the qcow2 is staged in'),
     endpoints: z
       .object({ iam: nonEmpty.optional(), vpc: nonEmpty.optional(), resource_manager: nonEmpty.optional() })
       .strict()
@@ -124,15 +129,15 @@ export const libvirtTargetSchema = z
         z
           .object({
             uri: z.string().regex(/^qemu\+ssh:\/\//, 'use a qemu+ssh://user@host/system URI'),
-            arch: archSchema,
+            arch: archSchema.describe('Arch of the hypervisor: it runs guests of this arch only'),
             identity_file: nonEmpty.optional(),
             known_hosts: nonEmpty.optional(),
-            host_key: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/).optional(),
+            host_key: hostKey.optional(),
           })
           .strict(),
       )
       .min(1),
-    pool: nonEmpty.default('images'),
+    pool: nonEmpty.default('images').describe('libvirt storage pool'),
     image_type: z.enum(['qcow2', 'raw']).default('qcow2').describe('Which bib output to upload'),
     convert_to_raw: z.boolean().default(true).describe('Convert qcow2 to sparse raw before upload'),
   })
@@ -179,12 +184,15 @@ export const settingsSchema = z
 export const inventorySchema = z
   .object({
     version: z.literal(1).describe('Inventory format version'),
-    source: sourceSchema,
-    builder: builderSchema.default(builderSchema.parse({})),
-    naming: namingSchema.default(namingSchema.parse({})),
-    settings: settingsSchema.default(settingsSchema.parse({})),
-    workers: z.array(workerSchema).min(1),
-    arches: z.partialRecord(archSchema, archConfigSchema).default({}),
+    source: sourceSchema.describe('What to build: the shared Containerfile and its context'),
+    builder: builderSchema.default(builderSchema.parse({})).describe('How bootc-image-builder runs on the workers'),
+    naming: namingSchema.default(namingSchema.parse({})).describe('How images are named'),
+    settings: settingsSchema.default(settingsSchema.parse({})).describe('Coordinator settings'),
+    workers: z.array(workerSchema).min(1).describe('Native build hosts reached over SSH, at least one per arch to build'),
+    arches: z
+      .partialRecord(archSchema, archConfigSchema)
+      .default({})
+      .describe('Per-arch image types and upload targets; an arch without an entry builds the default types'),
   })
   .strict();
 

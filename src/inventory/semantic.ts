@@ -1,0 +1,172 @@
+// Rules the schema cannot express: names unique, targets only where their cloud takes that arch,
+// something able to build every arch that has work. They read the raw document defensively, so
+// they run even when the schema found problems and everything is reported in one go; a value the
+// schema already rejects is skipped here rather than reported twice.
+
+import { isArch, type Arch } from '../arch.ts';
+import { TEMPLATE_FIELDS } from '../naming.ts';
+import { TARGET_ARCHES, type TargetKind } from './schema.ts';
+import { resolveTargetName } from './target-name.ts';
+import { closest, suggestArch } from './suggest.ts';
+import { isRecord } from './zod-walk.ts';
+import type { Draft } from './issues.ts';
+import type { PathSegment } from './problems.ts';
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const isKind = (k: unknown): k is TargetKind => typeof k === 'string' && Object.hasOwn(TARGET_ARCHES, k);
+
+/** Why a kind cannot take an arch, and where its targets can go instead. */
+const ARCH_REASON: Partial<Record<TargetKind, string>> = {
+  aws: 'AWS AMIs exist for x86_64 and aarch64 only',
+  ibmcloud: 'IBM Cloud VPC custom images exist for x86_64 and s390x only',
+};
+
+function checkTemplate(template: unknown, path: PathSegment[]): Draft[] {
+  if (typeof template !== 'string') return [];
+  const out: Draft[] = [];
+  for (const m of template.matchAll(/\{([^{}]*)\}/g)) {
+    const field = m[1]!;
+    if ((TEMPLATE_FIELDS as readonly string[]).includes(field)) continue;
+    const guess = closest(field, TEMPLATE_FIELDS);
+    out.push({
+      path,
+      message: `unknown field {${field}} in name template '${template}'${guess ? ` (did you mean {${guess}}?)` : ''}`,
+      fix: `use ${TEMPLATE_FIELDS.map((f) => `{${f}}`).join(' ')}`,
+    });
+  }
+  return out;
+}
+
+function checkWorkers(workers: unknown[]): Draft[] {
+  const out: Draft[] = [];
+  const seen = new Map<string, number>();
+  workers.forEach((w, i) => {
+    if (!isRecord(w)) return;
+    const name = str(w.name);
+    if (name === undefined) return;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, i);
+    else {
+      out.push({
+        path: ['workers', i, 'name'],
+        message: `duplicate worker name '${name}' (workers[${first}] has it too)`,
+        fix: 'give each worker a unique name, e.g. builder-<arch>-2',
+      });
+    }
+  });
+  return out;
+}
+
+function checkTarget(arch: Arch, target: Record<string, unknown>, path: PathSegment[]): Draft[] {
+  const out: Draft[] = [];
+  const kind = target.kind;
+  if (!isKind(kind)) return out; // the schema reports unknown kinds
+
+  const allowed = TARGET_ARCHES[kind];
+  if (!allowed.includes(arch)) {
+    const anyArch = (Object.keys(TARGET_ARCHES) as TargetKind[]).filter((k) => TARGET_ARCHES[k].includes(arch));
+    out.push({
+      path: [...path, 'kind'],
+      message: `${ARCH_REASON[kind] ?? `${kind} takes ${allowed.join(', ')} only`}; ${kind} targets cannot take ${arch} images`,
+      fix: `move this target to ${allowed.map((a) => `arches.${a}`).join(' or ')}; ${arch} images can go to ${anyArch.join(' or ')} targets`,
+    });
+  }
+
+  if (kind === 'aws' && target.method === 's3-import' && str(target.bucket) === undefined) {
+    out.push({
+      path: [...path, 'bucket'],
+      message: 'method s3-import needs a bucket to stage the disk in',
+      fix: `add bucket: <an S3 bucket in ${str(target.region) ?? 'the target region'} the vmimport role can read>, or use method: ebs-direct (no bucket needed)`,
+    });
+  }
+
+  if (kind === 'libvirt') {
+    const uris = new Map<string, number>();
+    list(target.hypervisors).forEach((hv, j) => {
+      if (!isRecord(hv)) return;
+      const hvArch = hv.arch;
+      if (typeof hvArch === 'string' && isArch(hvArch) && hvArch !== arch) {
+        out.push({
+          path: [...path, 'hypervisors', j, 'arch'],
+          message: `hypervisor arch ${hvArch} differs from this section's arch ${arch}: a hypervisor runs guests of its own arch only`,
+          fix: `move this hypervisor to a libvirt target under arches.${hvArch}, or correct its arch`,
+        });
+      }
+      const uri = str(hv.uri);
+      if (uri === undefined) return;
+      const first = uris.get(uri);
+      if (first === undefined) uris.set(uri, j);
+      else {
+        out.push({
+          path: [...path, 'hypervisors', j, 'uri'],
+          message: `hypervisor ${uri} is listed twice (hypervisors[${first}] too)`,
+          fix: 'delete one of them',
+        });
+      }
+    });
+  }
+
+  if (target.naming !== undefined) out.push(...checkTemplate(target.naming, [...path, 'naming']));
+  return out;
+}
+
+function checkArch(arch: Arch, section: Record<string, unknown>, workerArches: Set<string>, guessedArches: Set<string>): Draft[] {
+  const out: Draft[] = [];
+  const base: PathSegment[] = ['arches', arch];
+  const targets = list(section.targets);
+  const names = new Map<string, number>();
+  targets.forEach((t, i) => {
+    if (!isRecord(t)) return;
+    const path = [...base, 'targets', i];
+    out.push(...checkTarget(arch, t, path));
+    if (!isKind(t.kind)) return;
+    const explicit = typeof t.name === 'string' ? t.name : undefined;
+    const region = typeof t.region === 'string' ? t.region : undefined;
+    const name = resolveTargetName({ kind: t.kind, name: explicit, region });
+    const first = names.get(name);
+    if (first === undefined) names.set(name, i);
+    else {
+      out.push({
+        path: explicit ? [...path, 'name'] : path,
+        message: `duplicate target name '${name}' in arches.${arch} (targets[${first}] has it too${explicit ? '' : ', by default'})`,
+        fix: 'give one of them a distinct name: (--only and --skip select targets by name)',
+      });
+    }
+  });
+
+  const hasWork = targets.length > 0 || list(section.types).length > 0;
+  // A worker whose misspelt arch means this one is reported already; don't pile on.
+  if (hasWork && !workerArches.has(arch) && !guessedArches.has(arch)) {
+    out.push({
+      path: base,
+      message: `${targets.length > 0 ? 'targets' : 'types'} for ${arch} but no worker has arch ${arch}: nothing could build them`,
+      fix: `add a worker with arch: ${arch}, or remove the arches.${arch} section`,
+    });
+  }
+  return out;
+}
+
+export function semanticChecks(data: unknown): Draft[] {
+  if (!isRecord(data)) return [];
+  const out: Draft[] = [];
+  const workers = list(data.workers);
+  out.push(...checkWorkers(workers));
+
+  const workerArches = new Set<string>();
+  const guessedArches = new Set<string>();
+  for (const w of workers) {
+    if (!isRecord(w) || typeof w.arch !== 'string') continue;
+    if (isArch(w.arch)) workerArches.add(w.arch);
+    else guessedArches.add(suggestArch(w.arch) ?? '');
+  }
+
+  if (isRecord(data.naming)) out.push(...checkTemplate(data.naming.template, ['naming', 'template']));
+
+  if (isRecord(data.arches)) {
+    for (const [arch, section] of Object.entries(data.arches)) {
+      if (isArch(arch) && isRecord(section)) out.push(...checkArch(arch, section, workerArches, guessedArches));
+    }
+  }
+  return out;
+}
