@@ -1,0 +1,172 @@
+// The verified, sparse, streaming fetch of one file from a worker.
+//
+// The worker runs GNU tar in PAX sparse 1.0 mode (holes found with SEEK_HOLE are never sent) and,
+// on a second channel at the same time, hashes the file itself. Locally the tar stream is parsed
+// as it arrives; data lands at its offsets in `<local>.partial`, holes stay holes, and the sha256
+// of the whole file is computed on the way. Only a file whose hash equals the worker's is
+// renamed to its final name.
+
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, posix } from 'node:path';
+import type { Readable } from 'node:stream';
+import { FarmError, errorMessage } from '../../src/errors.ts';
+import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
+import { remoteSha256, type RemoteHasher } from './checksum.ts';
+import { receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
+
+export interface FetchProgress {
+  /** Bytes of the file done so far, holes included. */
+  received: number;
+  /** The file's apparent size, once the tar header has arrived. */
+  total?: number;
+  /** Bytes that actually crossed the connection. */
+  transferred: number;
+}
+
+export interface FetchOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: FetchProgress) => void;
+  /** Minimum time between progress calls (default 250 ms); a last call comes at the end. */
+  progressIntervalMs?: number;
+  /** Program that hashes on the worker (default auto: openssl, else sha256sum). */
+  hasher?: RemoteHasher;
+  /** The worker file whose sha256 the received bytes must match; defaults to the fetched file.
+   *  A test seam: pointing it elsewhere is how tests prove a mismatch is caught. */
+  checksumPath?: string;
+}
+
+export interface FetchResult {
+  /** Apparent size of the file. */
+  size: number;
+  sha256: string;
+  /** Bytes received over the connection (tar stream: headers, sparse map and data). */
+  bytesReceived: number;
+  seconds: number;
+}
+
+/** GNU tar argv that streams one file, holes skipped (SEEK_HOLE), as a PAX sparse 1.0 member. */
+export function tarArgv(remotePath: string): string[] {
+  return [
+    'tar',
+    '--format=posix',
+    '--sparse',
+    '--sparse-version=1.0',
+    '--no-recursion',
+    '-C',
+    posix.dirname(remotePath),
+    '-cf',
+    '-',
+    '--',
+    posix.basename(remotePath),
+  ];
+}
+
+/** Fetches remotePath from the worker into localPath, verified against the worker's sha256. */
+export async function fetchFile(
+  transport: WorkerTransport,
+  remotePath: string,
+  localPath: string,
+  options: FetchOptions = {},
+): Promise<FetchResult> {
+  const { signal, onProgress, progressIntervalMs = 250 } = options;
+  if (!posix.isAbsolute(remotePath) || remotePath.endsWith('/')) {
+    throw new FarmError('FETCH', `remote path must be an absolute file path, got ${JSON.stringify(remotePath)}`);
+  }
+  if (signal?.aborted) throw new FarmError('ABORTED', `cancelled before fetching ${remotePath}`);
+  const started = performance.now();
+  const worker = transport.worker.name;
+  const partial = `${localPath}.partial`;
+  // One controller stops both remote commands, whether the caller aborts or a step fails.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  let fh: FileHandle | undefined;
+  let proc: RemoteProcess | undefined;
+  let bytesReceived = 0;
+  try {
+    await mkdir(dirname(localPath), { recursive: true });
+    fh = await open(partial, 'w', 0o644);
+    const remoteHash = remoteSha256(transport, options.checksumPath ?? remotePath, {
+      signal: stop.signal,
+      ...(options.hasher ? { hasher: options.hasher } : {}),
+    });
+    remoteHash.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
+    proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal });
+
+    let lastProgress = 0;
+    const progress = (p: ReceiveProgress, force: boolean) => {
+      if (!onProgress) return;
+      const now = performance.now();
+      if (!force && now - lastProgress < progressIntervalMs) return;
+      lastProgress = now;
+      onProgress({ received: p.reached, ...(p.total !== undefined ? { total: p.total } : {}), transferred: bytesReceived });
+    };
+    const stdout = proc.stdout as Readable;
+    stdout.on('data', (chunk: Buffer) => {
+      bytesReceived += chunk.length;
+    });
+    const tarFailed = (exit: ExecResult) =>
+      new FarmError('FETCH', `tar on ${worker} failed for ${remotePath} (exit code ${exit.code}): ${exit.stderr.trim().slice(-1000)}`, {
+        hint: exit.stderr.includes('changed as we read it') ? 'the file was being written during the fetch; fetch it again once the writer is done' : undefined,
+      });
+    let received: Received;
+    try {
+      received = await receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false));
+    } catch (err) {
+      // A stream that ends badly is usually tar having failed (missing file, read error): say so.
+      const exit = await settledWithin(proc.done, 2_000);
+      if (exit && exit.code !== 0) throw tarFailed(exit);
+      throw err;
+    }
+    const tarExit = await proc.done;
+    if (tarExit.code !== 0) throw tarFailed(tarExit);
+    const got = received.sha256;
+    const expected = await remoteHash;
+    if (got !== expected) {
+      throw new FarmError('CHECKSUM', `sha256 mismatch for ${remotePath} from ${worker}: the worker has ${expected}, received ${got}`, {
+        hint: 'the transfer or the file changed; fetch again, and check the worker disk if it repeats',
+      });
+    }
+    progress({ reached: received.size, total: received.size }, true);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await rename(partial, localPath);
+    await syncDir(dirname(localPath));
+    return { size: received.size, sha256: got, bytesReceived, seconds: (performance.now() - started) / 1000 };
+  } catch (err) {
+    stop.abort();
+    proc?.kill();
+    await fh?.close().catch(() => {});
+    await unlink(partial).catch(() => {});
+    if (signal?.aborted) throw new FarmError('ABORTED', `cancelled while fetching ${remotePath} from ${worker}`);
+    if (err instanceof FarmError) throw err;
+    throw new FarmError('FETCH', `fetching ${remotePath} from ${worker} failed: ${errorMessage(err)}`, { cause: err });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The promise's value if it settles successfully within ms, else undefined. */
+async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p.catch(() => undefined), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Makes a rename durable: fsync the directory that holds the new name. */
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

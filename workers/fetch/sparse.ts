@@ -1,0 +1,258 @@
+// GNU tar's PAX sparse format 1.0 on the receiving side, and a writer that keeps holes as holes.
+//
+// A member in this format carries pax keys GNU.sparse.major=1, GNU.sparse.minor=0,
+// GNU.sparse.realsize and GNU.sparse.name. Its data starts with the sparse map as decimal ASCII
+// lines (the number of regions, then offset and size of each), padded with NULs to a 512-byte
+// block, followed by the regions' bytes back to back. Everything between regions is a hole.
+
+import type { Hash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
+import { FarmError } from '../../src/errors.ts';
+
+export interface SparseRegion {
+  offset: number;
+  size: number;
+}
+
+export interface SparseInfo {
+  /** The file's apparent size. */
+  realSize: number;
+  /** The file's name inside the archive (GNU.sparse.name). */
+  name: string | undefined;
+}
+
+const BLOCK = 512;
+// A disk image has far fewer data extents; the cap bounds memory on a corrupt stream.
+const MAX_REGIONS = 4_000_000;
+const MAX_DIGITS = 16; // Number.MAX_SAFE_INTEGER has 16 digits
+
+function bad(message: string): FarmError {
+  return new FarmError('FETCH', `malformed sparse tar member: ${message}`);
+}
+
+/** Reads the PAX 1.0 sparse keys of a tar header; undefined for a plain member. */
+export function sparseInfo(pax: Record<string, string> | null | undefined): SparseInfo | undefined {
+  if (!pax || (pax['GNU.sparse.major'] === undefined && pax['GNU.sparse.realsize'] === undefined)) {
+    if (pax && (pax['GNU.sparse.map'] !== undefined || pax['GNU.sparse.numblocks'] !== undefined)) {
+      throw bad('sparse format 0.x is not supported; the worker must run tar with --sparse-version=1.0');
+    }
+    return undefined;
+  }
+  if (pax['GNU.sparse.major'] !== '1' || pax['GNU.sparse.minor'] !== '0') {
+    throw bad(`sparse format ${pax['GNU.sparse.major']}.${pax['GNU.sparse.minor']} is not supported (want 1.0)`);
+  }
+  const realSize = parseDecimal(pax['GNU.sparse.realsize'] ?? '', 'GNU.sparse.realsize');
+  return { realSize, name: pax['GNU.sparse.name'] };
+}
+
+function parseDecimal(text: string, what: string): number {
+  if (!/^\d{1,16}$/.test(text)) throw bad(`${what} is not a decimal number: ${JSON.stringify(text.slice(0, 40))}`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw bad(`${what} is too large`);
+  return n;
+}
+
+/**
+ * Incremental parser of the sparse map at the start of a member's data. Feed it chunks with
+ * push(); once the map and its padding are complete it returns the bytes that follow (the first
+ * region data, possibly empty), and `regions` holds the validated map.
+ */
+export class SparseMapParser {
+  regions: SparseRegion[] = [];
+  /** Bytes of the member taken by the map and its padding. */
+  mapBytes = 0;
+  private count: number | undefined;
+  private pending: number[] = [];
+  private digits = '';
+  private paddingLeft: number | undefined;
+
+  constructor(private readonly realSize: number) {}
+
+  get done(): boolean {
+    return this.paddingLeft === 0;
+  }
+
+  /** Returns the data after the map once complete, else undefined (more input needed). */
+  push(chunk: Buffer): Buffer | undefined {
+    let i = 0;
+    while (this.paddingLeft === undefined && i < chunk.length) {
+      const c = chunk[i++]!;
+      this.mapBytes++;
+      if (c >= 0x30 && c <= 0x39) {
+        if (this.digits.length >= MAX_DIGITS) throw bad('number too long in the sparse map');
+        this.digits += String.fromCharCode(c);
+      } else if (c === 0x0a) {
+        this.number(parseDecimal(this.digits, 'sparse map entry'));
+        this.digits = '';
+      } else {
+        throw bad(`unexpected byte 0x${c.toString(16).padStart(2, '0')} in the sparse map`);
+      }
+    }
+    if (this.paddingLeft === undefined) return undefined;
+    const skip = Math.min(this.paddingLeft, chunk.length - i);
+    this.paddingLeft -= skip;
+    this.mapBytes += skip;
+    i += skip;
+    return this.paddingLeft === 0 ? chunk.subarray(i) : undefined;
+  }
+
+  private number(n: number): void {
+    if (this.count === undefined) {
+      if (n > MAX_REGIONS) throw bad(`${n} regions in the sparse map (limit ${MAX_REGIONS})`);
+      this.count = n;
+    } else {
+      this.pending.push(n);
+      if (this.pending.length === 2) {
+        const [offset, size] = this.pending as [number, number];
+        this.pending = [];
+        const prev = this.regions[this.regions.length - 1];
+        if (prev && offset < prev.offset + prev.size) throw bad(`region at ${offset} overlaps or precedes the one before it`);
+        if (offset + size > this.realSize) throw bad(`region ${offset}+${size} ends past the file size ${this.realSize}`);
+        this.regions.push({ offset, size });
+      }
+    }
+    if (this.count !== undefined && this.regions.length === this.count) {
+      this.paddingLeft = (BLOCK - (this.mapBytes % BLOCK)) % BLOCK;
+    }
+  }
+}
+
+// One preallocated buffer of zeros feeds holes to the hash, whatever the hole's size.
+const ZEROS = Buffer.alloc(1024 * 1024);
+// Data is gathered into writes of about this size: few syscalls, bounded memory.
+const WRITE_BATCH = 4 * 1024 * 1024;
+
+/**
+ * Writes a file's regions at their offsets with positional writes, hashing the whole file
+ * (holes as zeros) on the way. Holes are never written: the file is extended to its real size
+ * with ftruncate. At most one batch is being written while the next one fills.
+ */
+export class HoleAwareWriter {
+  private regionIndex = 0;
+  private regionLeft: number;
+  /** File offset of the next data byte. */
+  private position: number;
+  /** File offset up to which the hash has been fed. */
+  private hashed = 0;
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private batchOffset = 0;
+  private inFlight: Promise<unknown> | undefined;
+  /** Data bytes written so far (excluding holes). */
+  dataBytes = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly hash: Hash,
+    private readonly realSize: number,
+    private readonly regions: readonly SparseRegion[],
+  ) {
+    this.position = regions[0]?.offset ?? 0;
+    this.regionLeft = regions[0]?.size ?? 0;
+    this.skipEmptyRegions();
+  }
+
+  /** A dense file: one region covering everything. */
+  static dense(fh: FileHandle, hash: Hash, size: number): HoleAwareWriter {
+    return new HoleAwareWriter(fh, hash, size, [{ offset: 0, size }]);
+  }
+
+  /** The file offset reached so far (holes included), for progress. */
+  get reached(): number {
+    return this.position;
+  }
+
+  /** Data bytes still expected. */
+  get remaining(): number {
+    let n = this.regionLeft;
+    for (let i = this.regionIndex + 1; i < this.regions.length; i++) n += this.regions[i]!.size;
+    return n;
+  }
+
+  private skipEmptyRegions(): void {
+    while (this.regionLeft === 0 && this.regionIndex < this.regions.length - 1) {
+      this.regionIndex++;
+      const r = this.regions[this.regionIndex]!;
+      this.position = r.offset;
+      this.regionLeft = r.size;
+    }
+  }
+
+  private hashZerosTo(offset: number): void {
+    while (this.hashed < offset) {
+      const n = Math.min(ZEROS.length, offset - this.hashed);
+      this.hash.update(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
+      this.hashed += n;
+    }
+  }
+
+  /** Takes the next bytes of region data, in archive order. */
+  async write(chunk: Buffer): Promise<void> {
+    let rest = chunk;
+    while (rest.length > 0) {
+      if (this.regionLeft === 0) throw bad(`more data than the sparse map describes (${rest.length} bytes extra)`);
+      const part = rest.length <= this.regionLeft ? rest : rest.subarray(0, this.regionLeft);
+      rest = rest.subarray(part.length);
+      if (this.batchBytes > 0 && this.batchOffset + this.batchBytes !== this.position) await this.flush();
+      if (this.batchBytes === 0) this.batchOffset = this.position;
+      this.hashZerosTo(this.position);
+      this.hash.update(part);
+      this.hashed += part.length;
+      this.batch.push(part);
+      this.batchBytes += part.length;
+      this.position += part.length;
+      this.regionLeft -= part.length;
+      this.dataBytes += part.length;
+      this.skipEmptyRegions();
+      if (this.batchBytes >= WRITE_BATCH) await this.flush();
+    }
+  }
+
+  /** Starts writing the gathered batch after the previous one has landed. */
+  private async flush(): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    this.inFlight = undefined;
+    if (this.batchBytes === 0) return;
+    const buffers = this.batch;
+    const offset = this.batchOffset;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.inFlight = writeAll(this.fh, buffers, offset);
+    // A failed write surfaces at the next flush or in finish(); keep it from being unhandled meanwhile.
+    this.inFlight.catch(() => {});
+  }
+
+  /** Checks that every region arrived, writes the rest, hashes the trailing hole and sets the size. */
+  async finish(): Promise<void> {
+    if (this.remaining > 0) throw bad(`the member ended with ${this.remaining} bytes of region data missing`);
+    await this.flush();
+    if (this.inFlight) await this.inFlight;
+    this.inFlight = undefined;
+    this.hashZerosTo(this.realSize);
+    await this.fh.truncate(this.realSize);
+  }
+}
+
+/** writev until everything is written (short writes are legal, if rare, on regular files). */
+async function writeAll(fh: FileHandle, buffers: Buffer[], offset: number): Promise<void> {
+  let bufs = buffers;
+  let pos = offset;
+  let total = bufs.reduce((n, b) => n + b.length, 0);
+  while (total > 0) {
+    const { bytesWritten } = await fh.writev(bufs, pos);
+    if (bytesWritten <= 0) throw new FarmError('FETCH', `write at offset ${pos} wrote nothing`);
+    pos += bytesWritten;
+    total -= bytesWritten;
+    let skip = bytesWritten;
+    while (skip > 0 && bufs.length > 0) {
+      const first = bufs[0]!;
+      if (first.length <= skip) {
+        skip -= first.length;
+        bufs = bufs.slice(1);
+      } else {
+        bufs = [first.subarray(skip), ...bufs.slice(1)];
+        skip = 0;
+      }
+    }
+  }
+}
