@@ -1,0 +1,152 @@
+// Writes a real, sparse GPT disk: an EFI System partition (FAT16, empty) and a Linux root
+// partition whose filesystem holds the image's files. No loop devices: mkfs tools write into the
+// file at the partition's offset (mke2fs -E offset, mkfs.fat --offset) or into a side file that is
+// copied in sparsely (mkfs.btrfs --rootdir cannot write at an offset).
+import { open, rm, truncate } from 'node:fs/promises';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from './run.mjs';
+
+const SECTOR = 512;
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+const ESP_SIZE = 32 * MiB;
+const FIRST_LBA = 2048; // 1 MiB alignment, as partitioning tools do
+const DEFAULT_DISK = GiB;
+
+export const GUID = {
+  esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  linux: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
+};
+
+/** Bytes of file data under dir (apparent sizes, directories counted as one block). */
+export function contentSize(dir) {
+  let total = 0;
+  const stack = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop();
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        total += 4096;
+        stack.push(p);
+      } else {
+        total += e.isFile() ? lstatSync(p).size : 0;
+      }
+    }
+  }
+  return total;
+}
+
+const alignMiB = (n) => Math.ceil(n / MiB) * MiB;
+
+/**
+ * Disk size: 1 GiB by default, or room for config.toml's minsize of "/"; never less than twice
+ * the image's content (bib sizes disks from the container too).
+ */
+export function diskSize(content, rootMinsize) {
+  const overhead = FIRST_LBA * SECTOR + ESP_SIZE + MiB; // GPT, alignment, ESP, backup GPT
+  const needed = alignMiB(2 * content + 64 * MiB) + overhead;
+  const wanted = rootMinsize === null ? DEFAULT_DISK : alignMiB(rootMinsize) + overhead;
+  return Math.max(needed, wanted);
+}
+
+async function createSparse(path, size) {
+  const fh = await open(path, 'w');
+  await fh.close();
+  await truncate(path, size);
+}
+
+/** Copies src into dst at offset, skipping all-zero blocks so holes stay holes. */
+async function copySparse(src, dst, offset) {
+  const BLOCK = 4 * MiB;
+  const zero = Buffer.alloc(BLOCK);
+  const buf = Buffer.alloc(BLOCK);
+  const s = await open(src, 'r');
+  const d = await open(dst, 'r+');
+  try {
+    for (let pos = 0; ; pos += BLOCK) {
+      const { bytesRead } = await s.read(buf, 0, BLOCK, pos);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      if (!chunk.equals(zero.subarray(0, bytesRead))) await d.write(chunk, 0, bytesRead, offset + pos);
+    }
+  } finally {
+    await s.close();
+    await d.close();
+  }
+}
+
+/**
+ * Creates the disk at path from the root filesystem tree rootDir. Returns the partition table
+ * as sfdisk reads it back, with each partition's filesystem.
+ */
+export async function makeDisk({ path, size, rootDir, rootfs, log }) {
+  await createSparse(path, size);
+  const script = [
+    'label: gpt',
+    `first-lba: ${FIRST_LBA}`,
+    `start=${FIRST_LBA}, size=${ESP_SIZE / SECTOR}, type=${GUID.esp}, name="EFI-SYSTEM"`,
+    `start=${FIRST_LBA + ESP_SIZE / SECTOR}, type=${GUID.linux}, name="root"`,
+    '',
+  ].join('\n');
+  log.debug(`sfdisk script:\n${script}`);
+  await run('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', path], { input: script });
+  const table = JSON.parse((await run('sfdisk', ['--json', path])).stdout).partitiontable;
+  const [esp, root] = table.partitions;
+  if (!esp || !root) throw new Error(`sfdisk did not create two partitions on ${path}`);
+
+  log.info(`Creating EFI System partition (vfat, ${(esp.size * SECTOR) / MiB} MiB)`);
+  await run('mkfs.vfat', ['-F', '16', '-n', 'EFI-SYSTEM', '--offset', String(esp.start), path, String((esp.size * SECTOR) / 1024)]);
+
+  const rootBytes = root.size * SECTOR;
+  log.info(`Creating ${rootfs} root filesystem (${Math.floor(rootBytes / MiB)} MiB) with the image's files`);
+  if (rootfs === 'ext4') {
+    await run('mke2fs', [
+      '-q', '-F', '-t', 'ext4', '-L', 'root', '-d', rootDir,
+      '-E', `offset=${root.start * SECTOR}`, path, `${Math.floor(rootBytes / 1024)}k`,
+    ]);
+  } else if (rootfs === 'btrfs') {
+    const side = `${path}.btrfs`;
+    try {
+      await createSparse(side, rootBytes);
+      await run('mkfs.btrfs', ['-q', '-f', '-L', 'root', '--rootdir', rootDir, side]);
+      await copySparse(side, path, root.start * SECTOR);
+    } finally {
+      await rm(side, { force: true });
+    }
+  } else {
+    throw new Error(`the farm lab stand-in supports --rootfs ext4|btrfs, not ${rootfs}`);
+  }
+
+  return {
+    type: 'gpt',
+    uuid: table.id,
+    sector_size: table.sectorsize ?? SECTOR,
+    partitions: [
+      { number: 1, name: esp.name, type: esp.type, uuid: esp.uuid, start: esp.start * SECTOR, size: esp.size * SECTOR, filesystem: 'vfat', mountpoint: '/boot/efi' },
+      { number: 2, name: root.name, type: root.type, uuid: root.uuid, start: root.start * SECTOR, size: rootBytes, filesystem: rootfs, mountpoint: '/' },
+    ],
+  };
+}
+
+/** Converts the raw disk to another format with qemu-img (or a tarball for gce). */
+export async function convert(raw, type, dest) {
+  switch (type) {
+    case 'qcow2':
+      return run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, dest]);
+    case 'vmdk':
+      return run('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', raw, dest]);
+    case 'vhd':
+      return run('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', 'subformat=fixed,force_size=on', raw, dest]);
+    case 'gce': {
+      // GCE wants a gzip'd tar with the disk named disk.raw.
+      const dir = raw.slice(0, raw.lastIndexOf('/'));
+      const name = raw.slice(raw.lastIndexOf('/') + 1);
+      if (name !== 'disk.raw') throw new Error(`gce export needs the raw disk named disk.raw, got ${name}`);
+      return run('tar', ['-C', dir, '-czf', dest, 'disk.raw']);
+    }
+    default:
+      throw new Error(`no conversion to ${type}`);
+  }
+}

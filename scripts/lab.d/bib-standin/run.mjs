@@ -1,0 +1,33 @@
+// Runs a tool and collects its output; a failure names the command and its stderr.
+import { spawn } from 'node:child_process';
+
+const children = new Set();
+
+/** Kills tools still running (on SIGTERM/SIGINT). */
+export function killChildren() {
+  for (const c of children) c.kill('SIGKILL');
+}
+
+export function run(cmd, args, { cwd, capture = true, input } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: [input === undefined ? 'ignore' : 'pipe', capture ? 'pipe' : 'inherit', 'pipe'] });
+    if (input !== undefined) child.stdin.end(input);
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    child.on('error', (err) => {
+      children.delete(child);
+      reject(new Error(`cannot run ${cmd}: ${err.message}`));
+    });
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      if (code === 0) resolve({ stdout, stderr });
+      else {
+        const why = signal ? `killed by ${signal}` : `exit status ${code}`;
+        reject(new Error(`${cmd} ${args.join(' ')}: ${why}${stderr.trim() ? `: ${stderr.trim()}` : ''}`));
+      }
+    });
+  });
+}
