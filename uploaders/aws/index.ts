@@ -1,0 +1,328 @@
+// The AWS uploader: a raw disk becomes an EBS snapshot (EBS direct, or S3 + VM Import), then an
+// AMI registered with the build's architecture, copied to other regions, shared and deprecated
+// as the target says. Anything created is removed again if a later step fails.
+
+import { randomUUID } from 'node:crypto';
+import { DescribeImagesCommand, CreateTagsCommand, type ArchitectureValues } from '@aws-sdk/client-ec2';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { AWS_ARCH } from '../../src/arch.ts';
+import { FarmError, errorMessage } from '../../src/errors.ts';
+import type { AwsTarget } from '../../src/inventory/schema.ts';
+import type { Artifact } from '../../workers/artifact.ts';
+import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
+import { AwsClients, type ClientSettings } from './clients.ts';
+import { uploadEbsDirect } from './ebs-direct.ts';
+import { copyImage, deleteSnapshot, deprecateImage, registerImage, removeImage, shareImage, waitAvailable } from './register.ts';
+import { importSnapshot } from './s3-import.ts';
+import { Steps } from './steps.ts';
+import { DEFAULT_WAIT, type WaitSettings } from './wait.ts';
+
+export { BLOCK_SIZE, linearChecksum, readBlocks, volumeSizeGiB, isZero } from './blocks.ts';
+export { ROOT_DEVICE } from './register.ts';
+
+export interface AwsUploaderOptions {
+  /** Credentials instead of the SDK's default chain (embedding, tests). */
+  credentials?: ClientSettings['credentials'];
+  /** S3 endpoint for s3-import when it differs from the target's `endpoint`. */
+  s3Endpoint?: string;
+  /** PutSnapshotBlock requests in flight (default 64). */
+  concurrency?: number;
+  /** Attempts per request including the first (default 10), with the SDK's backoff. */
+  maxAttempts?: number;
+  /** Multipart part size for s3-import (default 64 MiB) and parts in flight (default 6). */
+  partSize?: number;
+  queueSize?: number;
+  /** Polling of snapshot, image and import states. */
+  wait?: Partial<WaitSettings>;
+  /** Per-request socket timeout in ms (default 120 s). */
+  requestTimeoutMs?: number;
+  /** Minimum ms between onProgress calls (default 500). */
+  progressIntervalMs?: number;
+  /** Clock for deprecation dates (tests). */
+  now?: () => Date;
+}
+
+// About 64 blocks in flight keep EBS direct busy without its per-snapshot throttling (coldsnap's
+// figure).
+const DEFAULT_CONCURRENCY = 64;
+const DEFAULT_MAX_ATTEMPTS = 10;
+const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
+const DEFAULT_QUEUE_SIZE = 6;
+const DAY_MS = 86_400_000;
+
+/** States in which an image with the name counts as already published. */
+const LIVE_STATES = new Set(['available', 'pending']);
+
+export function targetLabel(target: AwsTarget): string {
+  return target.name ?? `aws-${target.region}`;
+}
+
+/** AWS's Architecture for the artifact's arch: from the build, never from this host. */
+export function awsArchitecture(artifact: Pick<Artifact, 'arch'>): ArchitectureValues {
+  const arch = AWS_ARCH[artifact.arch];
+  if (!arch) {
+    throw new FarmError('UPLOAD', `AWS has no ${artifact.arch} AMIs`, {
+      hint: 'Only x86_64 and aarch64 builds can go to an aws target; remove it from this arch in the inventory.',
+    });
+  }
+  return arch as ArchitectureValues;
+}
+
+export function createAwsUploader(target: AwsTarget, opts: AwsUploaderOptions = {}): Uploader {
+  return new AwsUploader(target, opts);
+}
+
+class AwsUploader implements Uploader {
+  readonly kind = 'aws' as const;
+  readonly formats = ['raw'] as const;
+  readonly name: string;
+  private readonly clients: AwsClients;
+  private readonly wait: WaitSettings;
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly target: AwsTarget,
+    private readonly opts: AwsUploaderOptions,
+  ) {
+    this.name = targetLabel(target);
+    this.concurrency = opts.concurrency ?? DEFAULT_CONCURRENCY;
+    this.wait = { ...DEFAULT_WAIT, ...opts.wait };
+    this.clients = new AwsClients(target.region, {
+      credentials: opts.credentials,
+      endpoint: target.endpoint,
+      s3Endpoint: opts.s3Endpoint,
+      maxAttempts: opts.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+      maxSockets: this.concurrency + 8,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 120_000,
+    });
+  }
+
+  private regions(): string[] {
+    return [this.target.region, ...this.target.copy_regions.filter((r) => r !== this.target.region)];
+  }
+
+  async preflight(signal: AbortSignal): Promise<void> {
+    const problems: string[] = [];
+    const t = this.target;
+    if (!t.region) problems.push('no region set');
+    if (t.method === 's3-import' && !t.bucket) problems.push('method s3-import needs a bucket');
+    if (problems.length) {
+      throw new FarmError('INVENTORY', `${this.name}: ${problems.join('; ')}`, {
+        hint: 'Set region (and bucket for method s3-import) on the aws target in the inventory.',
+      });
+    }
+    try {
+      await this.clients.resolveCredentials();
+    } catch (err) {
+      // The provider's message says which sources it tried; it never contains key material.
+      throw new FarmError('UPLOAD', `${this.name}: no usable AWS credentials: ${errorMessage(err)}`, {
+        hint: 'Set AWS_PROFILE (and run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment.',
+      });
+    }
+    const steps = new Steps(this.name, () => {}, signal);
+    for (const region of this.regions()) {
+      await steps.run(`preflight: DescribeImages in ${region}`, () =>
+        this.clients.ec2(region).send(new DescribeImagesCommand({ Owners: ['self'], MaxResults: 5 }), { abortSignal: signal }),
+      );
+    }
+    if (t.method === 's3-import') {
+      await steps.run(`preflight: HeadBucket ${t.bucket}`, () =>
+        this.clients.s3().send(new HeadBucketCommand({ Bucket: t.bucket! }), { abortSignal: signal }),
+      );
+    }
+  }
+
+  async find(imageName: string, _artifact: Artifact, signal: AbortSignal): Promise<PublishedImage[]> {
+    const steps = new Steps(this.name, () => {}, signal);
+    const found: PublishedImage[] = [];
+    for (const region of this.regions()) {
+      const out = await steps.run(`DescribeImages in ${region}`, () =>
+        this.clients
+          .ec2(region)
+          .send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [imageName] }] }), { abortSignal: signal }),
+      );
+      for (const img of out.Images ?? []) {
+        if (!img.ImageId || img.Name !== imageName || !LIVE_STATES.has(img.State ?? '')) continue;
+        found.push(this.published(region, imageName, img.ImageId, true));
+      }
+    }
+    return found;
+  }
+
+  private published(region: string, imageName: string, imageId: string, existing: boolean): PublishedImage {
+    return {
+      target: this.name,
+      kind: 'aws',
+      location: region,
+      imageName,
+      imageId,
+      artifactId: `${region}:${imageId}`,
+      existing,
+    };
+  }
+
+  async delete(image: PublishedImage, signal: AbortSignal): Promise<void> {
+    const steps = new Steps(this.name, () => {}, signal);
+    await steps.run(`delete ${image.artifactId}`, () => removeImage(this.clients.ec2(image.location), image.imageId, signal));
+  }
+
+  async upload(artifact: Artifact, imageName: string, ctx: UploadContext): Promise<PublishedImage[]> {
+    const architecture = awsArchitecture(artifact);
+    if (artifact.disk.format !== 'raw') {
+      throw new FarmError('UPLOAD', `${this.name}: AWS takes raw disks, got ${artifact.disk.format} (${artifact.disk.name})`, {
+        hint: 'Build the ami or raw image type for aws targets.',
+      });
+    }
+    const t = this.target;
+    const signal = ctx.signal;
+    const steps = new Steps(this.name, ctx.log, signal);
+    const tags = { ...ctx.tags, ...t.tags, Name: imageName };
+    const description = `${imageName} (farm build ${artifact.buildId}, ${artifact.arch})`;
+    const ec2 = this.clients.ec2();
+    const progress = throttledProgress(ctx, artifact.disk.size, this.opts.progressIntervalMs ?? 500);
+    let step = 'check name';
+    try {
+      // RegisterImage would refuse a taken name only after the whole upload: ask first.
+      const existing = await this.find(imageName, artifact, signal);
+      if (existing.length) {
+        throw new FarmError('UPLOAD', `${this.name}: an image named ${imageName} exists already (${existing.map((e) => e.artifactId).join(', ')})`, {
+          hint: 'Use a new image name, or delete the existing image first.',
+        });
+      }
+
+      let snapshotId: string;
+      if (t.method === 'ebs-direct') {
+        step = 'EBS direct snapshot upload';
+        const result = await uploadEbsDirect({
+          ebs: this.clients.ebs(),
+          ec2,
+          path: artifact.disk.path,
+          size: artifact.disk.size,
+          description,
+          tags,
+          concurrency: this.concurrency,
+          signal,
+          wait: this.wait,
+          onSnapshot: (id) => {
+            ctx.log(`${this.name}: snapshot ${id} started`);
+            steps.onUndo(`snapshot ${id}`, (s) => deleteSnapshot(ec2, id, s));
+          },
+          onProgress: progress,
+        });
+        snapshotId = result.snapshotId;
+        ctx.log(`${this.name}: snapshot ${snapshotId} completed (${result.blocksSent} blocks, ${result.bytesSent} bytes sent)`);
+      } else {
+        step = 'S3 upload and snapshot import';
+        const bucket = t.bucket;
+        if (!bucket) throw new FarmError('INVENTORY', `${this.name}: method s3-import needs a bucket`);
+        snapshotId = await importSnapshot({
+          s3: this.clients.s3(),
+          ec2,
+          bucket,
+          key: `farm-import/${imageName}-${randomUUID()}.raw`,
+          path: artifact.disk.path,
+          size: artifact.disk.size,
+          description,
+          partSize: this.opts.partSize ?? DEFAULT_PART_SIZE,
+          queueSize: this.opts.queueSize ?? DEFAULT_QUEUE_SIZE,
+          signal,
+          wait: this.wait,
+          log: (m) => ctx.log(`${this.name}: ${m}`),
+          onUndo: (what, run) => steps.onUndo(what, run),
+          onProgress: progress,
+        });
+        const id = snapshotId;
+        steps.onUndo(`snapshot ${id}`, (s) => deleteSnapshot(ec2, id, s));
+        step = 'CreateTags on the snapshot';
+        await ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), {
+          abortSignal: signal,
+        });
+      }
+
+      step = 'RegisterImage';
+      progress(artifact.disk.size, undefined, 'register');
+      const imageId = await registerImage({
+        ec2,
+        name: imageName,
+        description,
+        snapshotId,
+        architecture,
+        bootMode: t.boot_mode,
+        imdsV2: t.imds_v2,
+        tags,
+        signal,
+      });
+      // Deregistering comes before the snapshot's undo (undos run in reverse).
+      steps.onUndo(`image ${t.region}:${imageId}`, async (s) => {
+        await removeImage(ec2, imageId, s);
+      });
+      ctx.log(`${this.name}: registered ${imageId} (${architecture}), waiting until available`);
+      step = `wait for ${imageId} to be available`;
+      await waitAvailable(ec2, imageId, this.wait, signal);
+
+      const images = [this.published(t.region, imageName, imageId, false)];
+      const deprecateAt =
+        t.deprecate_after_days === undefined ? undefined : new Date((this.opts.now?.() ?? new Date()).getTime() + t.deprecate_after_days * DAY_MS);
+      const finish = async (region: string, id: string) => {
+        step = `share ${region}:${id}`;
+        await shareImage(this.clients.ec2(region), id, t.share_accounts, signal);
+        if (deprecateAt) {
+          step = `EnableImageDeprecation ${region}:${id}`;
+          await deprecateImage(this.clients.ec2(region), id, deprecateAt, signal);
+        }
+      };
+      await finish(t.region, imageId);
+
+      // Copies run in parallel: each waits minutes on AWS.
+      const copies = await Promise.allSettled(
+        this.regions()
+          .slice(1)
+          .map(async (region) => {
+            const regional = this.clients.ec2(region);
+            const copyId = await steps.run(`CopyImage to ${region}`, () =>
+              copyImage({
+                ec2: regional,
+                sourceRegion: t.region,
+                sourceImageId: imageId,
+                name: imageName,
+                description,
+                tags,
+                clientToken: `${imageId}-${region}`,
+                signal,
+              }),
+            );
+            steps.onUndo(`image ${region}:${copyId}`, (s) => removeImage(regional, copyId, s));
+            ctx.log(`${this.name}: copying ${imageId} to ${region} as ${copyId}`);
+            await steps.run(`wait for ${region}:${copyId} to be available`, () => waitAvailable(regional, copyId, this.wait, signal));
+            await steps.run(`share/deprecate ${region}:${copyId}`, () => finish(region, copyId));
+            return this.published(region, imageName, copyId, false);
+          }),
+      );
+      const failed = copies.find((c): c is PromiseRejectedResult => c.status === 'rejected');
+      if (failed) {
+        step = 'copy to other regions';
+        throw failed.reason;
+      }
+      for (const c of copies) if (c.status === 'fulfilled') images.push(c.value);
+      progress(artifact.disk.size, undefined, 'done', true);
+      return images;
+    } catch (err) {
+      return steps.fail(step, err);
+    }
+  }
+}
+
+/** onProgress at most every `intervalMs`, always for phase changes and the final call. */
+function throttledProgress(ctx: UploadContext, total: number, intervalMs: number) {
+  let last = 0;
+  let lastPhase = '';
+  let sent = 0;
+  return (done: number, sentNow: number | undefined, phase: string, force = false): void => {
+    if (sentNow !== undefined) sent = sentNow;
+    const now = Date.now();
+    if (!force && phase === lastPhase && now - last < intervalMs && done < total) return;
+    last = now;
+    lastPhase = phase;
+    ctx.onProgress?.({ done, total, sent, phase });
+  };
+}

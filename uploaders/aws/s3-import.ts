@@ -1,0 +1,130 @@
+// Upload a raw disk through S3 and the VM Import service: multipart upload of the file
+// (lib-storage, parts in parallel), ImportSnapshot from the bucket, poll the import task until it
+// completes, and delete the object afterwards whatever happened.
+
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  CancelImportTaskCommand,
+  DescribeImportSnapshotTasksCommand,
+  ImportSnapshotCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { Upload } from '@aws-sdk/lib-storage';
+import { sleep, type WaitSettings } from './wait.ts';
+
+// S3 allows at most 10,000 parts per upload.
+const MAX_PARTS = 10_000;
+
+export interface S3ImportParams {
+  s3: S3Client;
+  ec2: EC2Client;
+  bucket: string;
+  key: string;
+  path: string;
+  size: number;
+  description: string;
+  partSize: number;
+  queueSize: number;
+  signal: AbortSignal;
+  wait: WaitSettings;
+  log: (message: string) => void;
+  /** Registers undo actions with the caller (import task, snapshot). */
+  onUndo: (what: string, run: (signal: AbortSignal) => Promise<void>) => () => void;
+  onProgress: (done: number, sent: number, phase: string) => void;
+}
+
+export function partSizeFor(size: number, preferred: number): number {
+  const minimum = Math.ceil(size / MAX_PARTS);
+  return Math.max(preferred, minimum, 5 * 1024 * 1024);
+}
+
+/** Uploads the file to s3://bucket/key with parallel parts; aborts the multipart upload on failure. */
+export async function uploadObject(p: Pick<S3ImportParams, 's3' | 'bucket' | 'key' | 'path' | 'size' | 'partSize' | 'queueSize' | 'signal' | 'onProgress'>): Promise<void> {
+  const abortController = new AbortController();
+  const onAbort = () => abortController.abort();
+  p.signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const upload = new Upload({
+      client: p.s3,
+      params: { Bucket: p.bucket, Key: p.key, Body: createReadStream(p.path), ContentLength: p.size },
+      partSize: partSizeFor(p.size, p.partSize),
+      queueSize: p.queueSize,
+      leavePartsOnError: false,
+      abortController,
+    });
+    upload.on('httpUploadProgress', (e) => {
+      if (e.loaded !== undefined) p.onProgress(e.loaded, e.loaded, 'upload');
+    });
+    await upload.done();
+  } finally {
+    p.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+export async function importSnapshot(p: S3ImportParams): Promise<string> {
+  const deleteObject = (signal: AbortSignal) =>
+    p.s3.send(new DeleteObjectCommand({ Bucket: p.bucket, Key: p.key }), { abortSignal: signal }).then(() => undefined);
+  // Registered before the upload starts: a failed multipart upload is aborted by lib-storage, and
+  // a finished object must go whatever happens next.
+  const objectDone = p.onUndo(`s3://${p.bucket}/${p.key}`, deleteObject);
+  try {
+    await uploadObject(p);
+    p.onProgress(p.size, p.size, 'import');
+    const started = await p.ec2.send(
+      new ImportSnapshotCommand({
+        Description: p.description,
+        DiskContainer: { Description: p.description, Format: 'RAW', UserBucket: { S3Bucket: p.bucket, S3Key: p.key } },
+        ClientToken: randomUUID(),
+      }),
+      { abortSignal: p.signal },
+    );
+    const taskId = started.ImportTaskId;
+    if (!taskId) throw new Error('ImportSnapshot answered no ImportTaskId');
+    const taskDone = p.onUndo(`import task ${taskId}`, async (signal) => {
+      await p.ec2.send(new CancelImportTaskCommand({ ImportTaskId: taskId, CancelReason: 'farm upload failed' }), { abortSignal: signal });
+    });
+    const snapshotId = await pollImport(p, taskId);
+    taskDone();
+    return snapshotId;
+  } finally {
+    // Delete the object now rather than at rollback: it is only needed by the import.
+    try {
+      await deleteObject(AbortSignal.timeout(60_000));
+      objectDone();
+    } catch (err) {
+      p.log(`could not delete s3://${p.bucket}/${p.key} yet: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** Polls DescribeImportSnapshotTasks with backoff until completed; fails on deleted/error states. */
+async function pollImport(p: S3ImportParams, taskId: string): Promise<string> {
+  const deadline = Date.now() + p.wait.maxWaitSeconds * 1000;
+  let delay = p.wait.minDelaySeconds * 1000;
+  let last = '';
+  for (;;) {
+    const out = await p.ec2.send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [taskId] }), { abortSignal: p.signal });
+    const task = out.ImportSnapshotTasks?.find((t) => t.ImportTaskId === taskId);
+    const detail = task?.SnapshotTaskDetail;
+    const status = detail?.Status ?? 'unknown';
+    if (status === 'completed') {
+      if (!detail?.SnapshotId) throw new Error(`import task ${taskId} completed without a snapshot id`);
+      return detail.SnapshotId;
+    }
+    if (status !== 'active') {
+      throw new Error(`import task ${taskId} ended ${status}: ${detail?.StatusMessage ?? 'no status message'}`);
+    }
+    const line = `${detail?.StatusMessage ?? ''} ${detail?.Progress ?? ''}%`.trim();
+    if (line !== last) {
+      p.log(`import ${taskId}: ${line}`);
+      last = line;
+    }
+    if (Date.now() + delay > deadline) {
+      throw new Error(`import task ${taskId} still ${detail?.StatusMessage ?? status} after ${p.wait.maxWaitSeconds} s`);
+    }
+    await sleep(delay, p.signal);
+    delay = Math.min(delay * 1.5, p.wait.maxDelaySeconds * 1000);
+  }
+}
