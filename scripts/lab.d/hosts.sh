@@ -201,8 +201,14 @@ host_ns_pids() {
 }
 
 host_stop_processes() {
-  local arch=$1 hd pids p start f
+  local arch=$1 hd pids p pid start f
   hd=$(host_dir "$arch")
+  # Containers run in mount and PID namespaces of their own (not ours), so podman stops them;
+  # stopped containers stay in the host's storage, as after a reboot.
+  if pid=$(host_pid "$arch"); then
+    timeout 30 nsenter --target "$pid" --net --mount --uts -- podman stop --all --time 3 >/dev/null 2>&1 ||
+      log "$(host_name "$arch"): podman stop --all did not finish cleanly"
+  fi
   # Polite first: podman service and sshd by their pid files.
   for f in podman.pid sshd.pid host.pid; do
     p=$(live_pid "$hd/$f") && kill -TERM "$p" 2>/dev/null || true

@@ -2,9 +2,10 @@
 // network + mount namespaces. Each check asks the host itself, over OpenSSH with pinned host keys
 // or inside its namespaces, and reads the disks the stand-in writes back with e2fsprogs/qemu-img.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -119,6 +120,30 @@ describe('scripts/lab', () => {
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("forwards podman's API socket over SSH (what the farm's transport does)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'farm-lab-fwd-'));
+    const local = join(dir, 'podman.sock');
+    const child = spawn('ssh', [
+      '-i', KEY, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes',
+      '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'ExitOnForwardFailure=yes',
+      '-N', '-L', `${local}:/run/podman/podman.sock`, 'root@10.231.0.13',
+    ], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100; i++) {
+        if (await access(local).then(() => true, () => false)) break;
+        await sleep(100);
+      }
+      const r = await sh('curl', ['-sf', '--max-time', '10', '--unix-socket', local, 'http://d/v1.41/info']);
+      expect(r.code, r.stderr).toBe(0);
+      // The answer comes from the ppc64le host's podman (its own UTS namespace names it).
+      const info = JSON.parse(r.stdout) as { Name: string };
+      expect(info.Name).toBe('lab-ppc64le');
+    } finally {
+      child.kill('SIGTERM');
       await rm(dir, { recursive: true, force: true });
     }
   });
