@@ -78,7 +78,6 @@ async function rejection(p: Promise<unknown>): Promise<FarmError> {
   try {
     await p;
   } catch (err) {
-    if (process.env.SHOW_ERRORS) console.log(`${(err as FarmError).code}: ${(err as Error).message}\n  hint: ${(err as FarmError).hint}`);
     expect(err).toBeInstanceOf(FarmError);
     return err as FarmError;
   }
