@@ -32,7 +32,9 @@ export interface TestSshd {
   port: number;
   /** Temporary directory holding keys, config and pid file; removed by stop(). */
   dir: string;
+  /** The first host key; `hostKeys` lists all (one per type asked for). */
   hostKey: GeneratedKey;
+  hostKeys: GeneratedKey[];
   clientKey: GeneratedKey;
   /** A known_hosts file holding this server's host key under [127.0.0.1]:port. */
   knownHosts: string;
@@ -84,12 +86,15 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-export async function startSshd(options: { hostKeyType?: 'ed25519' | 'ecdsa' | 'rsa'; extraConfig?: string[] } = {}): Promise<TestSshd> {
+export async function startSshd(
+  options: { hostKeyTypes?: Array<'ed25519' | 'ecdsa' | 'rsa'>; extraConfig?: string[] } = {},
+): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'farm-sshd-'));
   const user = userInfo().username;
   // Debian's sshd wants its privilege separation directory when run as root.
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const hostKey = generateKey(dir, 'host_key', options.hostKeyType ?? 'ed25519');
+  const hostKeys = (options.hostKeyTypes ?? ['ed25519']).map((t) => generateKey(dir, `host_key_${t}`, t));
+  const hostKey = hostKeys[0]!;
   const clientKey = generateKey(dir, 'client_key');
   writeFileSync(join(dir, 'authorized_keys'), `${clientKey.publicLine}\n`, { mode: 0o600 });
   const pidFile = join(dir, 'sshd.pid');
@@ -103,7 +108,7 @@ export async function startSshd(options: { hostKeyType?: 'ed25519' | 'ecdsa' | '
       [
         `Port ${port}`,
         'ListenAddress 127.0.0.1',
-        `HostKey ${hostKey.file}`,
+        ...hostKeys.map((k) => `HostKey ${k.file}`),
         `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
         `PidFile ${pidFile}`,
         'StrictModes no', // the temp directory is not root-owned 0755 all the way up
@@ -113,7 +118,6 @@ export async function startSshd(options: { hostKeyType?: 'ed25519' | 'ecdsa' | '
         'PermitRootLogin prohibit-password',
         'UsePAM no',
         'AllowStreamLocalForwarding yes',
-        'AllowTcpForwarding no',
         'X11Forwarding no',
         'PrintMotd no',
         'Subsystem sftp internal-sftp',
@@ -145,6 +149,7 @@ export async function startSshd(options: { hostKeyType?: 'ed25519' | 'ecdsa' | '
       port,
       dir,
       hostKey,
+      hostKeys,
       clientKey,
       knownHosts,
       pidFile,

@@ -166,6 +166,59 @@ interface Exit {
   signal: string | undefined;
 }
 
+// Printed by the remote shell before the command: its pid, which is also the process group.
+const PGID_PREFIX = "printf 'farm-pgid:%s\\n' \"$$\" >&2; ";
+const PGID_LINE = /^farm-pgid:(\d+)\n/;
+const OPEN_ATTEMPTS = 6;
+
+/** One remote command on its channel: exit status, process group, and how to end it. */
+class RemoteCommand {
+  exit: Exit | undefined;
+  terminated = false;
+  private pgid: number | undefined;
+  private head: Buffer | undefined = Buffer.alloc(0);
+
+  constructor(
+    readonly channel: ClientChannel,
+    readonly line: string,
+    onStderr: (chunk: Buffer) => void,
+    private readonly killGroup: (pgid: number) => void,
+  ) {
+    channel.on('exit', (code: number | null, sig?: string) => {
+      this.exit = { code, signal: sig };
+    });
+    channel.stderr.on('data', (chunk: Buffer) => {
+      if (this.head === undefined) return onStderr(chunk);
+      // Strip the pid line the shell prints first; everything after it is the command's stderr.
+      const head = Buffer.concat([this.head, chunk]);
+      const nl = head.indexOf(0x0a);
+      if (nl < 0 && head.length < 64) {
+        this.head = head;
+        return;
+      }
+      this.head = undefined;
+      const m = PGID_LINE.exec(head.subarray(0, nl + 1).toString('latin1'));
+      if (m) this.pgid = Number(m[1]);
+      const rest = m ? head.subarray(nl + 1) : head;
+      if (rest.length > 0) onStderr(rest);
+    });
+  }
+
+  /** Ends the command: a TERM signal request (sshd passes it on where it supports it), a TERM
+   *  to its process group from another channel, then the channel is closed. */
+  terminate(): void {
+    if (this.terminated) return;
+    this.terminated = true;
+    try {
+      sendSignal(this.channel, 'TERM');
+    } catch {
+      // the channel may already be closing
+    }
+    if (this.exit === undefined && this.pgid !== undefined && this.pgid > 1) this.killGroup(this.pgid);
+    this.channel.close();
+  }
+}
+
 export class SshTransport implements WorkerTransport {
   private closedReason: string | undefined;
   private readonly slots: ChannelSlots;
@@ -199,54 +252,66 @@ export class SshTransport implements WorkerTransport {
     }
   }
 
-  /** Opens an exec channel; its slot is released when the channel closes. */
-  private async openExec(cmd: string, signal: AbortSignal | undefined): Promise<ClientChannel> {
+  /** Opens an exec channel running `cmd` (its slot is released when the channel closes). The
+   *  remote shell first reports its pid on stderr: sshd made it a session leader, so that pid is
+   *  the command's process group, which terminate() can kill as a whole. */
+  private async start(cmd: string, signal: AbortSignal | undefined, onStderr: (chunk: Buffer) => void): Promise<RemoteCommand> {
     this.assertOpen();
     await this.slots.acquire(signal);
+    let channel: ClientChannel | undefined;
     try {
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        this.client.exec(cmd, (err, ch) => (err ? reject(err) : resolve(ch)));
-      });
-      channel.once('close', () => this.slots.release());
-      return channel;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          channel = await new Promise<ClientChannel>((resolve, reject) => {
+            this.client.exec(`${PGID_PREFIX}${cmd}`, (err, ch) => (err ? reject(err) : resolve(ch)));
+          });
+          break;
+        } catch (err) {
+          // sshd frees a finished session a moment after its channel closes, so an open right
+          // after a close can be refused; nothing ran yet, so trying again is safe.
+          if (attempt >= OPEN_ATTEMPTS || !/open failed/i.test(errorMessage(err)) || this.closed) throw err;
+          await new Promise((r) => setTimeout(r, Math.min(25 * 2 ** attempt, 400)));
+          throwIfAborted(signal);
+        }
+      }
     } catch (err) {
       this.slots.release();
       if (err instanceof FarmError) throw err;
       throw new FarmError('SSH', `cannot start \`${shown(cmd)}\` on ${who(this.worker)}: ${errorMessage(err)}`, { cause: err });
     }
+    channel.once('close', () => this.slots.release());
+    return new RemoteCommand(channel, cmd, onStderr, (pgid) => this.killGroup(pgid));
   }
 
-  /** Ends a remote command: a TERM signal (sshd forwards it to the process), then the channel is
-   *  closed, which also ends commands whose sshd ignores signal requests once they write. */
-  private static terminate(channel: ClientChannel): void {
-    try {
-      channel.signal('TERM');
-    } catch {
-      // the channel may already be closing
-    }
-    channel.close();
+  /** Kills a remote process group from a separate channel (sshd refuses `signal` requests for root
+   *  logins without privilege separation, e.g. OpenSSH 9.2, and a closed channel does not stop a
+   *  process that never writes). Best effort: the channel is closed regardless. */
+  private killGroup(pgid: number): void {
+    if (this.closed) return;
+    this.client.exec(commandLine(['kill', '-s', 'TERM', '--', `-${pgid}`]), (err, ch) => {
+      if (err) return;
+      ch.on('data', () => {});
+      ch.stderr.on('data', () => {});
+      ch.end();
+    });
   }
 
   /** Waits for the channel to close; rejects with ABORTED when the signal fires first. */
-  private waitExit(channel: ClientChannel, cmd: string, signal: AbortSignal | undefined, killed: () => boolean): Promise<Exit> {
+  private waitExit(cmd: RemoteCommand, signal: AbortSignal | undefined): Promise<Exit> {
     return new Promise<Exit>((resolve, reject) => {
-      let exit: Exit | undefined;
       const onAbort = () => {
-        SshTransport.terminate(channel);
-        reject(new FarmError('ABORTED', `cancelled: \`${shown(cmd)}\` on ${this.worker.name}`));
+        cmd.terminate();
+        reject(new FarmError('ABORTED', `cancelled: \`${shown(cmd.line)}\` on ${this.worker.name}`));
       };
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
-      channel.on('exit', (code: number | null, sig?: string) => {
-        exit = { code, signal: sig };
-      });
-      channel.once('close', () => {
+      cmd.channel.once('close', () => {
         signal?.removeEventListener('abort', onAbort);
-        if (exit) resolve(exit);
-        else if (killed()) resolve({ code: null, signal: 'SIGTERM' });
+        if (cmd.exit) resolve(cmd.exit);
+        else if (cmd.terminated) resolve({ code: null, signal: 'SIGTERM' });
         else {
           const why = this.closedReason ? ` (${this.closedReason})` : '';
-          reject(new FarmError('SSH', `lost the connection to ${who(this.worker)} while running \`${shown(cmd)}\`${why}`));
+          reject(new FarmError('SSH', `lost the connection to ${who(this.worker)} while running \`${shown(cmd.line)}\`${why}`));
         }
       });
     });
@@ -269,55 +334,44 @@ export class SshTransport implements WorkerTransport {
 
   async exec(argv: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
     const { signal, check = true, maxBuffer = DEFAULT_MAX_BUFFER } = options;
-    const cmd = commandLine(argv);
+    const line = commandLine(argv);
     throwIfAborted(signal);
-    const channel = await this.openExec(cmd, signal);
     const stdout = new CappedBuffer(maxBuffer);
     const stderr = new CappedBuffer(maxBuffer);
     const tail = new TailBuffer(STDERR_TAIL_BYTES);
-    channel.on('data', (chunk: Buffer) => {
-      stdout.push(chunk);
-      options.onStdout?.(chunk);
-    });
-    channel.stderr.on('data', (chunk: Buffer) => {
+    const cmd = await this.start(line, signal, (chunk) => {
       stderr.push(chunk);
       tail.push(chunk);
       options.onStderr?.(chunk);
     });
-    const exited = this.waitExit(channel, cmd, signal, () => false);
-    feedStdin(channel, options.stdin);
+    cmd.channel.on('data', (chunk: Buffer) => {
+      stdout.push(chunk);
+      options.onStdout?.(chunk);
+    });
+    const exited = this.waitExit(cmd, signal);
+    feedStdin(cmd.channel, options.stdin);
     const exit = await exited;
     const result = this.result(exit, stdout.toString(), stderr.toString());
-    if (check && result.code !== 0) throw this.commandError(cmd, exit, tail);
+    if (check && result.code !== 0) throw this.commandError(line, exit, tail);
     return result;
   }
 
   /** Runs argv with stdout as a stream (backpressure reaches the remote process through the SSH
-   *  window). `done` resolves with the exit status once stdout has been read to its end; it
-   *  rejects with ABORTED when the signal fires. */
+   *  window). `done` resolves with the exit status once stdout has been read to its end, whatever
+   *  the code; it rejects with ABORTED when the signal fires, and with SSH when the connection drops. */
   async spawn(argv: readonly string[], options: { signal?: AbortSignal } = {}): Promise<RemoteProcess> {
     const { signal } = options;
-    const cmd = commandLine(argv);
+    const line = commandLine(argv);
     throwIfAborted(signal);
-    const channel = await this.openExec(cmd, signal);
     const stderr = new CappedBuffer(DEFAULT_MAX_BUFFER);
-    const tail = new TailBuffer(STDERR_TAIL_BYTES);
-    channel.stderr.on('data', (chunk: Buffer) => {
-      stderr.push(chunk);
-      tail.push(chunk);
-    });
-    let killed = false;
-    const done = this.waitExit(channel, cmd, signal, () => killed).then((exit) => this.result(exit, '', stderr.toString()));
+    const cmd = await this.start(line, signal, (chunk) => stderr.push(chunk));
+    const done = this.waitExit(cmd, signal).then((exit) => this.result(exit, '', stderr.toString()));
     done.catch(() => {}); // callers that only kill() must not see an unhandled rejection
     return {
-      stdout: channel,
-      stdin: channel,
+      stdout: cmd.channel,
+      stdin: cmd.channel,
       done,
-      kill: () => {
-        if (killed) return;
-        killed = true;
-        SshTransport.terminate(channel);
-      },
+      kill: () => cmd.terminate(),
     };
   }
 
@@ -350,6 +404,19 @@ export class SshTransport implements WorkerTransport {
       this.client.end();
     });
   }
+}
+
+/** Sends a signal request. ssh2's Channel.signal() stays silent once stdin has been ended (our
+ *  EOF), which is the normal state of exec(); the protocol-level request has no such condition. */
+function sendSignal(channel: ClientChannel, name: string): void {
+  const c = channel as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, signal: string): void } };
+  };
+  const out = c.outgoing;
+  const protocol = c._client?._protocol;
+  if (out && protocol && (out.state === 'open' || out.state === 'eof')) protocol.signal(out.id, name);
+  else channel.signal(name);
 }
 
 function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin']): void {
