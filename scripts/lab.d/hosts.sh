@@ -159,8 +159,8 @@ host_start() {
   rm -f "$hd/sshd.pid" "$hd/podman.pid"
   log "starting $name ($(host_addr "$arch"))"
   setsid ip netns exec "$ns" unshare --mount --uts --propagation private -- \
-    env FARM_LAB_DIR="$LAB_DIR" bash "$LAB_D/host-init.sh" "$arch" </dev/null >>"$hd/init.log" 2>&1 &
-  # ip netns exec, unshare and env all exec: this PID becomes sshd.
+    env FARM_LAB_DIR="$LAB_DIR" bash "$LAB_D/host-init.sh" "$arch" </dev/null >>"$hd/init.log" 2>&1 9>&- &
+  # ip netns exec, unshare and env all exec: this PID becomes sshd. (fd 9 is the lab lock.)
   echo $! >"$hd/host.pid"
 }
 

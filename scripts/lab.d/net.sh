@@ -53,8 +53,10 @@ net_host_down() {
   if [[ -e /run/netns/$ns ]]; then
     ip netns del "$ns"
   fi
-  # Deleting the namespace deletes its end of the pair and with it ours; this covers a leftover.
+  # Deleting the namespace deletes its end of the pair and with it ours, asynchronously: a
+  # leftover may vanish between the check and the delete.
   if ip link show "$veth" >/dev/null 2>&1; then
-    ip link del "$veth"
+    ip link del "$veth" 2>/dev/null || ! ip link show "$veth" >/dev/null 2>&1 ||
+      die "cannot delete interface $veth"
   fi
 }
