@@ -115,6 +115,8 @@ export async function fetchFile(
       received = await receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false));
     } catch (err) {
       // A stream that ends badly is usually tar having failed (missing file, read error): say so.
+      // Draining lets a finished tar's channel close so its exit status arrives.
+      stdout.resume();
       const exit = await settledWithin(proc.done, 2_000);
       if (exit && exit.code !== 0) throw tarFailed(exit);
       throw err;

@@ -1,0 +1,158 @@
+// The verified sparse fetch over a real sshd: GNU tar and the hasher run on the "worker" side.
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FarmError } from '../../src/errors.ts';
+import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
+import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
+import { startSshd, type TestSshd } from '../support/sshd.ts';
+
+const MiB = 1024 * 1024;
+let sshd: TestSshd;
+let t: SshTransport;
+let remote: string; // the worker's directory
+let local: string; // the coordinator's directory
+
+const SPARSE_REGIONS = [
+  { offset: 0, size: 1 * MiB },
+  { offset: 7 * MiB + 8192, size: 3 * MiB },
+  { offset: 40 * MiB, size: 2 * MiB + 4096 },
+  { offset: 63 * MiB, size: 1 * MiB },
+];
+const SPARSE_DATA = SPARSE_REGIONS.reduce((n, r) => n + r.size, 0);
+
+function sha256sum(file: string): string {
+  return execFileSync('sha256sum', ['--', file]).toString().slice(0, 64);
+}
+
+function identical(a: string, b: string): boolean {
+  try {
+    execFileSync('cmp', ['-s', a, b]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  sshd = await startSshd();
+  t = await connectWorker(sshd.worker());
+  remote = mkdtempSync(join(tmpdir(), 'farm-fetch-remote-'));
+  local = mkdtempSync(join(tmpdir(), 'farm-fetch-local-'));
+  // The worker's files are made on the worker, over the transport, as a build would leave them.
+  const sparse = join(remote, 'disk.raw');
+  await t.exec(['truncate', '-s', String(64 * MiB), sparse]);
+  for (const r of SPARSE_REGIONS) {
+    await t.exec(['dd', 'if=/dev/urandom', `of=${sparse}`, 'bs=4096', `seek=${r.offset / 4096}`, `count=${r.size / 4096}`, 'conv=notrunc', 'status=none']);
+  }
+  await t.exec(['dd', 'if=/dev/urandom', `of=${join(remote, 'dense.bin')}`, 'bs=1M', 'count=16', 'status=none']);
+  await t.exec(['dd', 'if=/dev/urandom', `of=${join(remote, 'other.bin')}`, 'bs=1M', 'count=1', 'status=none']);
+});
+
+afterAll(async () => {
+  await t?.close();
+  await sshd?.stop();
+  for (const d of [remote, local]) if (d) rmSync(d, { recursive: true, force: true });
+});
+
+describe('fetchFile', () => {
+  it('fetches a 64 MiB sparse image: identical, still sparse, sha256 verified, holes not sent', async () => {
+    const src = join(remote, 'disk.raw');
+    const dst = join(local, 'x86_64', 'disk.raw');
+    const progress: FetchProgress[] = [];
+    const r = await fetchFile(t, src, dst, { onProgress: (p) => progress.push(p), progressIntervalMs: 0 });
+    expect(r.size).toBe(64 * MiB);
+    expect(r.sha256).toBe(sha256sum(src));
+    expect(identical(src, dst)).toBe(true);
+    expect(statSync(dst).size).toBe(64 * MiB);
+    expect(statSync(dst).blocks * 512).toBeLessThanOrEqual(SPARSE_DATA + 256 * 1024);
+    // Only data and a few headers crossed the connection.
+    expect(r.bytesReceived).toBeGreaterThanOrEqual(SPARSE_DATA);
+    expect(r.bytesReceived).toBeLessThan(SPARSE_DATA + 64 * 1024);
+    expect(r.seconds).toBeGreaterThan(0);
+    // Progress moves forward and ends at the full size.
+    expect(progress.length).toBeGreaterThan(2);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.received).toBeGreaterThanOrEqual(progress[i - 1]!.received);
+    expect(progress.at(-1)).toMatchObject({ received: 64 * MiB, total: 64 * MiB });
+    expect(existsSync(`${dst}.partial`)).toBe(false);
+  });
+
+  it('fetches a dense 16 MiB file', async () => {
+    const src = join(remote, 'dense.bin');
+    const dst = join(local, 'dense.bin');
+    const r = await fetchFile(t, src, dst);
+    expect(r).toMatchObject({ size: 16 * MiB, sha256: sha256sum(src) });
+    expect(identical(src, dst)).toBe(true);
+    expect(r.bytesReceived).toBeGreaterThanOrEqual(16 * MiB);
+  });
+
+  it('verifies with coreutils sha256sum as well as openssl', async () => {
+    const src = join(remote, 'disk.raw');
+    const dst = join(local, 'disk-sha256sum.raw');
+    const r = await fetchFile(t, src, dst, { hasher: 'sha256sum' });
+    expect(r.sha256).toBe(sha256sum(src));
+    expect(identical(src, dst)).toBe(true);
+  });
+
+  it('refuses bytes that do not match the worker checksum and leaves no file behind', async () => {
+    const src = join(remote, 'dense.bin');
+    const dst = join(local, 'mismatch.bin');
+    let err: unknown;
+    try {
+      // The seam: the worker hashes another file, as if the bytes had changed on the way.
+      await fetchFile(t, src, dst, { checksumPath: join(remote, 'other.bin') });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(FarmError);
+    expect((err as FarmError).code).toBe('CHECKSUM');
+    expect((err as FarmError).message).toContain(`the worker has ${sha256sum(join(remote, 'other.bin'))}`);
+    expect((err as FarmError).message).toContain(`received ${sha256sum(src)}`);
+    expect(existsSync(dst)).toBe(false);
+    expect(existsSync(`${dst}.partial`)).toBe(false);
+  });
+
+  it('abort mid-transfer leaves neither the file nor a partial', async () => {
+    const src = join(remote, 'dense.bin');
+    const dst = join(local, 'aborted.bin');
+    const ac = new AbortController();
+    let seen = 0;
+    const err = await fetchFile(t, src, dst, {
+      signal: ac.signal,
+      progressIntervalMs: 0,
+      onProgress: (p) => {
+        seen = p.received;
+        if (p.received > 0) ac.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(seen).toBeGreaterThan(0);
+    expect(seen).toBeLessThan(16 * MiB);
+    expect(err).toBeInstanceOf(FarmError);
+    expect((err as FarmError).code).toBe('ABORTED');
+    expect(existsSync(dst)).toBe(false);
+    expect(existsSync(`${dst}.partial`)).toBe(false);
+    // The connection is still usable afterwards.
+    expect((await t.exec(['echo', 'ok'])).stdout).toBe('ok\n');
+  });
+
+  it('reports a missing remote file with tar’s own words', async () => {
+    const dst = join(local, 'missing.raw');
+    const err = await fetchFile(t, join(remote, 'nope.raw'), dst).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FarmError);
+    expect((err as FarmError).code).toBe('FETCH');
+    expect((err as FarmError).message).toMatch(/tar on test-sshd failed .*nope\.raw/);
+    expect((err as FarmError).message).toMatch(/No such file/);
+    expect(readdirSync(local).filter((f) => f.startsWith('missing'))).toEqual([]);
+  });
+
+  it('refuses a relative path and a directory', async () => {
+    await expect(fetchFile(t, 'disk.raw', join(local, 'rel'))).rejects.toMatchObject({ code: 'FETCH' });
+    const err = await fetchFile(t, remote, join(local, 'dir')).catch((e: unknown) => e);
+    expect((err as FarmError).code).toBe('FETCH');
+    expect((err as FarmError).message).toMatch(/not a regular file|sha256/);
+    expect(existsSync(join(local, 'dir.partial'))).toBe(false);
+  });
+});
