@@ -189,6 +189,9 @@ host_podman_ping() {
 host_ns_pids() {
   local arch=$1 ns mnt="" p
   ns=$(host_ns "$arch")
+  # No namespace, no host: pid and mntns files are then leftovers (e.g. from before a reboot)
+  # whose numbers may belong to someone else by now.
+  [[ -e /run/netns/$ns ]] || return 0
   # host-init.sh records its mount namespace, which outlives sshd if containers still run.
   [[ -s $(host_dir "$arch")/mntns ]] && mnt=$(<"$(host_dir "$arch")/mntns")
   {
@@ -209,9 +212,10 @@ host_stop_processes() {
     timeout 30 nsenter --target "$pid" --net --mount --uts -- podman stop --all --time 3 >/dev/null 2>&1 ||
       log "$(host_name "$arch"): podman stop --all did not finish cleanly"
   fi
-  # Polite first: podman service and sshd by their pid files.
+  # Polite first: podman service and sshd by their pid files (if they are in our namespace).
+  pids=$(host_ns_pids "$arch")
   for f in podman.pid sshd.pid host.pid; do
-    p=$(live_pid "$hd/$f") && kill -TERM "$p" 2>/dev/null || true
+    p=$(live_pid "$hd/$f") && [[ " $(echo $pids) " == *" $p "* ]] && kill -TERM "$p" 2>/dev/null || true
   done
   pids=$(host_ns_pids "$arch")
   [[ -n $pids ]] && kill -TERM $pids 2>/dev/null || true
