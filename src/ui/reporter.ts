@@ -28,7 +28,7 @@ export class Reporter {
   constructor(opts: ReporterOptions = {}) {
     this.stream = opts.stream ?? process.stderr;
     this.verbose = opts.verbose ?? true;
-    this.color = opts.color ?? Boolean((this.stream as NodeJS.WriteStream).isTTY) && !process.env.NO_COLOR;
+    this.color = opts.color ?? (Boolean((this.stream as NodeJS.WriteStream).isTTY) && !process.env.NO_COLOR);
   }
 
   /** Also write a scope's lines to a log file. */
