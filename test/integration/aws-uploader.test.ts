@@ -219,6 +219,15 @@ describe('ebs-direct', () => {
     expect(fake.snapshots('us-east-1')[0]!.state).toBe('completed');
   });
 
+  it('fails on a block the service refuses, counting it, and removes the snapshot', async () => {
+    fake.inject({ action: 'PutSnapshotBlock', times: 1, code: 'ValidationException', status: 400, message: 'block refused' });
+    const up = createAwsUploader(target(), FAST);
+    const err = (await up.upload(artifact('x86_64'), 'farm-test-badblock', ctx()).catch((e: unknown) => e)) as FarmError;
+    expect(err).toBeInstanceOf(FarmError);
+    expect(err.message).toMatch(/EBS direct snapshot upload failed: 1 block\(s\) failed after retries \(first: block \d+: block refused\)/);
+    await expectNothingLeft();
+  });
+
   it('copies to another region, shares and deprecates in each, and find() sees them', async () => {
     const now = new Date();
     const up = createAwsUploader(target({ copy_regions: ['us-west-2'], share_accounts: ['111122223333'], deprecate_after_days: 30 }), {

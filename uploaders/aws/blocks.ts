@@ -68,8 +68,9 @@ export async function* readBlocks(fh: FileHandle, size: number, chunkSize = READ
         yield { index, length: part.length, data: undefined };
         continue;
       }
-      const data = Buffer.alloc(BLOCK_SIZE); // zero-filled: pads a short last block
+      const data = Buffer.allocUnsafe(BLOCK_SIZE);
       part.copy(data);
+      if (part.length < BLOCK_SIZE) data.fill(0, part.length); // pads a short last block
       yield { index, length: part.length, data };
     }
   }

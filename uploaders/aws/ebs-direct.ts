@@ -3,6 +3,7 @@
 // CompleteSnapshot with the LINEAR aggregate checksum, then wait for `completed`.
 
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { open } from 'node:fs/promises';
 import {
   CompleteSnapshotCommand,
@@ -12,7 +13,7 @@ import {
 } from '@aws-sdk/client-ebs';
 import { waitUntilSnapshotCompleted, type EC2Client } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage, isAbortError } from '../../src/errors.ts';
 import { BLOCK_SIZE, linearChecksum, readBlocks, sha256, volumeSizeGiB } from './blocks.ts';
 import type { WaitSettings } from './wait.ts';
 
@@ -70,6 +71,8 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
   const failures: Array<{ index: number; error: unknown }> = [];
   // Stops the pool on the first block that failed after the SDK's retries, or on the caller's abort.
   const stop = new AbortController();
+  // Every request in flight listens on it.
+  setMaxListeners(p.concurrency + 16, stop.signal);
   const onAbort = () => stop.abort(p.signal.reason);
   p.signal.addEventListener('abort', onAbort, { once: true });
 
@@ -118,6 +121,8 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
           if (!stop.signal.aborted) await putBlock(index, data, length);
         })
         .catch((error: unknown) => {
+          // Requests cut off by the stop are casualties of the first failure, not failures.
+          if (stop.signal.aborted && isAbortError(error)) return;
           failures.push({ index, error });
           stop.abort(error);
         });

@@ -2,7 +2,7 @@
 // to one sparse file per snapshot; only the per-block digests stay in memory.
 
 import { createHash } from 'node:crypto';
-import { open, truncate } from 'node:fs/promises';
+import { open, truncate, type FileHandle } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { ACCOUNT_ID, AwsFault, BLOCK_SIZE, GIB, applyTags, newId, type FakeState, type Region, type Snapshot } from './state.ts';
@@ -12,6 +12,8 @@ export interface EbsRequest {
   path: string;
   headers: IncomingHttpHeaders;
   body: Buffer;
+  /** SHA256 of body, computed once by the server. */
+  bodyDigest: Buffer;
 }
 
 export interface EbsResult {
@@ -47,11 +49,33 @@ export function ebsAction(method: string, path: string): string | undefined {
 }
 
 export class Ebs {
+  // One open handle per snapshot being written, closed when it completes.
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+
   constructor(
     private readonly state: FakeState,
     private readonly dataDir: string,
     readonly stats: EbsStats,
   ) {}
+
+  private handle_(s: Snapshot): Promise<FileHandle> {
+    let h = this.handles.get(s.id);
+    if (!h) {
+      h = open(s.dataPath, 'r+');
+      this.handles.set(s.id, h);
+    }
+    return h;
+  }
+
+  private async release(id: string): Promise<void> {
+    const h = this.handles.get(id);
+    this.handles.delete(id);
+    if (h) await (await h).close();
+  }
+
+  async close(): Promise<void> {
+    for (const id of [...this.handles.keys()]) await this.release(id);
+  }
 
   async handle(region: Region, req: EbsRequest): Promise<EbsResult> {
     const action = ebsAction(req.method, req.path);
@@ -200,16 +224,11 @@ export class Ebs {
     if (!B64_SHA256.test(checksum)) throw validation('The checksum is not a base64-encoded SHA256 digest.');
     const progress = header(req.headers, 'x-amz-Progress');
     if (progress !== undefined && !(Number(progress) >= 0 && Number(progress) <= 100)) throw validation('Progress must be between 0 and 100.');
-    const digest = createHash('sha256').update(req.body).digest();
+    const digest = req.bodyDigest;
     if (digest.toString('base64') !== checksum) {
       throw validation('Checksum mismatch: the SHA256 of the block data does not match the x-amz-Checksum header.');
     }
-    const fh = await open(s.dataPath, 'r+');
-    try {
-      await fh.write(req.body, 0, req.body.length, index * BLOCK_SIZE);
-    } finally {
-      await fh.close();
-    }
+    await (await this.handle_(s)).write(req.body, 0, req.body.length, index * BLOCK_SIZE);
     s.blockDigests.set(index, digest);
     this.stats.putSnapshotBlock.accepted++;
     this.stats.putSnapshotBlock.bytesAccepted += req.body.length;
@@ -245,6 +264,7 @@ export class Ebs {
     } else if (algorithm !== undefined || method !== undefined) {
       throw validation('ChecksumAlgorithm and ChecksumAggregationMethod need a Checksum.');
     }
+    await this.release(s.id);
     s.completeAt = Date.now() + this.state.timing.snapshotCompleteMs;
     return { action: 'CompleteSnapshot', status: 202, json: { Status: 'pending' } };
   }

@@ -3,7 +3,7 @@
 // signed with the fake's key pair (the signature is recomputed and compared); the credential
 // scope picks the service (ec2|ebs) and the region, so one server stands for several regions.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -167,9 +167,11 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
       sendEc2Error(res, 400, 'IncompleteSignature', `Credential should be scoped to a valid service: '${auth.service}' is not ec2 or ebs`);
       return;
     }
+    // Hashed once here: the signature check and PutSnapshotBlock's checksum both need it.
+    const bodyDigest = createHash('sha256').update(body).digest();
     const problem = verifySignature(
       auth,
-      { method, rawPath, rawQuery, headers: req.headers, body },
+      { method, rawPath, rawQuery, headers: req.headers, body, bodySha256: bodyDigest.toString('hex') },
       (key) => (key === credentials.accessKeyId ? credentials.secretAccessKey : undefined),
     );
     if (problem) {
@@ -199,7 +201,7 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
           }
           throw new AwsFault(inj.code, inj.message ?? `Injected failure: ${inj.code}`, inj.status ?? 400);
         }
-        const out = await ebs.handle(region, { method, path: url.pathname, headers: req.headers, body });
+        const out = await ebs.handle(region, { method, path: url.pathname, headers: req.headers, body, bodyDigest });
         rec.status = out.status;
         res.writeHead(out.status, { 'content-type': 'application/json', 'x-amzn-requestid': randomUUID(), ...out.headers });
         res.end(out.json === undefined ? '' : JSON.stringify(out.json));
@@ -280,6 +282,7 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
         server.closeAllConnections();
       });
       ec2.close();
+      await ebs.close();
       if (ownDir) await rm(dataDir, { recursive: true, force: true });
     },
   };

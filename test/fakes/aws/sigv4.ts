@@ -71,7 +71,7 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
  */
 export function verifySignature(
   auth: ParsedAuth,
-  req: { method: string; rawPath: string; rawQuery: string; headers: IncomingHttpHeaders; body: Buffer },
+  req: { method: string; rawPath: string; rawQuery: string; headers: IncomingHttpHeaders; body: Buffer; bodySha256?: string },
   secretFor: (accessKeyId: string) => string | undefined,
   now: Date = new Date(),
 ): AuthProblem | undefined {
@@ -95,7 +95,7 @@ export function verifySignature(
   const payloadHash =
     headerValue(req.headers, 'x-amz-content-sha256') === 'UNSIGNED-PAYLOAD'
       ? 'UNSIGNED-PAYLOAD'
-      : createHash('sha256').update(req.body).digest('hex');
+      : (req.bodySha256 ?? createHash('sha256').update(req.body).digest('hex'));
   const canonicalPath = req.rawPath
     .split('/')
     .map((seg) => rfc3986(seg))
