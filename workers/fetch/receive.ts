@@ -8,6 +8,8 @@ import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
 import { HoleAwareWriter, SparseMapParser, sparseInfo } from './sparse.ts';
 
+const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
+
 export interface ReceiveProgress {
   /** File offset reached (holes included). */
   reached: number;
@@ -34,7 +36,9 @@ export async function receiveTarFile(
   expectedName: string,
   onData?: (p: ReceiveProgress) => void,
 ): Promise<Received> {
-  const extract = tar.extract();
+  // streamx's default 16 KiB mark is below one SSH packet (32 KiB): every write would pause and
+  // resume the channel. 1 MiB lets a few packets queue; the SSH window still bounds memory.
+  const extract = tar.extract({ highWaterMark: EXTRACT_HIGH_WATER_MARK });
   stream.on('error', (err) => extract.destroy(err));
   stream.pipe(extract);
 
