@@ -43,6 +43,7 @@ async function rejection(p: Promise<unknown>): Promise<{ name: string; message: 
 }
 
 beforeAll(async () => {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   s3 = await startS3();
   fake = await startAwsFake({ s3: s3ClientConfig(s3), timing: { snapshotCompleteMs: 200, imageAvailableMs: 200, importPolls: 3 } });
   const cfg = { endpoint: fake.endpoint, region: 'us-east-1', credentials: fake.credentials, maxAttempts: 1 };

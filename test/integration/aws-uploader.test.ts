@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeImageAttributeCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeImageAttributeCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Arch } from '../../src/arch.ts';
@@ -49,6 +49,7 @@ function setEnv(name: string, value: string | undefined): void {
 }
 
 beforeAll(async () => {
+  setEnv('AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'true');
   s3 = await startS3();
   // One key pair for both servers: the default chain gives the uploader one identity.
   fake = await startAwsFake({
@@ -144,7 +145,7 @@ afterEach(async () => {
   const left = fake.snapshots();
   for (const s of left) {
     const c = ec2(s.region);
-    await c.send(new (await import('@aws-sdk/client-ec2')).DeleteSnapshotCommand({ SnapshotId: s.id }));
+    await c.send(new DeleteSnapshotCommand({ SnapshotId: s.id }));
     c.destroy();
   }
 });

@@ -1,6 +1,6 @@
 // EC2 Query API (form-encoded POST, XML answers) for snapshots, images and snapshot imports.
 
-import { open, truncate } from 'node:fs/promises';
+import { open, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { QueryParams } from './query.ts';
@@ -273,7 +273,15 @@ export class Ec2 {
     return { snapshotSet: snaps.map(snapshotXml) };
   }
 
-  private deleteSnapshot(r: Region, p: QueryParams): Members {
+  /** Removes a snapshot's data file once no snapshot (copies share it) refers to it. */
+  private async dropData(dataPath: string): Promise<void> {
+    for (const r of this.state.regions.values()) {
+      for (const s of r.snapshots.values()) if (s.dataPath === dataPath) return;
+    }
+    await rm(dataPath, { force: true });
+  }
+
+  private async deleteSnapshot(r: Region, p: QueryParams): Promise<Members> {
     const s = this.snapshot(r, required(p, 'SnapshotId'));
     for (const img of r.images.values()) {
       if (img.blockDeviceMappings.some((b) => b.snapshotId === s.id)) {
@@ -281,6 +289,7 @@ export class Ec2 {
       }
     }
     r.snapshots.delete(s.id);
+    await this.dropData(s.dataPath);
     return { return: true };
   }
 
@@ -398,7 +407,7 @@ export class Ec2 {
     return { imageId: img.id };
   }
 
-  private deregisterImage(r: Region, p: QueryParams): Members {
+  private async deregisterImage(r: Region, p: QueryParams): Promise<Members> {
     const img = this.image(r, required(p, 'ImageId'));
     r.images.delete(img.id);
     const results: XmlValue[] = [];
@@ -406,7 +415,11 @@ export class Ec2 {
       for (const b of img.blockDeviceMappings) {
         if (!b.snapshotId) continue;
         const inUse = [...r.images.values()].some((i) => i.blockDeviceMappings.some((x) => x.snapshotId === b.snapshotId));
-        if (!inUse) r.snapshots.delete(b.snapshotId);
+        if (!inUse) {
+          const snap = r.snapshots.get(b.snapshotId);
+          r.snapshots.delete(b.snapshotId);
+          if (snap) await this.dropData(snap.dataPath);
+        }
         results.push({ snapshotId: b.snapshotId, returnCode: inUse ? 'error' : 'success' });
       }
     }
