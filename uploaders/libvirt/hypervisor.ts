@@ -1,0 +1,204 @@
+// One hypervisor's storage pool, reached with virsh over qemu+ssh. Each call is one virsh run (one
+// SSH connection); errors name the hypervisor by its URI without parameters or password.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FarmError, isAbortError } from '../../src/errors.ts';
+import { connectUri, displayUri, uriLocation } from './uri.ts';
+import { createSshWrapper, type HypervisorSsh, type SshWrapper, type WrapperOptions } from './ssh-wrapper.ts';
+import { classify, isNotFound, startVirsh, virshError, type VirshResult } from './virsh.ts';
+import { VirshProbe, type UploadSample } from './progress.ts';
+
+export interface HypervisorOptions extends WrapperOptions {
+  virsh?: string;
+  /** Limit for every virsh call except the upload itself. */
+  commandTimeoutMs?: number;
+}
+
+export interface Volume {
+  name: string;
+  path: string;
+  /** Virtual size. */
+  capacity: number;
+  /** File size on the hypervisor (a sparse raw's full size; a qcow2's file size). */
+  physical: number;
+}
+
+export type PoolState = 'running' | 'inactive' | 'missing';
+
+export interface UploadWatch {
+  onSample?: (s: UploadSample) => void;
+  sampleMs?: number;
+  /** The upload is killed when its file offset does not move for this long. */
+  stallMs?: number;
+}
+
+/** Volume names: what the naming templates produce; never a path, never an option. */
+const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/;
+
+export function checkVolumeName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new FarmError('UPLOAD', `'${name}' cannot be a libvirt volume name: use letters, digits, '.', '_', '+' and '-', starting with a letter or digit`);
+  }
+}
+
+export class HypervisorClient {
+  readonly display: string;
+  readonly location: string;
+
+  private constructor(
+    private readonly uri: string,
+    readonly pool: string,
+    private readonly wrapper: SshWrapper,
+    private readonly opts: HypervisorOptions,
+    source: string,
+  ) {
+    this.display = displayUri(source);
+    this.location = uriLocation(source);
+  }
+
+  static async open(hv: HypervisorSsh, pool: string, opts: HypervisorOptions, signal: AbortSignal): Promise<HypervisorClient> {
+    const wrapper = await createSshWrapper(hv, signal, opts);
+    try {
+      const uri = connectUri(hv.uri, { command: wrapper.command, identityFile: hv.identity_file });
+      return new HypervisorClient(uri, pool, wrapper, opts, hv.uri);
+    } catch (err) {
+      await wrapper.dispose();
+      throw err;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.wrapper.dispose();
+  }
+
+  private fail(action: string, res: VirshResult): FarmError {
+    const detail = virshError(res.stderr.split(this.uri).join(this.display));
+    const { code, hint } = classify(res.stderr);
+    return new FarmError(code, `${action} on hypervisor ${this.display} failed: ${detail}`, hint ? { hint } : {});
+  }
+
+  private async run(args: string[], signal: AbortSignal, timeoutMs = this.opts.commandTimeoutMs ?? 120_000): Promise<VirshResult> {
+    if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
+    const res = await startVirsh(this.uri, args, { ...(this.opts.virsh ? { virsh: this.opts.virsh } : {}), signal, timeoutMs }).done;
+    if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
+    return res;
+  }
+
+  async poolState(signal: AbortSignal): Promise<PoolState> {
+    const res = await this.run(['pool-info', '--pool', this.pool], signal);
+    if (res.code !== 0) {
+      if (isNotFound(res.stderr, 'pool')) return 'missing';
+      throw this.fail(`reading storage pool '${this.pool}'`, res);
+    }
+    return /^State:\s+running\s*$/m.test(res.stdout) ? 'running' : 'inactive';
+  }
+
+  /** The volume called `name` in the pool, or undefined. */
+  async lookup(name: string, signal: AbortSignal): Promise<Volume | undefined> {
+    const info = await this.run(['vol-info', '--pool', this.pool, '--vol', name, '--bytes', '--physical'], signal);
+    if (info.code !== 0) {
+      if (isNotFound(info.stderr, 'volume')) return undefined;
+      throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, info);
+    }
+    const capacity = /^Capacity:\s+(\d+) bytes$/m.exec(info.stdout);
+    const physical = /^Physical:\s+(\d+) bytes$/m.exec(info.stdout);
+    if (!capacity || !physical) {
+      throw new FarmError('UPLOAD', `unexpected vol-info output for ${name} on hypervisor ${this.display}: ${info.stdout.trim()}`);
+    }
+    const path = await this.run(['vol-path', '--pool', this.pool, '--vol', name], signal);
+    if (path.code !== 0) {
+      if (isNotFound(path.stderr, 'volume')) return undefined; // deleted in between
+      throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, path);
+    }
+    return { name, path: path.stdout.trim(), capacity: Number(capacity[1]), physical: Number(physical[1]) };
+  }
+
+  /**
+   * An empty volume of the format; the upload then writes it from offset 0 and sets its size
+   * (capacity 0 and allocation 0: nothing is preallocated, and a volume whose file is shorter
+   * than the image is recognisably incomplete).
+   */
+  async create(name: string, format: 'raw' | 'qcow2', signal: AbortSignal): Promise<void> {
+    checkVolumeName(name);
+    const res = await this.run(['vol-create-as', '--pool', this.pool, '--name', name, '--capacity', '0', '--allocation', '0', '--format', format], signal);
+    if (res.code !== 0) throw this.fail(`creating volume ${name} in pool '${this.pool}'`, res);
+  }
+
+  /**
+   * `vol-upload --sparse`: libvirt's stream protocol sends only the data and tells the daemon
+   * where the holes are, which it leaves unallocated. No overall timeout (the size decides);
+   * a dead link ends through SSH and libvirt keepalives, a stuck reader through `stallMs`.
+   */
+  async upload(name: string, file: string, realFile: string, size: number, signal: AbortSignal, watch: UploadWatch = {}): Promise<void> {
+    checkVolumeName(name);
+    if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    const run = startVirsh(this.uri, ['vol-upload', '--sparse', '--pool', this.pool, '--vol', name, '--file', file], {
+      ...(this.opts.virsh ? { virsh: this.opts.virsh } : {}),
+      signal: stop.signal,
+    });
+    let stalled = false;
+    const probe = new VirshProbe(run.pid, realFile);
+    let lastPos = -1;
+    let lastMove = Date.now();
+    const stallMs = watch.stallMs ?? 300_000;
+    const timer = setInterval(() => {
+      void probe.sample().then((s) => {
+        if (s.position !== undefined && s.position !== lastPos) {
+          lastPos = s.position;
+          lastMove = Date.now();
+        } else if (s.position !== undefined && s.position < size && Date.now() - lastMove > stallMs) {
+          stalled = true;
+          stop.abort();
+        }
+        watch.onSample?.(s);
+      });
+    }, watch.sampleMs ?? 1000);
+    let res: VirshResult;
+    try {
+      res = await run.done;
+    } finally {
+      clearInterval(timer);
+      signal.removeEventListener('abort', onAbort);
+    }
+    if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
+    if (stalled) {
+      throw new FarmError('UPLOAD', `upload of ${name} to hypervisor ${this.display} stalled: no progress for ${Math.round(stallMs / 1000)} s`, {
+        hint: 'check the network to the hypervisor and its disk space, then run again',
+      });
+    }
+    if (res.code !== 0) throw this.fail(`uploading ${name} to pool '${this.pool}'`, res);
+  }
+
+  /**
+   * Deletes the volume; absent is fine. Retried a few times: right after an aborted upload the
+   * daemon may still hold the volume's stream open for a moment.
+   */
+  async delete(name: string, signal: AbortSignal, expectPath?: string): Promise<boolean> {
+    const ATTEMPTS = 10;
+    const PAUSE_MS = 500;
+    for (let attempt = 1; ; attempt++) {
+      if (expectPath !== undefined) {
+        const vol = await this.lookup(name, signal);
+        if (!vol) return false;
+        if (vol.path !== expectPath) {
+          throw new FarmError('UPLOAD', `volume ${name} on hypervisor ${this.display} is ${vol.path}, not ${expectPath}: not deleting it`);
+        }
+      }
+      const res = await this.run(['vol-delete', '--pool', this.pool, '--vol', name], signal);
+      if (res.code === 0) return true;
+      if (isNotFound(res.stderr, 'volume')) return false;
+      if (attempt >= ATTEMPTS || !/in use|being built|Requested operation is not valid/i.test(res.stderr)) {
+        throw this.fail(`deleting volume ${name} from pool '${this.pool}'`, res);
+      }
+      try {
+        await sleep(PAUSE_MS, undefined, { signal });
+      } catch (err) {
+        if (isAbortError(err)) throw new FarmError('ABORTED', 'cancelled');
+        throw err;
+      }
+    }
+  }
+}

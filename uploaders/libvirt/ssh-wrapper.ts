@@ -1,0 +1,165 @@
+// The ssh that libvirt's qemu+ssh transport runs (URI `command=`): a two-line sh script, written
+// per connection into a private temp directory, that execs OpenSSH with host key checking forced
+// on and pointed at the hypervisor's known_hosts. Options given first on ssh's command line win
+// over any ssh_config, so a `StrictHostKeyChecking no` there cannot weaken it, and libvirt's own
+// arguments (-l, -p, -i, host, remote command) follow unchanged through "$@".
+//
+// A pinned `host_key` (SHA256 fingerprint) becomes a one-line known_hosts file: the hypervisor's
+// key of that fingerprint is read without authenticating (workers/ssh scanHostKey), checked
+// against the pin, and ssh is then limited to that key type and verifies it strictly again, so a
+// different key (a man in the middle between the scan and the connection) is still refused.
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServerHostKeyAlgorithm } from 'ssh2';
+import { FarmError, errorMessage } from '../../src/errors.ts';
+import { knownHostsName, lookupKnownHosts, scanHostKey } from '../../workers/ssh/hostkeys.ts';
+import { quote } from '../../workers/ssh/quote.ts';
+import { displayUri, sshEndpoint, sshPathLiteral, userSshCommand } from './uri.ts';
+
+export interface HypervisorSsh {
+  uri: string;
+  identity_file?: string | undefined;
+  known_hosts?: string | undefined;
+  host_key?: string | undefined;
+}
+
+export interface WrapperOptions {
+  /** ssh binary (default `ssh` from PATH, or the URI's own command=). */
+  ssh?: string;
+  connectTimeoutS?: number;
+  /** ServerAliveInterval: a dead link fails the transfer instead of hanging it. */
+  keepaliveS?: number;
+  tmpRoot?: string;
+}
+
+export interface SshWrapper {
+  /** Path of the executable for `command=`. */
+  command: string;
+  dispose(): Promise<void>;
+}
+
+/** Fails with an error that names the path when ssh could not take it as one option value. */
+function sshOptionPath(what: string, path: string): string {
+  // ssh splits option values on whitespace and reads quotes and backslashes: the value goes in
+  // double quotes, so only `"`, `\` and control characters cannot be expressed.
+  if (/["\\\x00-\x1f]/.test(path)) {
+    throw new FarmError('INVENTORY', `${what} path ${JSON.stringify(path)} contains a quote, backslash or control character`, {
+      hint: 'move the file to a plain path',
+    });
+  }
+  return `"${sshPathLiteral(path)}"`;
+}
+
+export interface WrapperSpec {
+  ssh: string;
+  /** known_hosts file to verify against; undefined keeps ssh's defaults (~/.ssh/known_hosts). */
+  knownHosts: string | undefined;
+  /** Host key algorithms to allow (a pinned key's type). */
+  hostKeyAlgorithms: string[] | undefined;
+  identityOnly: boolean;
+  connectTimeoutS: number;
+  keepaliveS: number;
+}
+
+/** The wrapper script's text. Every word is shell-quoted; nothing from the inventory is evaluated. */
+export function wrapperScript(spec: WrapperSpec): string {
+  const argv = [
+    spec.ssh,
+    '-o', 'BatchMode=yes',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'UpdateHostKeys=no',
+    '-o', 'VerifyHostKeyDNS=no',
+    '-o', `ConnectTimeout=${Math.max(1, Math.round(spec.connectTimeoutS))}`,
+    '-o', `ServerAliveInterval=${Math.max(1, Math.round(spec.keepaliveS))}`,
+    '-o', 'ServerAliveCountMax=4',
+  ];
+  if (spec.knownHosts !== undefined) {
+    argv.push('-o', `UserKnownHostsFile=${sshOptionPath('known_hosts', spec.knownHosts)}`, '-o', 'GlobalKnownHostsFile=/dev/null');
+  }
+  if (spec.hostKeyAlgorithms?.length) argv.push('-o', `HostKeyAlgorithms=${spec.hostKeyAlgorithms.join(',')}`);
+  if (spec.identityOnly) argv.push('-o', 'IdentitiesOnly=yes');
+  return [
+    '#!/bin/sh',
+    '# Written by farm for libvirt (URI command=): SSH with host key verification forced on.',
+    `exec ${argv.map(quote).join(' ')} "$@"`,
+    '',
+  ].join('\n');
+}
+
+// Signature algorithms per host key type (RSA keys sign with SHA-2).
+const ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256'],
+};
+
+/** Finds the hypervisor's key with the pinned fingerprint, trying each key type once. */
+async function pinnedKnownHostsLine(hv: HypervisorSsh, pin: string, signal: AbortSignal, timeoutMs: number): Promise<{ line: string; algorithms: string[] }> {
+  const { host, port } = sshEndpoint(hv.uri);
+  const who = { name: displayUri(hv.uri), host, port };
+  const seen: string[] = [];
+  for (const algorithms of Object.values(ALGOS)) {
+    let key;
+    try {
+      key = await scanHostKey(who, { signal, timeoutMs, algorithms });
+    } catch (err) {
+      // A server without a key of this type ends the key exchange: try the next type.
+      if (!signal.aborted && err instanceof FarmError && err.code === 'SSH' && /handshake failed|no matching/i.test(errorMessage(err))) continue;
+      throw err;
+    }
+    if (key.fingerprint === pin) {
+      return { line: `${knownHostsName(host, port)} ${key.keyType} ${key.blob.toString('base64')}\n`, algorithms: ALGOS[key.keyType] ?? algorithms };
+    }
+    seen.push(`${key.keyType} ${key.fingerprint}`);
+  }
+  throw new FarmError('HOST_KEY', `HOST KEY MISMATCH for hypervisor ${displayUri(hv.uri)}: pinned ${pin}, but it presented ${seen.join(', ') || 'no key'}. Not connecting.`, {
+    hint: 'if the hypervisor was reinstalled, verify its new fingerprint out of band and update host_key in the inventory',
+  });
+}
+
+/** Writes the wrapper (and a pinned known_hosts) for one hypervisor; dispose() removes them. */
+export async function createSshWrapper(hv: HypervisorSsh, signal: AbortSignal, opts: WrapperOptions = {}): Promise<SshWrapper> {
+  const connectTimeoutS = opts.connectTimeoutS ?? 20;
+  let knownHosts = hv.known_hosts;
+  let hostKeyAlgorithms: string[] | undefined;
+  let pinnedLine: string | undefined;
+  if (hv.host_key) {
+    const pinned = await pinnedKnownHostsLine(hv, hv.host_key, signal, connectTimeoutS * 1000);
+    pinnedLine = pinned.line;
+    hostKeyAlgorithms = pinned.algorithms;
+  } else if (knownHosts !== undefined) {
+    // Checked here so the error names the file; ssh's own message only says verification failed.
+    const { host, port } = sshEndpoint(hv.uri);
+    const entries = await lookupKnownHosts(knownHosts, host, port);
+    if (!entries.some((e) => e.marker === undefined)) {
+      throw new FarmError('HOST_KEY', `host key for hypervisor ${displayUri(hv.uri)} is not known: no entry for ${knownHostsName(host, port)} in ${knownHosts}`, {
+        hint: `verify the hypervisor's key out of band and add it to ${knownHosts}, or pin it with host_key`,
+      });
+    }
+  }
+  const dir = await mkdtemp(join(opts.tmpRoot ?? tmpdir(), 'farm-libvirt-'));
+  try {
+    if (pinnedLine !== undefined) {
+      knownHosts = join(dir, 'known_hosts');
+      await writeFile(knownHosts, pinnedLine, { mode: 0o600 });
+    }
+    const command = join(dir, 'ssh');
+    const script = wrapperScript({
+      ssh: opts.ssh ?? userSshCommand(hv.uri) ?? 'ssh',
+      knownHosts,
+      hostKeyAlgorithms,
+      identityOnly: hv.identity_file !== undefined,
+      connectTimeoutS,
+      keepaliveS: opts.keepaliveS ?? 15,
+    });
+    await writeFile(command, script, { mode: 0o700 });
+    return { command, dispose: () => rm(dir, { recursive: true, force: true }) };
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
