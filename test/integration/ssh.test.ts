@@ -78,6 +78,15 @@ describe('exec', () => {
     const big = Buffer.alloc(5 * 1024 * 1024, 'x');
     const r = await t.exec(['wc', '-c'], { stdin: Readable.from([big.subarray(0, 3 << 20), big.subarray(3 << 20)]) });
     expect(r.stdout.trim()).toBe(String(big.length));
+    // A failing stdin source stops the command and fails the call.
+    const broken = new Readable({
+      read() {
+        this.destroy(new Error('disk went away'));
+      },
+    });
+    const err = await rejection(t.exec(['cat'], { stdin: broken }));
+    expect(err.code).toBe('REMOTE_COMMAND');
+    expect(err.message).toContain('disk went away');
     // Without stdin the command sees EOF instead of waiting.
     expect((await t.exec(['cat'])).stdout).toBe('');
   });
@@ -324,6 +333,23 @@ describe('host keys', () => {
     const conn = await connectWorker(worker);
     expect((await conn.exec(['echo', 'trusted'])).stdout).toBe('trusted\n');
     await conn.close();
+  });
+
+  it('finds a pinned key of a type the server does not present first', async () => {
+    const multi = await startSshd({ hostKeyTypes: ['ed25519', 'ecdsa'] });
+    try {
+      const ecdsa = multi.hostKeys[1]!;
+      const conn = await connectWorker(multi.worker({ host_key: ecdsa.fingerprint, known_hosts: join(scratch, 'none') }));
+      expect(conn.negotiated.serverHostKey).toBe(ecdsa.keyType);
+      await conn.close();
+      // A pin that matches none of its keys is still refused, naming what it presented.
+      const stranger = generateKey(scratch, 'pin-stranger');
+      const err = await rejection(connectWorker(multi.worker({ host_key: stranger.fingerprint })));
+      expect(err.code).toBe('HOST_KEY');
+      expect(err.message).toContain(multi.hostKeys[0]!.fingerprint);
+    } finally {
+      await multi.stop();
+    }
   });
 
   it('asks the server for the key type known_hosts holds', async () => {

@@ -184,6 +184,25 @@ export function hostKeyAlgorithms(policy: HostKeyPolicy): ServerHostKeyAlgorithm
   return algos.size > 0 ? [...algos] : undefined;
 }
 
+/** Which host key algorithms make the server present the key with this fingerprint: the key
+ *  types are tried one by one with scanHostKey (no authentication). Undefined when none does. */
+export async function findPinnedKeyAlgorithms(
+  worker: Pick<Worker, 'name' | 'host' | 'port'>,
+  pinned: string,
+  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<ServerHostKeyAlgorithm[] | undefined> {
+  for (const algorithms of new Set(Object.values(ALGORITHMS_FOR_TYPE))) {
+    try {
+      const key = await scanHostKey(worker, { ...options, algorithms });
+      if (key.fingerprint === pinned) return algorithms;
+    } catch (err) {
+      if (err instanceof FarmError && err.code === 'ABORTED') throw err;
+      // the server has no key of this type
+    }
+  }
+  return undefined;
+}
+
 /** The FarmError for a refused key; `undefined` for an accepted one. */
 export function hostKeyError(
   worker: Pick<Worker, 'name' | 'host' | 'port'>,

@@ -7,11 +7,19 @@ import { homedir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig } from 'ssh2';
+import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FarmError, errorMessage, throwIfAborted } from '../../src/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import type { ExecOptions, ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
-import { checkHostKey, hostKeyAlgorithms, hostKeyError, loadHostKeyPolicy, type HostKeyCheck, type HostKeyPolicy } from './hostkeys.ts';
+import {
+  checkHostKey,
+  findPinnedKeyAlgorithms,
+  hostKeyAlgorithms,
+  hostKeyError,
+  loadHostKeyPolicy,
+  type HostKeyCheck,
+  type HostKeyPolicy,
+} from './hostkeys.ts';
 import { commandLine } from './quote.ts';
 
 export interface ConnectOptions {
@@ -349,8 +357,18 @@ export class SshTransport implements WorkerTransport {
       options.onStdout?.(chunk);
     });
     const exited = this.waitExit(cmd, signal);
-    feedStdin(cmd.channel, options.stdin);
+    let stdinError: Error | undefined;
+    feedStdin(cmd.channel, options.stdin, (err) => {
+      // A command fed half its input must not look like it succeeded.
+      stdinError = err;
+      cmd.terminate();
+    });
     const exit = await exited;
+    if (stdinError) {
+      throw new FarmError('REMOTE_COMMAND', `\`${shown(line)}\` on ${this.worker.name} was stopped: reading its stdin failed: ${stdinError.message}`, {
+        cause: stdinError,
+      });
+    }
     const result = this.result(exit, stdout.toString(), stderr.toString());
     if (check && result.code !== 0) throw this.commandError(line, exit, tail);
     return result;
@@ -419,14 +437,11 @@ function sendSignal(channel: ClientChannel, name: string): void {
   else channel.signal(name);
 }
 
-function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin']): void {
+function feedStdin(channel: ClientChannel, stdin: ExecOptions['stdin'], onError: (err: Error) => void): void {
   if (stdin === undefined) channel.end(); // EOF, so commands that read stdin do not wait forever
   else if (typeof stdin === 'string' || Buffer.isBuffer(stdin)) channel.end(stdin);
   else {
-    (stdin as Readable).on('error', (err) => {
-      channel.stderr.emit('data', Buffer.from(`farm: reading stdin failed: ${err.message}\n`));
-      channel.close();
-    });
+    (stdin as Readable).once('error', onError);
     (stdin as Readable).pipe(channel);
   }
 }
@@ -457,18 +472,24 @@ function connectError(worker: Worker, auth: Auth, err: Error & { level?: string;
   }
 }
 
-/** Connects to a worker: host key verified before authentication, then one connection reused for
- *  all commands. Never prompts for anything. */
-export async function connectWorker(worker: Worker, options: ConnectOptions = {}): Promise<SshTransport> {
-  const { signal, connectTimeoutMs = 20_000, keepaliveIntervalMs = 15_000, maxChannels = 8, log } = options;
-  throwIfAborted(signal);
-  const policy: HostKeyPolicy = await loadHostKeyPolicy(worker);
-  const auth = await loadAuth(worker);
-  const serverHostKey = hostKeyAlgorithms(policy);
+interface Connected {
+  client: Client;
+  check: HostKeyCheck | undefined;
+  negotiated: { cipher: string; serverHostKey: string };
+}
+
+/** One connection attempt: TCP, key exchange with the host key checked, authentication. */
+function attemptConnect(
+  worker: Worker,
+  policy: HostKeyPolicy,
+  auth: Auth,
+  serverHostKey: ServerHostKeyAlgorithm[] | undefined,
+  options: ConnectOptions,
+): Promise<Connected> {
+  const { signal, connectTimeoutMs = 20_000, keepaliveIntervalMs = 15_000 } = options;
   const client = new Client();
   let check: HostKeyCheck | undefined;
   let negotiated = { cipher: '', serverHostKey: '' };
-
   const config: ConnectConfig = {
     host: worker.host,
     port: worker.port,
@@ -484,7 +505,7 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
     ...('privateKey' in auth ? { privateKey: auth.privateKey } : { agent: auth.agent }),
   };
 
-  await new Promise<void>((resolve, reject) => {
+  return new Promise<Connected>((resolve, reject) => {
     let settled = false;
     const fail = (err: FarmError) => {
       if (settled) return;
@@ -495,6 +516,7 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
       reject(err);
     };
     const onAbort = () => fail(new FarmError('ABORTED', `cancelled while connecting to ${worker.name}`));
+    if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     client.once('handshake', (n) => {
       negotiated = { cipher: n.cs.cipher, serverHostKey: n.serverHostKey };
@@ -503,7 +525,7 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
-      resolve();
+      resolve({ client, check, negotiated });
     });
     client.on('error', (err: Error & { level?: string }) => {
       if (settled) return; // after setup the transport owns connection errors
@@ -513,7 +535,7 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
           new FarmError(
             'HOST_KEY',
             `${who(worker)} offers none of the host key types recorded for it (${serverHostKey.join(', ')}): ${err.message}`,
-            { hint: 'if the host was reinstalled with other key types, verify its key out of band and run `farm workers trust ' + worker.name + '`' },
+            { hint: `if the host was reinstalled with other key types, verify its key out of band and run \`farm workers trust ${worker.name}\`` },
           ),
         );
       }
@@ -526,6 +548,27 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
       fail(new FarmError('SSH', `cannot connect to worker ${who(worker)}: ${errorMessage(err)}`, { cause: err }));
     }
   });
+}
+
+/** Connects to a worker: host key verified before authentication, then one connection reused for
+ *  all commands. Never prompts for anything. */
+export async function connectWorker(worker: Worker, options: ConnectOptions = {}): Promise<SshTransport> {
+  const { signal, maxChannels = 8, log } = options;
+  throwIfAborted(signal);
+  const policy: HostKeyPolicy = await loadHostKeyPolicy(worker);
+  const auth = await loadAuth(worker);
+  let connected: Connected;
+  try {
+    connected = await attemptConnect(worker, policy, auth, hostKeyAlgorithms(policy), options);
+  } catch (err) {
+    // A pin says nothing about the key type, and the server may have presented another of its
+    // keys: look for the pinned one among the other types before refusing.
+    if (!(err instanceof FarmError && err.code === 'HOST_KEY' && policy.kind === 'pinned')) throw err;
+    const algorithms = await findPinnedKeyAlgorithms(worker, policy.fingerprint, { ...(signal ? { signal } : {}) });
+    if (!algorithms) throw err;
+    connected = await attemptConnect(worker, policy, auth, algorithms, options);
+  }
+  const { client, check, negotiated } = connected;
   log?.(`connected to ${who(worker)} as ${worker.user} (${negotiated.cipher}, host key ${check?.presented.keyType} ${check?.presented.fingerprint})`);
   return new SshTransport(worker, client, negotiated, maxChannels);
 }
