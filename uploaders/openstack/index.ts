@@ -1,0 +1,265 @@
+// The OpenStack uploader: Keystone v3 auth from the user's clouds.yaml or OS_* variables, then
+// Glance v2: create the image record, stream the disk to it while hashing, wait for `active`,
+// and check Glance's sha512 and size against what was sent. If anything fails after the record
+// exists, the record is deleted before the error is thrown.
+
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/errors.ts';
+import type { OpenStackTarget } from '../../src/inventory/schema.ts';
+import type { Artifact } from '../../workers/artifact.ts';
+import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
+import { cloudLabel, configSecrets, resolveCloudConfig, type CloudConfig } from './config.ts';
+import { Glance, type GlanceImage } from './glance.ts';
+import { DEFAULT_RETRY, Http, type RetrySettings } from './http.ts';
+import { diskFor, imageFields, propertyProblems, virtualSize } from './image.ts';
+import { Keystone, glanceBase, selectEndpoint } from './keystone.ts';
+import { Redactor } from './redact.ts';
+
+export { resolveCloudConfig, configCandidates, type CloudConfig } from './config.ts';
+export { selectEndpoint, authRequestBody, glanceBase } from './keystone.ts';
+export { Redactor } from './redact.ts';
+
+export interface OpenStackUploaderOptions {
+  /** Environment for OS_CLOUD, OS_* and OS_CLIENT_CONFIG_FILE (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Directory searched first for clouds.yaml (default the working directory). */
+  cwd?: string;
+  retry?: Partial<RetrySettings>;
+  /** How long to wait for `active` after the data is in (default 10 min), and how often to look. */
+  activeTimeoutMs?: number;
+  pollIntervalMs?: number;
+  /** Minimum ms between onProgress calls (default 500; 0 reports every chunk). */
+  progressIntervalMs?: number;
+}
+
+// 1 MiB reads keep syscalls and hash updates cheap while the socket stays busy.
+const READ_CHUNK = 1024 * 1024;
+const DEFAULT_ACTIVE_TIMEOUT_MS = 10 * 60_000;
+const DEFAULT_POLL_MS = 2000;
+// Removing a half-made image must not depend on the (possibly cancelled) upload's signal.
+const CLEANUP_TIMEOUT_MS = 120_000;
+
+export function createOpenStackUploader(target: OpenStackTarget, opts: OpenStackUploaderOptions = {}): Uploader {
+  return new OpenStackUploader(target, opts);
+}
+
+interface Session {
+  config: CloudConfig;
+  keystone: Keystone;
+  http: Http;
+  redactor: Redactor;
+}
+
+class OpenStackUploader implements Uploader {
+  readonly kind = 'openstack' as const;
+  readonly name: string;
+  readonly formats: readonly ('raw' | 'qcow2')[];
+  private session: Session | undefined;
+
+  constructor(
+    private readonly target: OpenStackTarget,
+    private readonly opts: OpenStackUploaderOptions,
+  ) {
+    this.name = target.name ?? 'openstack';
+    this.formats = [target.image_type];
+  }
+
+  /** Resolves credentials once, on first use (so constructing never throws). */
+  private connect(): Session {
+    if (!this.session) {
+      const config = resolveCloudConfig({ cloud: this.target.cloud, env: this.opts.env ?? process.env, cwd: this.opts.cwd });
+      const redactor = new Redactor(configSecrets(config));
+      const http = new Http(redactor, { ...DEFAULT_RETRY, ...this.opts.retry });
+      this.session = { config, redactor, http, keystone: new Keystone(config, http, redactor) };
+    }
+    return this.session;
+  }
+
+  private async glance(signal: AbortSignal): Promise<{ glance: Glance; projectId: string; session: Session }> {
+    const session = this.connect();
+    const { config, keystone } = session;
+    const token = await keystone.getToken(signal);
+    const url =
+      config.imageEndpointOverride ??
+      selectEndpoint(token.catalog, { type: 'image', interface: config.interface, region: config.regionName }, cloudLabel(config));
+    const glance = new Glance(session.http, glanceBase(url), async (s) => (await keystone.getToken(s)).value);
+    return { glance, projectId: token.projectId, session };
+  }
+
+  private published(session: Session, glance: Glance, image: GlanceImage, existing: boolean): PublishedImage {
+    const { config } = session;
+    const location = config.regionName ?? new URL(glance.base).host;
+    const prefix = config.cloud === 'envvars' ? location : config.cloud;
+    return {
+      target: this.name,
+      kind: 'openstack',
+      location,
+      imageName: image.name ?? '',
+      imageId: image.id,
+      artifactId: `${prefix}:${image.id}`,
+      existing,
+    };
+  }
+
+  /** Runs `fn`, turning any error into a FarmError prefixed with this target, secrets removed. */
+  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.wrap(what, err);
+    }
+  }
+
+  private wrap(what: string, err: unknown): FarmError {
+    const redact = (s: string) => this.session?.redactor.redact(s) ?? s;
+    if (isAbortError(err)) return new FarmError('ABORTED', redact(`${this.name}: ${what}: cancelled`));
+    const hint = err instanceof FarmError ? err.hint : undefined;
+    return new FarmError('UPLOAD', redact(`${this.name}: ${what}: ${errorMessage(err)}`), hint ? { hint: redact(hint) } : {});
+  }
+
+  async preflight(signal: AbortSignal): Promise<void> {
+    const problems = propertyProblems(this.target.properties);
+    if (problems.length) {
+      throw new FarmError('INVENTORY', `${this.name}: properties: ${problems.join('; ')}`, {
+        hint: 'Remove these keys from the target\'s properties; farm sets architecture and farm_* itself, and Glance\'s own attributes are not properties.',
+      });
+    }
+    await this.guard('preflight', async () => {
+      const { glance } = await this.glance(signal);
+      // Proves Glance is reachable and takes the token, without creating anything.
+      await glance.probe(signal);
+    });
+  }
+
+  async find(imageName: string, _artifact: Artifact, signal: AbortSignal): Promise<PublishedImage[]> {
+    return this.guard(`find ${imageName}`, async () => {
+      const { glance, projectId, session } = await this.glance(signal);
+      const images = await glance.list({ name: imageName, owner: projectId, status: 'active' }, signal);
+      return images.map((img) => this.published(session, glance, img, true));
+    });
+  }
+
+  async delete(image: PublishedImage, signal: AbortSignal): Promise<void> {
+    await this.guard(`delete ${image.imageName} (${image.imageId})`, async () => {
+      const { glance } = await this.glance(signal);
+      await glance.remove(image.imageId, signal);
+    });
+  }
+
+  async upload(artifact: Artifact, imageName: string, ctx: UploadContext): Promise<PublishedImage[]> {
+    const disk = diskFor(this.target, artifact, this.name);
+    throwIfAborted(ctx.signal);
+    const { glance, session } = await this.guard('connect', () => this.glance(ctx.signal));
+    const size = await this.guard(`read ${disk.path}`, () => virtualSize(disk));
+    const fields = imageFields({ target: this.target, artifact, imageName, tags: ctx.tags, virtualSize: size });
+    const created = await this.guard(`create image ${imageName}`, () => glance.create(fields, ctx.signal));
+    ctx.log(`${this.name}: created image ${created.id} (${imageName}) at ${glance.base}`);
+    try {
+      const sent = await this.send(glance, created.id, disk.path, disk.size, ctx);
+      const image = await this.waitActive(glance, created.id, ctx.signal);
+      verify(image, sent, disk.size);
+      ctx.log(`${this.name}: image ${created.id} is active; size and sha512 match what was sent`);
+      return [this.published(session, glance, image, false)];
+    } catch (err) {
+      const failure = this.wrap(`upload of ${imageName} (image ${created.id})`, err);
+      const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+      try {
+        await glance.remove(created.id, cleanup);
+        ctx.log(`${this.name}: removed image ${created.id} after the failure`);
+      } catch (cleanupErr) {
+        throw new FarmError(failure.code, `${failure.message}; removing image ${created.id} failed too: ${session.redactor.redact(errorMessage(cleanupErr))}`, {
+          hint: `Delete it by hand: openstack image delete ${created.id}`,
+        });
+      }
+      throw failure;
+    }
+  }
+
+  /** Streams the file to Glance, hashing what goes out; returns the bytes sent and their sha512. */
+  private async send(glance: Glance, id: string, path: string, total: number, ctx: UploadContext): Promise<{ bytes: number; sha512: string }> {
+    const interval = this.opts.progressIntervalMs ?? 500;
+    let hash: Hash = createHash('sha512');
+    let bytes = 0;
+    let lastReport = 0;
+    const report = (force: boolean) => {
+      const now = Date.now();
+      if (!ctx.onProgress || (!force && now - lastReport < interval)) return;
+      lastReport = now;
+      ctx.onProgress({ done: bytes, total, sent: bytes, phase: 'upload' });
+    };
+    // Called once per attempt: a retried PUT starts over with a fresh stream and hash.
+    const body = () => {
+      hash = createHash('sha512');
+      bytes = 0;
+      return hashed(createReadStream(path, { highWaterMark: READ_CHUNK, signal: ctx.signal }), (chunk) => {
+        hash.update(chunk);
+        bytes += chunk.length;
+        report(false);
+      });
+    };
+    const started = Date.now();
+    await glance.upload(id, body, ctx.signal);
+    report(true);
+    const secs = Math.max(0.001, (Date.now() - started) / 1000);
+    ctx.log(`${this.name}: sent ${(bytes / 2 ** 20).toFixed(1)} MiB in ${secs.toFixed(1)} s`);
+    return { bytes, sha512: hash.digest('hex') };
+  }
+
+  private async waitActive(glance: Glance, id: string, signal: AbortSignal): Promise<GlanceImage> {
+    const timeout = this.opts.activeTimeoutMs ?? DEFAULT_ACTIVE_TIMEOUT_MS;
+    const interval = this.opts.pollIntervalMs ?? DEFAULT_POLL_MS;
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const image = await glance.get(id, signal);
+      if (image.status === 'active') return image;
+      if (image.status === 'killed' || image.status === 'deleted' || image.status === 'deactivated') {
+        throw new FarmError('UPLOAD', `Glance put the image in state '${image.status}'`);
+      }
+      if (Date.now() + interval > deadline) {
+        throw new FarmError('UPLOAD', `the image is still '${image.status}' ${Math.round(timeout / 1000)} s after its data was sent`);
+      }
+      await sleep(interval, signal);
+    }
+  }
+}
+
+/** Passes the stream's chunks through, showing each to `see` first. */
+async function* hashed(stream: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of stream) {
+    see(chunk);
+    yield chunk;
+  }
+}
+
+function verify(image: GlanceImage, sent: { bytes: number; sha512: string }, expectedSize: number): void {
+  if (sent.bytes !== expectedSize) {
+    throw new FarmError('UPLOAD', `sent ${sent.bytes} bytes but the artifact has ${expectedSize}: did the file change during the upload?`);
+  }
+  if (image.size !== sent.bytes) {
+    throw new FarmError('UPLOAD', `Glance stored ${image.size} bytes but ${sent.bytes} were sent`);
+  }
+  if (image.os_hash_algo !== 'sha512' || !image.os_hash_value) {
+    throw new FarmError('UPLOAD', `Glance reports no sha512 for the image (os_hash_algo ${image.os_hash_algo ?? 'unset'}), so the upload cannot be verified`, {
+      hint: 'farm verifies uploads with Glance\'s sha512 (its default hashing_algorithm).',
+    });
+  }
+  if (image.os_hash_value.toLowerCase() !== sent.sha512) {
+    throw new FarmError('UPLOAD', `Glance's sha512 of the image differs from the sha512 of the data sent`);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new FarmError('ABORTED', 'cancelled'));
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new FarmError('ABORTED', 'cancelled'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
