@@ -3,7 +3,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,15 +204,37 @@ describe('OpenStack uploader against the lab Keystone and Glance', () => {
     }
   });
 
-  it('removes the image when verification fails after the data is in', async () => {
+  it('refuses a file that is not what the build recorded, before creating anything', async () => {
     const uploader = createOpenStackUploader(target(), fastOpts());
-    const name = `${PREFIX}-mismatch`;
+    const name = `${PREFIX}-changed`;
     const ctx = context();
-    // The artifact claims one byte more than the file has: what Glance stored cannot match it.
     const err = await uploader.upload(artifact({ size: SIZE + 1 }), name, ctx).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FarmError);
     expect((err as FarmError).code).toBe('UPLOAD');
-    expect((err as FarmError).message).toContain(`sent ${SIZE} bytes but the artifact has ${SIZE + 1}`);
+    expect((err as FarmError).message).toContain(`has ${SIZE} bytes but the build recorded ${SIZE + 1}`);
+    expect(ctx.logs.join('\n')).not.toContain('created image');
+    expect(await imagesNamed(name)).toEqual([]);
+  });
+
+  it('removes the image when the upload fails after it was created', async () => {
+    const uploader = createOpenStackUploader(target(), fastOpts());
+    const name = `${PREFIX}-shrunk`;
+    const copy = join(dir, 'shrinking.raw');
+    copyFileSync(disk, copy);
+    const ctx = context();
+    let truncated = false;
+    ctx.onProgress = (p) => {
+      // The file shrinks under the upload: Glance gets fewer bytes than were declared.
+      if (!truncated && p.done >= 8 * MIB) {
+        truncated = true;
+        truncateSync(copy, 16 * MIB);
+      }
+    };
+    const err = await uploader.upload(artifact({ path: copy }), name, ctx).catch((e: unknown) => e);
+    expect(truncated).toBe(true);
+    expect(err).toBeInstanceOf(FarmError);
+    expect((err as FarmError).code).toBe('UPLOAD');
+    expect((err as FarmError).message).toContain('did not match its declared length');
     expect(ctx.logs.join('\n')).toMatch(/removed image \S+ after the failure/);
     expect(await imagesNamed(name)).toEqual([]);
   });

@@ -48,13 +48,21 @@ export class Glance {
     });
   }
 
-  /** PUT /v2/images/{id}/file: streams `body()` (called again for a retry) without buffering. */
-  async upload(id: string, body: () => AsyncIterable<Uint8Array>, signal: AbortSignal): Promise<void> {
+  /**
+   * PUT /v2/images/{id}/file: streams `body()` (called again for a retry) without buffering. The
+   * length is declared, as openstacksdk does: proxies in front of Glance may refuse chunked
+   * bodies, and the client then fails if the file yields more or fewer bytes.
+   */
+  async upload(id: string, body: () => AsyncIterable<Uint8Array>, length: number, signal: AbortSignal): Promise<void> {
     await this.http.request({
       method: 'PUT',
       url: `${this.base}/v2/images/${encodeURIComponent(id)}/file`,
       what: `upload data of image ${id}`,
-      headers: { ...(await this.auth(signal)), 'Content-Type': 'application/octet-stream' },
+      headers: {
+        ...(await this.auth(signal)),
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(length),
+      },
       body,
       expect: [204],
       // Re-sending a whole image for a 500 rarely helps; 429/503 mean Glance took nothing.

@@ -125,6 +125,9 @@ export class Http {
 
   private networkError(opts: RequestOptions, err: unknown): Error {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+      return new FarmError('UPLOAD', `${opts.what}: the data sent did not match its declared length (did the file change during the upload?)`);
+    }
     const why = cause?.code ?? cause?.message ?? errorMessage(err);
     const e = new FarmError('UPLOAD', this.redactor.redact(`${opts.what}: cannot reach ${origin(opts.url)} (${why})`), {
       hint: 'Check the URL (auth_url, or the endpoint in the service catalog) and that the service is up.',

@@ -5,6 +5,7 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/errors.ts';
 import type { OpenStackTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
@@ -13,6 +14,7 @@ import { cloudLabel, configSecrets, resolveCloudConfig, type CloudConfig } from 
 import { Glance, type GlanceImage } from './glance.ts';
 import { DEFAULT_RETRY, Http, type RetrySettings } from './http.ts';
 import { diskFor, imageFields, propertyProblems, virtualSize } from './image.ts';
+import { verifyStored } from './verify.ts';
 import { Keystone, glanceBase, selectEndpoint } from './keystone.ts';
 import { Redactor } from './redact.ts';
 
@@ -151,14 +153,21 @@ class OpenStackUploader implements Uploader {
     const disk = diskFor(this.target, artifact, this.name);
     throwIfAborted(ctx.signal);
     const { glance, session } = await this.guard('connect', () => this.glance(ctx.signal));
-    const size = await this.guard(`read ${disk.path}`, () => virtualSize(disk));
+    // A file that is not what the fetch recorded fails here, before anything is created.
+    const size = await this.guard(`read ${disk.path}`, async () => {
+      const actual = (await stat(disk.path)).size;
+      if (actual !== disk.size) {
+        throw new FarmError('UPLOAD', `${disk.path} has ${actual} bytes but the build recorded ${disk.size}: it changed after the fetch`);
+      }
+      return virtualSize(disk);
+    });
     const fields = imageFields({ target: this.target, artifact, imageName, tags: ctx.tags, virtualSize: size });
     const created = await this.guard(`create image ${imageName}`, () => glance.create(fields, ctx.signal));
     ctx.log(`${this.name}: created image ${created.id} (${imageName}) at ${glance.base}`);
     try {
       const sent = await this.send(glance, created.id, disk.path, disk.size, ctx);
       const image = await this.waitActive(glance, created.id, ctx.signal);
-      verify(image, sent, disk.size);
+      verifyStored(image, sent, disk.size);
       ctx.log(`${this.name}: image ${created.id} is active; size and sha512 match what was sent`);
       return [this.published(session, glance, image, false)];
     } catch (err) {
@@ -199,7 +208,7 @@ class OpenStackUploader implements Uploader {
       });
     };
     const started = Date.now();
-    await glance.upload(id, body, ctx.signal);
+    await glance.upload(id, body, total, ctx.signal);
     report(true);
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
     ctx.log(`${this.name}: sent ${(bytes / 2 ** 20).toFixed(1)} MiB in ${secs.toFixed(1)} s`);
@@ -229,23 +238,6 @@ async function* hashed(stream: AsyncIterable<Buffer>, see: (chunk: Buffer) => vo
   for await (const chunk of stream) {
     see(chunk);
     yield chunk;
-  }
-}
-
-function verify(image: GlanceImage, sent: { bytes: number; sha512: string }, expectedSize: number): void {
-  if (sent.bytes !== expectedSize) {
-    throw new FarmError('UPLOAD', `sent ${sent.bytes} bytes but the artifact has ${expectedSize}: did the file change during the upload?`);
-  }
-  if (image.size !== sent.bytes) {
-    throw new FarmError('UPLOAD', `Glance stored ${image.size} bytes but ${sent.bytes} were sent`);
-  }
-  if (image.os_hash_algo !== 'sha512' || !image.os_hash_value) {
-    throw new FarmError('UPLOAD', `Glance reports no sha512 for the image (os_hash_algo ${image.os_hash_algo ?? 'unset'}), so the upload cannot be verified`, {
-      hint: 'farm verifies uploads with Glance\'s sha512 (its default hashing_algorithm).',
-    });
-  }
-  if (image.os_hash_value.toLowerCase() !== sent.sha512) {
-    throw new FarmError('UPLOAD', `Glance's sha512 of the image differs from the sha512 of the data sent`);
   }
 }
 
