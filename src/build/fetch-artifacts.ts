@@ -3,6 +3,7 @@
 
 import { join, relative } from 'node:path';
 import type { ArtifactRecord } from '../records/state.ts';
+import { formatBytes } from '../ui/table.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
 import type { BuildResult } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
@@ -25,7 +26,7 @@ export async function fetchArtifacts(
     const r = await fetchFile(transport, remote, local, { signal });
     const rate = r.seconds > 0 ? (r.bytesReceived / MiB / r.seconds).toFixed(0) : '-';
     log.info(
-      `fetched ${name}: ${(r.size / MiB).toFixed(0)} MiB (${(r.bytesReceived / MiB).toFixed(0)} MiB sent, holes skipped) in ${r.seconds.toFixed(1)} s, ${rate} MiB/s, sha256 ${r.sha256.slice(0, 12)} verified`,
+      `fetched ${name}: ${formatBytes(r.size)} (${formatBytes(r.bytesReceived)} over the wire) in ${r.seconds.toFixed(1)} s, ${rate} MiB/s, sha256 ${r.sha256.slice(0, 12)} verified`,
     );
     return { path: local, name: relative(buildDir, local), size: r.size, sha256: r.sha256 };
   };

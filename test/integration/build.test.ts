@@ -121,8 +121,8 @@ describe('farm build on the lab', () => {
     });
     const r = await farm(['build', '--arch', 'x86_64,s390x', '--inventory', variant.file, '--quiet']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/\[lab-s390x\s*\] warning: skipped: .*(refused|ECONNREFUSED)/i);
-    expect(r.stderr).toMatch(/\[s390x\s*\] error: no healthy worker for s390x/);
+    expect(r.stderr).toMatch(/\[lab-s390x\]\s+warning: skipped: .*(refused|ECONNREFUSED)/i);
+    expect(r.stderr).toMatch(/\[s390x\]\s+error: no healthy worker for s390x/);
     expect(r.stdout).toMatch(/x86_64\s+ami/);
     expect(r.stdout).toMatch(/failed:\n\s+s390x: no healthy worker/);
     const state = JSON.parse(await readFile(join(variant.dir, 'builds', /build (\S+):/.exec(r.stdout)![1]!, 'state.json'), 'utf8')) as BuildState;

@@ -63,6 +63,8 @@ export class BibBuilder implements Builder {
         });
       }
       await transport.exec(['rm', '-rf', '--', outRoot]).catch((e: Error) => errors.push(`${outRoot}: ${e.message}`));
+      // The build's directory goes too once its last arch is cleaned (other arches may share it).
+      await transport.exec(['rmdir', '--ignore-fail-on-non-empty', '--', posix.dirname(outRoot)], { check: false });
       if (errors.length) throw new FarmError('BUILD', `cleanup on ${worker.name} incomplete: ${errors.join('; ')}`);
     };
 

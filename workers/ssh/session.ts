@@ -176,8 +176,19 @@ interface Exit {
 
 // Printed by the remote shell before the command: its pid, which is also the process group.
 const PGID_PREFIX = "printf 'farm-pgid:%s\\n' \"$$\" >&2; ";
-const PGID_LINE = /^farm-pgid:(\d+)\n/;
+const PGID_LINE = /(^|\n)farm-pgid:(\d+)\n/;
+const PGID_SEARCH_BYTES = 4096;
 const OPEN_ATTEMPTS = 6;
+
+/**
+ * ssh2 parses all packets of one read synchronously: a fast command's exit-status can arrive in the
+ * same read as the exec reply and be emitted before any 'exit' listener exists. ssh2 keeps it on the
+ * channel, so read it from there when no event was seen.
+ */
+function earlyExit(channel: ClientChannel): Exit | undefined {
+  const kept = (channel as unknown as { _exit?: { code?: number | null; signal?: string } })._exit;
+  return kept && kept.code !== undefined ? { code: kept.code, signal: kept.signal } : undefined;
+}
 
 /** One remote command on its channel: exit status, process group, and how to end it. */
 class RemoteCommand {
@@ -197,18 +208,23 @@ class RemoteCommand {
     });
     channel.stderr.on('data', (chunk: Buffer) => {
       if (this.head === undefined) return onStderr(chunk);
-      // Strip the pid line the shell prints first; everything after it is the command's stderr.
+      // Strip the pid line the shell prints first. Login scripts (Debian's bash sources .bashrc
+      // under sshd) may print before it; their lines are passed on as stderr.
       const head = Buffer.concat([this.head, chunk]);
-      const nl = head.indexOf(0x0a);
-      if (nl < 0 && head.length < 64) {
+      const m = PGID_LINE.exec(head.toString('latin1'));
+      if (!m && head.length < PGID_SEARCH_BYTES) {
         this.head = head;
         return;
       }
       this.head = undefined;
-      const m = PGID_LINE.exec(head.subarray(0, nl + 1).toString('latin1'));
-      if (m) this.pgid = Number(m[1]);
-      const rest = m ? head.subarray(nl + 1) : head;
+      if (!m) return onStderr(head);
+      this.pgid = Number(m[2]);
+      const rest = Buffer.concat([head.subarray(0, m.index + m[1]!.length), head.subarray(m.index + m[0].length)]);
       if (rest.length > 0) onStderr(rest);
+    });
+    channel.stderr.once('end', () => {
+      if (this.head && this.head.length > 0) onStderr(this.head);
+      this.head = undefined;
     });
   }
 
@@ -315,7 +331,8 @@ export class SshTransport implements WorkerTransport {
       signal?.addEventListener('abort', onAbort, { once: true });
       cmd.channel.once('close', () => {
         signal?.removeEventListener('abort', onAbort);
-        if (cmd.exit) resolve(cmd.exit);
+        const exit = cmd.exit ?? earlyExit(cmd.channel);
+        if (exit) resolve(exit);
         else if (cmd.terminated) resolve({ code: null, signal: 'SIGTERM' });
         else {
           const why = this.closedReason ? ` (${this.closedReason})` : '';
