@@ -214,7 +214,11 @@ try {
     if (!ok) failed = true;
   }
 } finally {
-  await t.exec(['rm', '-rf', '--', remoteDir]).catch((err: unknown) => console.error(`cleanup on the worker failed: ${String(err)}`));
+  // The setup connection may have dropped during a long run; clean up over a fresh one then.
+  const cleaner = t.closed ? await connectWorker(worker).catch(() => undefined) : t;
+  await cleaner?.exec(['rm', '-rf', '--', remoteDir]).catch((err: unknown) => console.error(`cleanup on the worker failed: ${String(err)}`));
+  if (!cleaner) console.error(`cleanup on the worker failed: cannot reconnect; remove ${remoteDir} by hand`);
+  await cleaner?.close();
   await t.close();
   rmSync(localDir, { recursive: true, force: true });
 }

@@ -1,11 +1,11 @@
 // Receives a one-file tar stream (GNU tar, PAX, optionally sparse 1.0) into an open file:
 // region data at its offsets, holes left as holes, sha256 of the whole file computed on the way.
 
-import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
+import { ThreadHasher, type Hasher } from './hasher.ts';
 import { HoleAwareWriter, SparseMapParser, sparseInfo } from './sparse.ts';
 
 const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
@@ -35,6 +35,21 @@ export async function receiveTarFile(
   fh: FileHandle,
   expectedName: string,
   onData?: (p: ReceiveProgress) => void,
+  hasher: Hasher = new ThreadHasher(),
+): Promise<Received> {
+  try {
+    return await receive(stream, fh, expectedName, hasher, onData);
+  } finally {
+    hasher.dispose();
+  }
+}
+
+async function receive(
+  stream: Readable,
+  fh: FileHandle,
+  expectedName: string,
+  hasher: Hasher,
+  onData: ((p: ReceiveProgress) => void) | undefined,
 ): Promise<Received> {
   // streamx's default 16 KiB mark is below one SSH packet (32 KiB): every write would pause and
   // resume the channel. 1 MiB lets a few packets queue; the SSH window still bounds memory.
@@ -42,7 +57,6 @@ export async function receiveTarFile(
   stream.on('error', (err) => extract.destroy(err));
   stream.pipe(extract);
 
-  const hash = createHash('sha256');
   let result: Received | undefined;
   for await (const entry of extract) {
     const h = entry.header;
@@ -54,7 +68,7 @@ export async function receiveTarFile(
     const memberSize = h.size ?? 0;
     const total = sparse ? sparse.realSize : memberSize;
     const map = sparse ? new SparseMapParser(sparse.realSize) : undefined;
-    let writer = map ? undefined : HoleAwareWriter.dense(fh, hash, memberSize);
+    let writer = map ? undefined : HoleAwareWriter.dense(fh, hasher, memberSize);
     for await (const chunk of entry as AsyncIterable<Buffer>) {
       let data: Buffer | undefined = chunk;
       if (!writer) {
@@ -67,7 +81,7 @@ export async function receiveTarFile(
             `malformed sparse tar member: the map of ${expectedName} describes ${dataBytes} data bytes, the member holds ${memberSize - map!.mapBytes}`,
           );
         }
-        writer = new HoleAwareWriter(fh, hash, total, map!.regions);
+        writer = new HoleAwareWriter(fh, hasher, total, map!.regions);
       }
       await writer.write(data);
       onData?.({ reached: writer.reached, total });
@@ -78,6 +92,6 @@ export async function receiveTarFile(
     result = { size: total, sha256: '', dataBytes: writer.dataBytes, sparse: sparse !== undefined };
   }
   if (!result) throw new FarmError('FETCH', `the tar stream for ${expectedName} held no file`);
-  result.sha256 = hash.digest('hex');
+  result.sha256 = await hasher.digest();
   return result;
 }

@@ -5,9 +5,9 @@
 // lines (the number of regions, then offset and size of each), padded with NULs to a 512-byte
 // block, followed by the regions' bytes back to back. Everything between regions is a hole.
 
-import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { FarmError } from '../../src/errors.ts';
+import type { Hasher } from './hasher.ts';
 
 export interface SparseRegion {
   offset: number;
@@ -117,33 +117,31 @@ export class SparseMapParser {
   }
 }
 
-// One preallocated buffer of zeros feeds holes to the hash, whatever the hole's size.
-const ZEROS = Buffer.alloc(1024 * 1024);
 // Data is gathered into writes of about this size: few syscalls, bounded memory.
 const WRITE_BATCH = 4 * 1024 * 1024;
 
 /**
- * Writes a file's regions at their offsets with positional writes, hashing the whole file
- * (holes as zeros) on the way. Holes are never written: the file is extended to its real size
- * with ftruncate. At most one batch is being written while the next one fills.
+ * Writes a file's regions at their offsets with positional writes and feeds the whole file to
+ * the hasher (holes as zeros) in order. Holes are never written: the file is extended to its
+ * real size with ftruncate. At most one batch is being written while the next one fills.
  */
 export class HoleAwareWriter {
   private regionIndex = 0;
   private regionLeft: number;
   /** File offset of the next data byte. */
   private position: number;
-  /** File offset up to which the hash has been fed. */
+  /** File offset up to which the hasher has been fed. */
   private hashed = 0;
   private batch: Buffer[] = [];
   private batchBytes = 0;
   private batchOffset = 0;
   private inFlight: Promise<unknown> | undefined;
-  /** Data bytes written so far (excluding holes). */
+  /** Data bytes received so far (excluding holes). */
   dataBytes = 0;
 
   constructor(
     private readonly fh: FileHandle,
-    private readonly hash: Hash,
+    private readonly hasher: Hasher,
     private readonly realSize: number,
     private readonly regions: readonly SparseRegion[],
   ) {
@@ -153,8 +151,8 @@ export class HoleAwareWriter {
   }
 
   /** A dense file: one region covering everything. */
-  static dense(fh: FileHandle, hash: Hash, size: number): HoleAwareWriter {
-    return new HoleAwareWriter(fh, hash, size, [{ offset: 0, size }]);
+  static dense(fh: FileHandle, hasher: Hasher, size: number): HoleAwareWriter {
+    return new HoleAwareWriter(fh, hasher, size, [{ offset: 0, size }]);
   }
 
   /** The file offset reached so far (holes included), for progress. */
@@ -178,14 +176,6 @@ export class HoleAwareWriter {
     }
   }
 
-  private hashZerosTo(offset: number): void {
-    while (this.hashed < offset) {
-      const n = Math.min(ZEROS.length, offset - this.hashed);
-      this.hash.update(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n));
-      this.hashed += n;
-    }
-  }
-
   /** Takes the next bytes of region data, in archive order. */
   async write(chunk: Buffer): Promise<void> {
     let rest = chunk;
@@ -195,9 +185,6 @@ export class HoleAwareWriter {
       rest = rest.subarray(part.length);
       if (this.batchBytes > 0 && this.batchOffset + this.batchBytes !== this.position) await this.flush();
       if (this.batchBytes === 0) this.batchOffset = this.position;
-      this.hashZerosTo(this.position);
-      this.hash.update(part);
-      this.hashed += part.length;
       this.batch.push(part);
       this.batchBytes += part.length;
       this.position += part.length;
@@ -208,7 +195,8 @@ export class HoleAwareWriter {
     }
   }
 
-  /** Starts writing the gathered batch after the previous one has landed. */
+  /** Hashes the gathered batch (after the hole before it) and starts writing it once the
+   *  previous write has landed. */
   private async flush(): Promise<void> {
     if (this.inFlight) await this.inFlight;
     this.inFlight = undefined;
@@ -217,6 +205,9 @@ export class HoleAwareWriter {
     const offset = this.batchOffset;
     this.batch = [];
     this.batchBytes = 0;
+    await this.hasher.zeros(offset - this.hashed);
+    await this.hasher.update(buffers);
+    this.hashed = offset + buffers.reduce((n, b) => n + b.length, 0);
     this.inFlight = writeAll(this.fh, buffers, offset);
     // A failed write surfaces at the next flush or in finish(); keep it from being unhandled meanwhile.
     this.inFlight.catch(() => {});
@@ -228,7 +219,8 @@ export class HoleAwareWriter {
     await this.flush();
     if (this.inFlight) await this.inFlight;
     this.inFlight = undefined;
-    this.hashZerosTo(this.realSize);
+    await this.hasher.zeros(this.realSize - this.hashed);
+    this.hashed = this.realSize;
     await this.fh.truncate(this.realSize);
   }
 }
