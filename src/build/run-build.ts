@@ -116,14 +116,20 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
   }
 
+  const manifest = await finishBuild(store, dir, signal);
+  log.info(`build ${buildId} ${store.current.status}; records in ${dir}`);
+  return { buildId, dir, state: store.current, manifest };
+}
+
+/** Records the end of a run (build or upload) and writes the manifest next to the state. */
+export async function finishBuild(store: StateStore, dir: string, signal: AbortSignal): Promise<Manifest> {
   await store.update((s) => {
     s.finishedAt = new Date().toISOString();
     s.status = signal.aborted ? 'cancelled' : overallStatus(s);
   });
   const manifest = buildManifest(store.current);
   await writeJsonAtomic(join(dir, 'manifest.json'), manifest);
-  log.info(`build ${buildId} ${store.current.status}; records in ${dir}`);
-  return { buildId, dir, state: store.current, manifest };
+  return manifest;
 }
 
 async function connectAndProbe(plan: BuildPlan, opts: BuildOptions, transports: Map<string, WorkerTransport>): Promise<Worker[]> {

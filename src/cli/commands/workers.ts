@@ -9,9 +9,8 @@ import { connectWorker } from '../../../workers/ssh/session.ts';
 import { scanHostKey, trustHostKey } from '../../../workers/ssh/hostkeys.ts';
 import { probeWorker } from '../../../workers/probe.ts';
 import { inventoryArg, loadFromArgs } from '../inventory-arg.ts';
-import { selectArches } from './build.ts';
+import { selectArches } from '../../build/job.ts';
 import { err, io, out } from '../io.ts';
-import { inventoryArches } from '../../plan/plan.ts';
 
 const check = defineCommand({
   meta: { name: 'check', description: 'Probe every worker: SSH, arch, podman, free space, builder image' },
@@ -21,7 +20,7 @@ const check = defineCommand({
   },
   async run({ args }) {
     const loaded = await loadFromArgs(args);
-    const arches = selectArches(args.arch, inventoryArches(loaded));
+    const arches = selectArches(args.arch, loaded);
     const workers = loaded.inventory.workers.filter((w) => arches.includes(w.arch));
     const { signal } = io();
     const s = loaded.inventory.settings;

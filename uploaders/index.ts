@@ -1,0 +1,24 @@
+// One uploader per target kind, behind the Uploader interface.
+
+import type { Target } from '../src/inventory/schema.ts';
+import type { Uploader } from './uploader.ts';
+import { createAwsUploader } from './aws/index.ts';
+import { createIbmCloudUploader } from './ibmcloud/index.ts';
+import { createLibvirtUploader } from './libvirt/index.ts';
+import { createOpenStackUploader } from './openstack/index.ts';
+
+const MiB = 1024 * 1024;
+
+export function createUploader(target: Target, name: string, env: NodeJS.ProcessEnv = process.env): Uploader {
+  switch (target.kind) {
+    case 'aws':
+      // lib-storage holds each part in memory: 16 MiB x 6 keeps a multipart upload under 100 MiB.
+      return createAwsUploader({ ...target, name }, { partSize: 16 * MiB, queueSize: 6 });
+    case 'ibmcloud':
+      return createIbmCloudUploader({ ...target, name }, { env });
+    case 'libvirt':
+      return createLibvirtUploader(target, { name });
+    case 'openstack':
+      return createOpenStackUploader({ ...target, name }, { env });
+  }
+}
