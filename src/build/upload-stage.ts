@@ -90,8 +90,16 @@ export class TargetUploads implements UploadStage {
 
   async preflight(plan: BuildPlan, signal: AbortSignal): Promise<void> {
     const seen = new Map<string, Target>();
-    for (const a of plan.arches) for (const { target, name } of selectTargets(a.targets, this.selection)) seen.set(name, target);
     const failures: string[] = [];
+    for (const a of plan.arches) {
+      for (const { target, name } of selectTargets(a.targets, this.selection)) {
+        seen.set(name, target);
+        const type = typeForTarget(target);
+        if (!a.types.includes(type)) {
+          failures.push(`${name}: takes ${type} images, but ${a.arch} builds only ${a.types.join(', ')}: add ${type} to arches.${a.arch}.types`);
+        }
+      }
+    }
     await Promise.all(
       [...seen].map(async ([name, target]) => {
         try {
