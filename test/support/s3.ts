@@ -23,20 +23,47 @@ type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstanc
 
 // s3rver is CommonJS without type declarations; it is loaded through require with the small
 // slice of its API used here typed above.
-const S3rver = createRequire(import.meta.url)('s3rver') as S3rverConstructor;
+const require = createRequire(import.meta.url);
+const S3rver = require('s3rver') as S3rverConstructor;
 
-// s3rver knows one hard-coded key pair; it checks that SigV4 requests name it (it does not
-// recompute V4 signatures).
+interface S3rverAccountModule {
+  DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void; revokeAccessKey(id: string): void };
+}
+
+// s3rver knows one hard-coded key pair (unless `credentials` replaces it); it checks that SigV4
+// requests name a known key (it does not recompute V4 signatures).
 const ACCESS_KEY_ID = 'S3RVER';
 const SECRET_ACCESS_KEY = 'S3RVER';
 const REGION = 'us-east-1';
 
-export async function startS3(opts: { dir?: string } = {}): Promise<S3Server> {
+export interface S3Options {
+  /** Data directory, kept after stop (default: a temp directory, removed on stop). */
+  dir?: string;
+  /** Port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /**
+   * The key pair clients sign with (default S3RVER/S3RVER). s3rver keeps its keys in one
+   * process-wide registry: this pair is added to it and the default pair revoked, for every
+   * s3rver in the process.
+   */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Buckets created at start if missing (s3rver's configureBuckets). */
+  buckets?: string[];
+}
+
+export async function startS3(opts: S3Options = {}): Promise<S3Server> {
   const ownDir = opts.dir === undefined;
   const directory = opts.dir ?? (await mkdtemp(join(tmpdir(), 'farm-s3-')));
+  const credentials = opts.credentials ?? { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY };
+  if (opts.credentials) {
+    const account = require('s3rver/lib/models/account.js') as S3rverAccountModule;
+    account.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
+    if (credentials.accessKeyId !== ACCESS_KEY_ID) account.DUMMY_ACCOUNT.revokeAccessKey(ACCESS_KEY_ID);
+  }
   const server = new S3rver({
     address: '127.0.0.1',
-    port: 0,
+    port: opts.port ?? 0,
+    configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
     directory,
     silent: true,
     vhostBuckets: false,
@@ -47,8 +74,8 @@ export async function startS3(opts: { dir?: string } = {}): Promise<S3Server> {
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
     region: REGION,
-    accessKeyId: ACCESS_KEY_ID,
-    secretAccessKey: SECRET_ACCESS_KEY,
+    accessKeyId: credentials.accessKeyId,
+    secretAccessKey: credentials.secretAccessKey,
     async stop() {
       if (stopped) return;
       stopped = true;

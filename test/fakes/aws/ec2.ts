@@ -621,7 +621,8 @@ export class Ec2 {
     return taskXml(task) as Members;
   }
 
-  private async readImportObject(task: ImportTask): Promise<void> {
+  /** Reads a task's object into its data file (also for tasks restored after a restart). */
+  async readImportObject(task: ImportTask): Promise<void> {
     const dataPath = join(this.dataDir, `${task.id}.img`);
     if (!this.s3) {
       task.read = { ok: false, message: 'ClientError: the fake has no S3 server configured' };

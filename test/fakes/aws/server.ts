@@ -16,6 +16,8 @@ import { QueryParams } from './query.ts';
 import { parseAuthorization, verifySignature, type AuthProblem } from './sigv4.ts';
 import { ACCOUNT_ID, AwsFault, FakeState, type Image, type ImportTask, type Snapshot, type Timing } from './state.ts';
 import { ec2Error, ec2Response } from './xml.ts';
+import { restoreAwsState, saveAwsState, type SavedAwsState } from './persist.ts';
+import { readStateFile, StateFile } from '../state-file.ts';
 
 export { ACCOUNT_ID, BLOCK_SIZE } from './state.ts';
 export type { Image, ImportTask, Snapshot } from './state.ts';
@@ -28,6 +30,13 @@ export interface AwsFakeOptions {
   dir?: string;
   /** The one key pair the fake accepts (default: a fixed fake pair). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /**
+   * JSON file keeping snapshots, images and import tasks across restarts (default: none). Use it
+   * with a fixed `dir`, which holds the snapshots' data.
+   */
+  statePath?: string;
 }
 
 export interface Injection {
@@ -93,6 +102,11 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
   };
   const ebs = new Ebs(state, dataDir, stats);
   const ec2 = new Ec2(state, dataDir, opts.s3);
+  const stateFile = opts.statePath === undefined ? undefined : new StateFile(opts.statePath, () => saveAwsState(state));
+  if (opts.statePath !== undefined) {
+    const saved = readStateFile<SavedAwsState>(opts.statePath);
+    if (saved) for (const task of restoreAwsState(state, saved)) void ec2.readImportObject(task);
+  }
   const injections: Injection[] = [];
   const credentials = opts.credentials ?? { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY };
 
@@ -247,12 +261,18 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
   }
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-      res.end(String(err));
-    });
+    handle(req, res)
+      .catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(String(err));
+      })
+      // Any request may have changed state (Describe* calls advance pending resources too).
+      .finally(() => stateFile?.touch());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', resolve);
+  });
   const { port } = server.address() as AddressInfo;
 
   const list = <T>(pick: (r: NonNullable<ReturnType<FakeState['region']>>) => Map<string, T>, region?: string): T[] => {
@@ -281,6 +301,7 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await stateFile?.flush();
       ec2.close();
       await ebs.close();
       if (ownDir) await rm(dataDir, { recursive: true, force: true });

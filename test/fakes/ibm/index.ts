@@ -14,6 +14,7 @@ import { handleResourceManager, makeResourceGroup, type FakeResourceGroup } from
 import { FakeVpc, type FakeImage, type StatusReason } from './vpc.ts';
 import { FakeCosReader, type FakeCosOptions } from './cos.ts';
 import { BodyTooLarge, sendVpcError } from './http.ts';
+import { readStateFile, StateFile } from '../state-file.ts';
 
 export type { FakeImage, StatusReason } from './vpc.ts';
 export type { FakeResourceGroup } from './resource-manager.ts';
@@ -35,6 +36,18 @@ export interface IbmFakeOptions {
   importMs?: number;
   /** Observations of a deleting image before it is gone (default 1). */
   deletePolls?: number;
+  /** Port on 127.0.0.1 (default: any free one). */
+  port?: number;
+  /**
+   * JSON file keeping the images across restarts (default: none). Use it with a fixed accountId,
+   * resource group ids and API keys, or the restored images belong to nobody.
+   */
+  statePath?: string;
+}
+
+interface SavedIbmState {
+  version: 1;
+  images: FakeImage[];
 }
 
 export interface InjectedFault {
@@ -102,6 +115,15 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
     timing: { importPolls: opts.importPolls ?? 2, importMs: opts.importMs, deletePolls: opts.deletePolls ?? 1 },
     beforeImport: (info) => beforeImport?.(info),
   });
+  const stateFile =
+    opts.statePath === undefined
+      ? undefined
+      : new StateFile(opts.statePath, (): SavedIbmState => ({ version: 1, images: [...vpc.images.values()] }));
+  if (opts.statePath !== undefined) {
+    const saved = readStateFile<SavedIbmState>(opts.statePath);
+    if (saved && saved.version !== 1) throw new Error(`unknown IBM fake state version ${String(saved.version)}`);
+    if (saved) vpc.restore(saved.images);
+  }
   const faults: (InjectedFault & { count: number })[] = [];
   const requests: LoggedRequest[] = [];
 
@@ -133,6 +155,8 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
     const u = new URL(req.url ?? '/', 'http://fake');
     res.on('finish', () => {
       requests.push({ method: req.method ?? '', path: u.pathname, query: Object.fromEntries(u.searchParams), status: res.statusCode });
+      // Any request may have changed state (GETs advance pending and deleting images too).
+      stateFile?.touch();
     });
     route(req, res, u).catch((err: unknown) => {
       if (res.headersSent) return res.destroy();
@@ -142,7 +166,7 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
   });
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -170,6 +194,7 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
         server.closeAllConnections();
       });
       await vpc.settle();
+      await stateFile?.flush();
       cos.destroy();
     },
   };

@@ -86,6 +86,17 @@ export class FakeVpc {
     this.failures.set(region, list);
   }
 
+  /** Puts back images saved before a restart; reads again the objects of unfinished imports. */
+  restore(images: FakeImage[]): void {
+    for (const image of images) {
+      this.images.set(image.id, image);
+      if (image.status === 'pending' && !image.imported) {
+        const job = this.runImport(image).finally(() => this.imports.delete(job));
+        this.imports.add(job);
+      }
+    }
+  }
+
   /** Waits for background imports (object reads) to finish. */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.imports]);
