@@ -180,6 +180,14 @@ host_wait() {
   done
 }
 
+# What `uname -m` and `arch` print inside a running host, e.g. "s390x s390x".
+host_arch_seen() {
+  host_run "$1" sh -c 'echo "$(uname -m) $(arch)"' 2>/dev/null || echo "? ?"
+}
+
+# Both print the host's arch: their bind mounts are in place.
+host_arch_ok() { [[ $(host_arch_seen "$1") == "$1 $1" ]]; }
+
 host_podman_ping() {
   host_run "$1" curl -sf --max-time 2 --unix-socket /run/podman/podman.sock http://d/v1.41/_ping >/dev/null 2>&1
 }

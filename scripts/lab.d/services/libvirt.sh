@@ -229,7 +229,17 @@ host_healthy() { # host_healthy ARCH
   ns=$(ns_name "$1")
   ip netns list | grep -qw "$ns" &&
     pid_alive "$st/run/sshd.pid" /usr/sbin/sshd &&
-    pid_alive "$st/run/libvirtd.pid" /usr/sbin/libvirtd
+    pid_alive "$st/run/libvirtd.pid" /usr/sbin/libvirtd &&
+    arch_ok "$1"
+}
+
+# `uname -m` in the host's mount namespace prints its arch. Replacing the machine's
+# /usr/bin/uname detaches the bind mount over it in every other namespace; `up` then restarts
+# the host (which mounts it again).
+arch_ok() { # arch_ok ARCH
+  local pid
+  pid=$(<"$(state_dir "$1")/run/libvirtd.pid")
+  [[ $(nsenter --target "$pid" --mount -- uname -m 2>/dev/null) == "$1" ]]
 }
 
 stop_pidfile() { # stop_pidfile FILE EXE: TERM, bounded wait, then KILL
@@ -298,7 +308,11 @@ host_status() { # host_status ARCH IP
   local arch=$1 ip=$2 ns out
   ns=$(ns_name "$arch")
   if ! host_healthy "$arch"; then
-    printf '%-20s %-12s down\n' "$ns" "$ip"
+    if pid_alive "$(state_dir "$arch")/run/libvirtd.pid" /usr/sbin/libvirtd && ! arch_ok "$arch"; then
+      printf '%-20s %-12s unhealthy: uname -m does not print %s (libvirt.sh up restarts it)\n' "$ns" "$ip" "$arch"
+    else
+      printf '%-20s %-12s down\n' "$ns" "$ip"
+    fi
     return 1
   fi
   # libvirt's ssh transport ignores known_hosts= (a libssh/libssh2 parameter): the lab's
