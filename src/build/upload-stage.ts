@@ -70,7 +70,9 @@ export function toArtifact(state: BuildState, arch: Arch, record: ArtifactRecord
 }
 
 export class TargetUploads implements UploadStage {
-  private readonly uploaders = new Map<string, Uploader>();
+  // Keyed by the target itself: two arches may each have a target of the same name (aws-us-east-1)
+  // with different settings (ebs-direct for one, s3-import for the other).
+  private readonly uploaders = new Map<Target, Uploader>();
   private readonly queue = new PQueue({ concurrency: UPLOAD_CONCURRENCY });
 
   constructor(
@@ -80,20 +82,20 @@ export class TargetUploads implements UploadStage {
   ) {}
 
   private uploader(target: Target, name: string): Uploader {
-    let u = this.uploaders.get(name);
+    let u = this.uploaders.get(target);
     if (!u) {
       u = this.factory(target, name);
-      this.uploaders.set(name, u);
+      this.uploaders.set(target, u);
     }
     return u;
   }
 
   async preflight(plan: BuildPlan, signal: AbortSignal): Promise<void> {
-    const seen = new Map<string, Target>();
+    const seen = new Map<Target, string>();
     const failures: string[] = [];
     for (const a of plan.arches) {
       for (const { target, name } of selectTargets(a.targets, this.selection)) {
-        seen.set(name, target);
+        seen.set(target, name);
         const type = typeForTarget(target);
         if (!a.types.includes(type)) {
           failures.push(`${name}: takes ${type} images, but ${a.arch} builds only ${a.types.join(', ')}: add ${type} to arches.${a.arch}.types`);
@@ -101,7 +103,7 @@ export class TargetUploads implements UploadStage {
       }
     }
     await Promise.all(
-      [...seen].map(async ([name, target]) => {
+      [...seen].map(async ([target, name]) => {
         try {
           await this.uploader(target, name).preflight(signal);
         } catch (err) {
@@ -163,7 +165,7 @@ export class TargetUploads implements UploadStage {
       const t0 = Date.now();
       const images = await uploader.upload(artifact, imageName, {
         signal,
-        log: (m) => log.info(`${name}: ${m}`),
+        log: (m) => log.info(m.startsWith(`${name}: `) ? m : `${name}: ${m}`),
         onProgress: throttledProgress(name, log),
         tags: { 'farm-build-id': state.buildId, 'farm-image-name': imageName, 'farm-arch': arch },
       });

@@ -186,3 +186,31 @@ describe('TargetUploads', () => {
     expect(msg).toMatch(/openstack: takes qcow2 images, but x86_64 builds only ami: add qcow2 to arches.x86_64.types/);
   });
 });
+
+describe('targets of the same name on two arches', () => {
+  it('get one uploader each, with their own settings', async () => {
+    const inv: LoadedInventory = {
+      file: '/inv/farm.yaml',
+      dir: '/inv',
+      inventory: inventorySchema.parse({
+        version: 1,
+        source: { containerfile: 'Containerfile' },
+        workers: [{ name: 'a', host: 'h', arch: 'x86_64' }, { name: 'b', host: 'h', arch: 'aarch64' }],
+        arches: {
+          x86_64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 'ebs-direct' }] },
+          aarch64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 's3-import', bucket: 'b' }] },
+        },
+      }),
+    };
+    const made: Array<{ name: string; method: string }> = [];
+    const stage = new TargetUploads(inv, {}, (t, name) => {
+      made.push({ name, method: (t as { method: string }).method });
+      return new MemoryUploader(name, t.kind);
+    });
+    await stage.preflight(planBuild(inv, ['x86_64', 'aarch64'], BUILD), new AbortController().signal);
+    expect(made).toEqual([
+      { name: 'aws-us-east-1', method: 'ebs-direct' },
+      { name: 'aws-us-east-1', method: 's3-import' },
+    ]);
+  });
+});
