@@ -44,6 +44,14 @@ export async function labInventoryVariant(change: (doc: Doc) => void = () => {})
     w.identity_file = abs(w.identity_file);
     w.known_hosts = abs(w.known_hosts);
   }
+  for (const cfg of Object.values(doc.arches ?? {}) as Array<{ targets?: Array<{ hypervisors?: Doc[] }> }>) {
+    for (const t of cfg.targets ?? []) {
+      for (const h of t.hypervisors ?? []) {
+        if (h.identity_file) h.identity_file = abs(h.identity_file);
+        if (h.known_hosts) h.known_hosts = abs(h.known_hosts);
+      }
+    }
+  }
   const dir = await mkdtemp(join(tmpdir(), 'farm-it-'));
   doc.settings = { ...(doc.settings ?? {}), builds_dir: join(dir, 'builds') };
   change(doc);
