@@ -354,9 +354,12 @@ cmd_down() {
   if (($# > 0)); then
     hosts=$(parse_hosts "$@")
   else # every host this script ever started here
-    hosts=$(for f in "$LAB"/hv-*/host.env; do [[ -f $f ]] && (source "$f" && echo "$ARCH $IP"); done)
+    hosts=$(for f in "$LAB"/hv-*/host.env; do if [[ -f $f ]]; then (source "$f" && echo "$ARCH $IP"); fi; done)
   fi
-  while read -r -u 3 arch ip; do [[ -n $arch ]] && host_down "$arch" && log "$(ns_name "$arch") down"; done 3<<<"$hosts"
+  # (An if, not &&: with no hosts the loop's last status would be false and fail the script.)
+  while read -r -u 3 arch ip; do
+    if [[ -n $arch ]]; then host_down "$arch" && log "$(ns_name "$arch") down"; fi
+  done 3<<<"$hosts"
   # Remove the bridge only if this script created it and nothing else is attached to it.
   if [[ -f $LAB/.hv-created-bridge ]] && [[ -d /sys/class/net/$BRIDGE/brif ]] &&
     [[ -z $(ls -A "/sys/class/net/$BRIDGE/brif") ]]; then
