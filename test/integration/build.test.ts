@@ -1,36 +1,16 @@
 // `farm build` end to end against the lab's real hosts: sshd, podman and the stand-in bib in four
 // network namespaces. Every assertion checks what really happened on disk or on the workers.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { farm } from '../support/cli.ts';
-import { ensureLab, labExec, labInventoryVariant, LAB_INVENTORY } from '../support/lab.ts';
+import { ensureLab, labExec, labInventoryVariant, markedSource, LAB_INVENTORY } from '../support/lab.ts';
 import { allocatedBytes, qemuImgFormat, readFromDisk, sha256sum } from '../support/disk.ts';
 import type { Manifest } from '../../src/records/manifest.ts';
 import type { BuildState } from '../../src/records/state.ts';
 
 const HOSTS = { x86_64: 'lab-x86_64', aarch64: 'lab-aarch64', ppc64le: 'lab-ppc64le', s390x: 'lab-s390x' } as const;
-
-/** A Containerfile whose marker is unique to this test run, so a stale image cannot pass. */
-async function markedSource(dir: string): Promise<{ containerfile: string; context: string; token: string }> {
-  const token = `farm-test-${randomBytes(8).toString('hex')}`;
-  const context = join(dir, 'src');
-  await mkdir(context, { recursive: true });
-  await writeFile(join(context, 'motd'), `welcome ${token}\n`);
-  const containerfile = join(context, 'Containerfile');
-  await writeFile(
-    containerfile,
-    [
-      'FROM localhost/farm-lab/base:latest',
-      `RUN mkdir -p /usr/share/farm && echo "${token}" > /usr/share/farm/marker`,
-      'COPY motd /etc/motd',
-      '',
-    ].join('\n'),
-  );
-  return { containerfile, context, token };
-}
 
 async function farmLeftovers(host: string): Promise<string> {
   const containers = await labExec(host, ['podman', 'ps', '-a', '--external', '--filter', 'label=io.farm.managed=true', '--format', '{{.ID}} {{.Names}}']);
@@ -66,7 +46,7 @@ describe('farm build on the lab', () => {
       doc.source.containerfile = src.containerfile;
       doc.source.context = src.context;
     });
-    const r = await farm(['build', '--arch', 'all', '--inventory', variant.file, '--json']);
+    const r = await farm(['build', '--arch', 'all', '--inventory', variant.file, '--json', '--no-upload']);
     expect(r.code, r.stderr).toBe(0);
 
     const manifest = JSON.parse(r.stdout) as Manifest;
@@ -108,7 +88,7 @@ describe('farm build on the lab', () => {
       doc.source.containerfile = src.containerfile;
       doc.source.context = src.context;
     });
-    const r = await farm(['build', '--arch', 's390x', '--inventory', variant.file, '--quiet']);
+    const r = await farm(['build', '--arch', 's390x', '--inventory', variant.file, '--quiet', '--no-upload']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/ARCH\s+TYPE\s+IMAGE NAME\s+SIZE\s+SHA256\s+PATH/);
     expect(r.stdout).toMatch(/s390x\s+qcow2\s+farm-lab-\d{8}-\d{6}-s390x\s+[\d.]+ \w+\s+[0-9a-f]{12}\s+\S+disk\.qcow2/);
@@ -119,7 +99,7 @@ describe('farm build on the lab', () => {
       const w = doc.workers.find((x: { arch: string }) => x.arch === 's390x');
       w.port = 2222; // nothing listens there: connection refused
     });
-    const r = await farm(['build', '--arch', 'x86_64,s390x', '--inventory', variant.file, '--quiet']);
+    const r = await farm(['build', '--arch', 'x86_64,s390x', '--inventory', variant.file, '--quiet', '--no-upload']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/\[lab-s390x\]\s+warning: skipped: .*(refused|ECONNREFUSED)/i);
     expect(r.stderr).toMatch(/\[s390x\]\s+error: no healthy worker for s390x/);
@@ -144,7 +124,7 @@ describe('farm build on the lab', () => {
     const v2 = await labInventoryVariant((doc) => {
       for (const w of doc.workers) w.known_hosts = kh;
     });
-    const r = await farm(['build', '--arch', 'x86_64', '--inventory', v2.file, '--quiet']);
+    const r = await farm(['build', '--arch', 'x86_64', '--inventory', v2.file, '--quiet', '--no-upload']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/host key/i);
     expect(r.stderr).toMatch(/SHA256:[A-Za-z0-9+/]{43}/);
@@ -155,7 +135,7 @@ describe('farm build on the lab', () => {
   it('Ctrl-C stops the remote build and leaves nothing running on the worker', async () => {
     const variant = await labInventoryVariant();
     let sent = false;
-    const r = await farm(['build', '--arch', 'ppc64le', '--inventory', variant.file], {
+    const r = await farm(['build', '--arch', 'ppc64le', '--inventory', variant.file, '--no-upload'], {
       onSpawn: (child) => {
         child.stderr!.on('data', (d: Buffer) => {
           if (!sent && /bootc-image-builder --type/.test(d.toString())) {
@@ -178,7 +158,7 @@ describe('bad inventories change nothing and say what to fix', () => {
       doc.workers[1].arch = 'arm64';
       doc.workers[0].hostname = 'x';
     });
-    const r = await farm(['build', '--arch', 'all', '--inventory', variant.file]);
+    const r = await farm(['build', '--arch', 'all', '--inventory', variant.file, '--no-upload']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(new RegExp(`${variant.file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: workers\\[1\\]\\.arch`));
     expect(r.stderr).toMatch(/aarch64/);

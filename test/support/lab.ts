@@ -2,7 +2,8 @@
 
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -59,3 +60,35 @@ export async function labInventoryVariant(change: (doc: Doc) => void = () => {})
   await writeFile(file, stringify(doc));
   return { file, dir, doc };
 }
+
+/** The lab clouds' credentials, as `. "$(scripts/lab env)"` would export them. */
+export async function labEnv(): Promise<Record<string, string>> {
+  const { stdout } = await run(LAB_SCRIPT, ['env']);
+  const text = await readFile(stdout.trim(), 'utf8');
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^export ([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replace(/^"(.*)"$/, '$1');
+  }
+  return env;
+}
+
+/** A Containerfile whose marker is unique to this test run, so a stale image cannot pass. */
+export async function markedSource(dir: string): Promise<{ containerfile: string; context: string; token: string }> {
+  const token = `farm-test-${randomBytes(8).toString('hex')}`;
+  const context = join(dir, 'src');
+  await mkdir(context, { recursive: true });
+  await writeFile(join(context, 'motd'), `welcome ${token}\n`);
+  const containerfile = join(context, 'Containerfile');
+  await writeFile(
+    containerfile,
+    [
+      'FROM localhost/farm-lab/base:latest',
+      `RUN mkdir -p /usr/share/farm && echo "${token}" > /usr/share/farm/marker`,
+      'COPY motd /etc/motd',
+      '',
+    ].join('\n'),
+  );
+  return { containerfile, context, token };
+}
+
