@@ -9,13 +9,14 @@ import build from './commands/build.ts';
 import inventory from './commands/inventory.ts';
 import workers from './commands/workers.ts';
 import upload from './commands/upload.ts';
+import serve from './commands/serve.ts';
 import images from './commands/images.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export const root = defineCommand({
   meta: { name: 'farm', version: pkg.version, description: 'One bootc Containerfile into bootable disk images for every arch and every cloud' },
-  subCommands: { build, upload, images, inventory, workers },
+  subCommands: { build, upload, images, inventory, workers, serve },
 });
 
 /** Follows argv through subcommands to the command whose usage --help should print. */

@@ -3,6 +3,7 @@
 // Paths are relative to the inventory file's directory.
 
 import { z } from 'zod';
+import { Cron } from 'croner';
 import { ARCHES } from '../arch.ts';
 
 export const archSchema = z.enum(ARCHES);
@@ -181,6 +182,81 @@ export const settingsSchema = z
   })
   .strict();
 
+// --- `farm serve`: what it watches, when it rebuilds, who may trigger it and whom it tells.
+// Secrets are never values here: *_env keys name the environment variables that hold them.
+
+const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h|d|w)$/, 'a duration: a number and a unit (ms, s, m, h, d, w), e.g. 60s, 12h or 7d');
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the name of an environment variable, e.g. FARM_TOKEN (never the secret itself)');
+const httpUrl = z.string().regex(/^https?:\/\/\S+$/, 'an http:// or https:// URL');
+
+export const cronPatternSchema = z
+  .string()
+  .trim()
+  .min(1)
+  .refine((p) => {
+    try {
+      new Cron(p, { paused: true }).stop();
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a cron pattern: minute hour day-of-month month day-of-week, e.g. "0 3 * * 0" (Sundays 03:00)');
+
+export const gitSourceSchema = z
+  .object({
+    url: nonEmpty
+      .regex(/^[^-]/, 'a repository URL or path, not an option')
+      .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(u), 'no password in the URL: use an SSH key, or a git credential helper')
+      .describe('Repository URL (https://, ssh://, git@host:path or a local path) cloned into builds_dir/.service/git'),
+    branch: nonEmpty.default('main').describe('Branch to build'),
+    containerfile: nonEmpty.default('Containerfile').describe('Containerfile path inside the repository'),
+    context: nonEmpty.default('.').describe('Build context directory inside the repository'),
+  })
+  .strict();
+
+export const serviceSchema = z
+  .object({
+    listen: nonEmpty
+      .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:8080')
+      .default('127.0.0.1:8080')
+      .describe('Address of the status page and API (host:port); put a TLS proxy in front to expose it'),
+    source: z
+      .object({
+        git: gitSourceSchema.optional().describe("Build from this git branch instead of the inventory's source"),
+        poll_interval: duration.default('60s').describe('How often the source is checked for changes'),
+        watch: z.boolean().default(true).describe('Build when the source changes (the build key decides)'),
+      })
+      .strict()
+      .default({ poll_interval: '60s', watch: true })
+      .describe("What is built: the inventory's own source (default) or a git branch"),
+    schedule: cronPatternSchema.optional().describe('Rebuild on this cron schedule, e.g. "0 3 * * 0" (weekly), to pick up base image updates'),
+    inactivity: duration.optional().describe('Rebuild when the last successful build is older than this, e.g. 7d'),
+    debounce: duration.default('2s').describe('Triggers arriving this close together make one build'),
+    token_env: envName.default('FARM_TOKEN').describe('Environment variable holding the bearer token for POST /api/builds'),
+    webhooks: z
+      .object({
+        github_secret_env: envName.optional().describe('Environment variable holding the GitHub webhook secret (X-Hub-Signature-256)'),
+        gitlab_token_env: envName.optional().describe('Environment variable holding the GitLab webhook token (X-Gitlab-Token)'),
+      })
+      .strict()
+      .default({}),
+    notify: z
+      .object({
+        webhook: httpUrl.optional().describe('POST the build result (JSON) to this URL'),
+        webhook_env: envName.optional().describe('Environment variable holding the webhook URL, for URLs that carry a secret'),
+        command: z.array(nonEmpty).min(1).optional().describe('Run this command (argv, no shell) with the build result (JSON) on stdin'),
+      })
+      .strict()
+      .default({}),
+    on_shutdown: z.enum(['cancel', 'finish']).default('cancel').describe('On SIGTERM: cancel the running build, or let it finish'),
+    arches: z.array(archSchema).min(1).optional().describe('Arches the service builds (default: every arch of the inventory)'),
+  })
+  .strict();
+
 export const inventorySchema = z
   .object({
     version: z.literal(1).describe('Inventory format version'),
@@ -193,11 +269,13 @@ export const inventorySchema = z
       .partialRecord(archSchema, archConfigSchema)
       .default({})
       .describe('Per-arch image types and upload targets; an arch without an entry builds the default types'),
+    service: serviceSchema.optional().describe('`farm serve`: triggers, schedule, webhooks, notifications'),
   })
   .strict();
 
 export type Inventory = z.infer<typeof inventorySchema>;
 export type Worker = z.infer<typeof workerSchema>;
+export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type ArchConfig = z.infer<typeof archConfigSchema>;
 export type AwsTarget = z.infer<typeof awsTargetSchema>;
 export type IbmCloudTarget = z.infer<typeof ibmcloudTargetSchema>;

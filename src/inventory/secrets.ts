@@ -6,10 +6,14 @@ import type { PathSegment } from './problems.ts';
 import type { Draft } from './issues.ts';
 import { isRecord } from './zod-walk.ts';
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 const SECRET_WORDS = ['password', 'passwd', 'secret', 'token', 'apikey', 'accesskey', 'privatekey'];
 
 /** password, api_key, AWS_SECRET_ACCESS_KEY, apiKey, os-token... (case, '-' and '_' ignored). */
 export function isSecretKey(key: string): boolean {
+  // token_env, github_secret_env: these name the environment variable holding the secret.
+  if (/_env$/i.test(key)) return false;
   const folded = key.toLowerCase().replace(/[-_.\s]/g, '');
   return SECRET_WORDS.some((w) => folded.includes(w));
 }
@@ -46,7 +50,13 @@ export function findSecrets(data: unknown): Draft[] {
     else if (isRecord(v)) {
       for (const [key, child] of Object.entries(v)) {
         const at = [...path, key];
-        if (isSecretKey(key)) {
+        if (/_env$/i.test(key) && isSecretKey(key.slice(0, -4)) && typeof child === 'string' && !ENV_NAME.test(child)) {
+          out.push({
+            path: at,
+            message: `'${key}' names the environment variable that holds a secret, and its value is not such a name`,
+            fix: `write the variable's name (e.g. ${key.slice(0, -4).toUpperCase()}), and set that variable in the environment farm runs in`,
+          });
+        } else if (isSecretKey(key)) {
           out.push({
             path: at,
             message: `'${key}' looks like a secret, and secrets never belong in the inventory (it is committed and shared)`,

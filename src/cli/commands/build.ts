@@ -12,6 +12,7 @@ import type { BuildState } from '../../records/state.ts';
 import { decideBuild } from '../../triggers/decide.ts';
 import { computeBuildKey, type BuildKey } from '../../triggers/key.ts';
 import { inventoryArg } from '../inventory-arg.ts';
+import { queueOnServer } from './serve.ts';
 import { err, io, out } from '../io.ts';
 
 export function listArg(value: string | undefined): string[] | undefined {
@@ -78,8 +79,10 @@ export default defineCommand({
       description: 'Build only if the build key (sources, builder, base image digests, image types) differs from the last successful build',
     },
     force: { type: 'boolean', description: 'With --if-changed: build even when nothing changed' },
+    server: { type: 'string', description: 'Queue the build on a running `farm serve` at this URL instead (token from FARM_TOKEN)', valueHint: 'URL' },
   },
   async run({ args }) {
+    if (args.server) return queueOnServer(args.server, { arch: args.arch, ifChanged: Boolean(args['if-changed']), force: Boolean(args.force), json: Boolean(args.json) });
     const { stderr, signal, env, cwd } = io();
     const inventoryPath = resolve(cwd, args.inventory);
     const loaded = await loadInventory(inventoryPath);

@@ -1,0 +1,287 @@
+// `farm serve`: one inventory, built on its triggers (source changes, a cron schedule, the
+// inactivity rule, the API and push webhooks) one build at a time, with a status page, JSON API,
+// metrics and notifications. Everything it remembers is on disk (builds/ and builds/.service/).
+
+import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { errorMessage } from '../errors.ts';
+import { loadInventory } from '../inventory/load.ts';
+import { lastSuccessful, listBuilds, type BuildSummary } from '../records/history.ts';
+import type { KeyOptions } from '../triggers/key.ts';
+import type { JobOptions } from '../build/job.ts';
+import type { BuildOutcome } from '../build/run-build.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { serviceSettings, type ServiceSettings } from './config.ts';
+import { GitSource } from './git.ts';
+import { handler } from './http.ts';
+import { ServiceMetrics } from './metrics.ts';
+import { notifyPayload, postWebhook, runNotifyCommand } from './notify.ts';
+import { BuildQueue, type SubmitResult } from './queue.ts';
+import { makeExecute } from './runner.ts';
+import { CronTrigger, InactivityTrigger } from './schedule.ts';
+import { ServiceStore, type Reason, type RunRecord } from './store.ts';
+import { buildView, runView, type BuildView, type RunView } from './views.ts';
+import { SourceWatcher, gitCheck, pathCheck } from './watch.ts';
+
+export interface ServiceOptions {
+  inventoryPath: string;
+  /** Overrides service.listen (host:port; port 0 picks a free one). */
+  listen?: string;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  /** Where the service logs (default process.stderr). */
+  stream?: NodeJS.WritableStream;
+  /** Stand-ins for tests. */
+  runJob?: (opts: JobOptions) => Promise<BuildOutcome>;
+  inspect?: KeyOptions['inspect'];
+  /** Notify webhook retry pacing (tests shorten it). */
+  notifyRetryMs?: number;
+}
+
+export interface Snapshot {
+  service: {
+    inventory: string;
+    now: string;
+    accepting: boolean;
+    source: { kind: 'path' | 'git'; url?: string; branch?: string; commit?: string; watch: boolean; poll_interval_s: number };
+    schedule?: { pattern: string; next?: string };
+    inactivity?: { after_s: number; due?: string };
+    on_shutdown: 'cancel' | 'finish';
+  };
+  running: RunView | null;
+  pending: RunView | null;
+  builds: BuildView[];
+  runs: RunView[];
+}
+
+const HISTORY = 20;
+
+export class FarmService {
+  readonly metrics = new ServiceMetrics();
+  readonly queue: BuildQueue;
+  private server: Server | undefined;
+  private watcher: SourceWatcher | undefined;
+  private cron: CronTrigger | undefined;
+  private inactivity: InactivityTrigger | undefined;
+  private readonly git: GitSource | undefined;
+  private readonly clock: Clock;
+  private readonly stream: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+  private baseUrl = '';
+  private readonly notifying = new Set<Promise<unknown>>();
+
+  private constructor(
+    readonly opts: ServiceOptions,
+    readonly settings: ServiceSettings,
+    readonly store: ServiceStore,
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    this.stream = opts.stream ?? process.stderr;
+    this.env = opts.env ?? process.env;
+    if (settings.source.kind === 'git') {
+      this.git = new GitSource({ url: settings.source.url, branch: settings.source.branch }, { root: join(settings.stateDir, 'git'), env: this.env });
+    }
+    this.queue = new BuildQueue({
+      clock: this.clock,
+      store,
+      debounceMs: settings.debounceMs,
+      log: (l) => this.log(l),
+      execute: makeExecute({
+        inventoryPath: opts.inventoryPath,
+        settings,
+        store,
+        ...(this.git ? { git: this.git } : {}),
+        env: this.env,
+        stream: this.stream,
+        log: (l) => this.log(l),
+        ...(opts.runJob ? { runJob: opts.runJob } : {}),
+        ...(opts.inspect ? { inspect: opts.inspect } : {}),
+      }),
+      onFinished: (run) => this.finished(run),
+    });
+  }
+
+  static async create(opts: ServiceOptions): Promise<FarmService> {
+    const loaded = await loadInventory(opts.inventoryPath);
+    const settings = serviceSettings(loaded, opts.listen ? { listen: opts.listen } : {});
+    const store = await ServiceStore.open(settings.stateDir);
+    return new FarmService(opts, settings, store);
+  }
+
+  log(line: string): void {
+    this.stream.write(`[serve] ${line}\n`);
+  }
+
+  get url(): string {
+    return this.baseUrl;
+  }
+
+  /** Listens, then starts the triggers; resolves with the address once requests are served. */
+  async start(): Promise<string> {
+    const s = this.settings;
+    const interrupted = this.store.current.running;
+    if (interrupted) {
+      // The last process ended mid-run (killed, crashed): its build recorded what it could.
+      this.log(`run ${interrupted.id} was interrupted when the service last stopped`);
+      await this.store.update((st) => {
+        st.runs.unshift({ ...interrupted, status: 'interrupted', finishedAt: new Date(this.clock.now()).toISOString() });
+        delete st.running;
+      });
+    }
+    this.metrics.seed(await lastSuccessful(s.buildsDir).catch(() => undefined));
+
+    this.server = createServer(handler(this));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(s.listen.port, s.listen.host, () => resolve());
+    });
+    const addr = this.server.address() as AddressInfo;
+    const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+    this.baseUrl = `http://${host}:${addr.port}`;
+    this.log(`listening on ${this.baseUrl} (inventory ${this.opts.inventoryPath})`);
+
+    this.queue.restore(this.store.current.pending);
+    if (s.watch) {
+      const check = this.git ? gitCheck(this.git, this.store) : pathCheck(this.opts.inventoryPath, this.store, s.arches?.join(',') ?? 'all');
+      this.watcher = new SourceWatcher({ clock: this.clock, intervalMs: s.pollMs, check, submit: (r) => this.submit(r), log: (l) => this.log(l) });
+      this.watcher.start();
+      this.log(`watching ${this.git ? `${this.git.source.url} branch ${this.git.source.branch}` : 'the inventory source'} every ${s.pollMs / 1000} s`);
+    }
+    if (s.schedule) {
+      this.cron = new CronTrigger({ clock: this.clock, pattern: s.schedule, store: this.store, fire: (d) => this.submit(this.reason('schedule', d, true)), log: (l) => this.log(l) });
+      await this.cron.start();
+      this.log(`schedule "${s.schedule}": next at ${this.cron.next ? new Date(this.cron.next).toISOString() : 'never'}`);
+    }
+    if (s.inactivityMs !== undefined) {
+      this.inactivity = new InactivityTrigger({
+        clock: this.clock,
+        afterMs: s.inactivityMs,
+        store: this.store,
+        lastSuccessAt: async () => {
+          const last = await lastSuccessful(s.buildsDir);
+          return last ? Date.parse(last.finishedAt ?? last.startedAt) : undefined;
+        },
+        busy: () => Boolean(this.queue.running || this.queue.pending),
+        fire: (d) => this.submit(this.reason('inactivity', d, true)),
+        log: (l) => this.log(l),
+      });
+      await this.inactivity.start();
+    }
+    return this.baseUrl;
+  }
+
+  /**
+   * Stops the triggers and the listener; 'cancel' aborts the running build (it records itself as
+   * cancelled), 'finish' waits for it. A queued run stays queued in the state for the next start.
+   */
+  async stop(mode: 'cancel' | 'finish' = this.settings.onShutdown): Promise<void> {
+    this.log(mode === 'cancel' ? 'stopping: cancelling the running build' : 'stopping: letting the running build finish');
+    this.cron?.stop();
+    this.inactivity?.stop();
+    await this.watcher?.stop();
+    // Requests still being answered get to finish; new connections are refused.
+    const closed = this.server ? new Promise<void>((r) => this.server!.close(() => r())) : Promise.resolve();
+    this.server?.closeIdleConnections();
+    await this.queue.stop(mode);
+    await Promise.allSettled([...this.notifying]);
+    this.server?.closeAllConnections();
+    await closed;
+    this.log('stopped');
+  }
+
+  reason(kind: Reason['kind'], detail: string, force: boolean, arches?: Reason['arches']): Reason {
+    return { kind, detail, at: new Date(this.clock.now()).toISOString(), force, ...(arches ? { arches } : {}) };
+  }
+
+  /** Queues a run (or joins the waiting one); undefined once the service is stopping. */
+  submit(reason: Reason): SubmitResult | undefined {
+    if (!this.queue.accepting) {
+      this.metrics.trigger(reason.kind, 'refused');
+      return undefined;
+    }
+    const result = this.queue.submit(reason);
+    this.metrics.trigger(reason.kind, result.outcome);
+    this.updateQueueGauges();
+    return result;
+  }
+
+  private updateQueueGauges(): void {
+    this.metrics.queueLength.set(this.queue.pending ? 1 : 0);
+    this.metrics.queuedTriggers.set(this.queue.pending?.reasons.length ?? 0);
+    this.metrics.running.set(this.queue.running ? 1 : 0);
+  }
+
+  async snapshot(): Promise<Snapshot> {
+    const s = this.settings;
+    const builds = await listBuilds(s.buildsDir, { limit: HISTORY });
+    const runsByBuild = new Map<string, RunRecord>();
+    for (const r of [...this.store.current.runs].reverse()) if (r.buildId) runsByBuild.set(r.buildId, r);
+    const running = this.queue.running;
+    if (running?.buildId) runsByBuild.set(running.buildId, running);
+    this.updateQueueGauges();
+    return {
+      service: {
+        inventory: this.opts.inventoryPath,
+        now: new Date(this.clock.now()).toISOString(),
+        accepting: this.queue.accepting,
+        source:
+          s.source.kind === 'git'
+            ? { kind: 'git', url: s.source.url, branch: s.source.branch, ...(this.store.current.source.gitHead ? { commit: this.store.current.source.gitHead } : {}), watch: s.watch, poll_interval_s: s.pollMs / 1000 }
+            : { kind: 'path', watch: s.watch, poll_interval_s: s.pollMs / 1000 },
+        ...(s.schedule ? { schedule: { pattern: s.schedule, ...(this.cron?.next ? { next: new Date(this.cron.next).toISOString() } : {}) } } : {}),
+        ...(s.inactivityMs !== undefined
+          ? { inactivity: { after_s: s.inactivityMs / 1000, ...(this.inactivity?.due !== undefined ? { due: new Date(this.inactivity.due).toISOString() } : {}) } }
+          : {}),
+        on_shutdown: s.onShutdown,
+      },
+      running: running ? runView(running) : null,
+      pending: this.queue.pending ? runView(this.queue.pending) : null,
+      builds: builds.map((b) => buildView(b, runsByBuild.get(b.buildId))),
+      runs: this.store.current.runs.slice(0, HISTORY).map(runView),
+    };
+  }
+
+  /** A run (by run id) or a build (by build id), for GET /api/builds/<id>. */
+  async lookup(id: string): Promise<RunView | BuildView | undefined> {
+    const runs = [this.queue.running, this.queue.pending, ...this.store.current.runs].filter((r): r is RunRecord => r !== undefined);
+    const run = runs.find((r) => r.id === id);
+    if (run) return runView(run);
+    const build = (await listBuilds(this.settings.buildsDir)).find((b) => b.buildId === id);
+    return build ? buildView(build, runs.find((r) => r.buildId === id)) : undefined;
+  }
+
+  private async finished(run: RunRecord): Promise<void> {
+    let build: BuildSummary | undefined;
+    if (run.buildId) build = (await listBuilds(this.settings.buildsDir).catch(() => [])).find((b) => b.buildId === run.buildId);
+    this.metrics.finished(run, build);
+    this.updateQueueGauges();
+    void this.inactivity?.recheck();
+    if (run.status === 'skipped') return;
+    const sending = this.notify(run, build);
+    this.notifying.add(sending);
+    await sending.finally(() => this.notifying.delete(sending));
+  }
+
+  private async notify(run: RunRecord, build: BuildSummary | undefined): Promise<void> {
+    const n = this.settings.notify;
+    const webhook = n.webhook ?? (n.webhookEnv ? this.env[n.webhookEnv] : undefined);
+    if (!webhook && !n.command) return;
+    const payload = notifyPayload(run, build, this.baseUrl ? `${this.baseUrl}/api/builds/${run.buildId ?? run.id}` : undefined);
+    const jobs: Promise<unknown>[] = [];
+    if (webhook) {
+      jobs.push(
+        postWebhook(webhook, payload, { log: (l) => this.log(l), ...(this.opts.notifyRetryMs !== undefined ? { minTimeoutMs: this.opts.notifyRetryMs } : {}) }).then(
+          (status) => this.log(`notified ${new URL(webhook).origin} (${status}) of run ${run.id}`),
+          (err: unknown) => this.log(`notify webhook failed for run ${run.id}: ${errorMessage(err)}`),
+        ),
+      );
+    } else if (n.webhookEnv) {
+      this.log(`notify: ${n.webhookEnv} is not set; no webhook sent`);
+    }
+    if (n.command) {
+      jobs.push(runNotifyCommand(n.command, payload, { env: this.env, log: (l) => this.log(l) }).catch((err: unknown) => this.log(errorMessage(err))));
+    }
+    await Promise.all(jobs);
+  }
+}

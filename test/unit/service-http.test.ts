@@ -1,0 +1,213 @@
+// The service's HTTP surface with the build job stood in for (the lab tests run real builds):
+// authentication, webhooks, coalescing, the log file server's path checks, metrics.
+
+import { createHmac } from 'node:crypto';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { JobOptions } from '../../src/build/job.ts';
+import type { BuildOutcome } from '../../src/build/run-build.ts';
+import { buildManifest } from '../../src/records/manifest.ts';
+import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { FarmService, type Snapshot } from '../../src/service/service.ts';
+
+const KEY = 'SHA256:' + 'A'.repeat(43);
+const TOKEN = 'api-token-for-tests';
+const GH_SECRET = 'github-hook-secret';
+const GL_TOKEN = 'gitlab-hook-token';
+
+let dir: string;
+let service: FarmService;
+let base: string;
+const jobs: JobOptions[] = [];
+let release: () => void = () => undefined;
+let gate = Promise.resolve();
+let seq = 0;
+
+/** Records a build like runBuild does (state.json, per-arch log, manifest) and waits on `gate`. */
+async function fakeJob(opts: JobOptions): Promise<BuildOutcome> {
+  jobs.push(opts);
+  const buildId = `20250101t0000${String(seq++).padStart(2, '0')}z`;
+  const buildDir = join(dir, 'builds', buildId);
+  await mkdir(buildDir, { recursive: true });
+  const now = new Date().toISOString();
+  const initial: BuildState = {
+    version: 1, buildId, inventory: opts.inventoryPath, startedAt: now, status: 'running', trigger: opts.trigger!, key: opts.buildKey!.key,
+    arches: { s390x: { arch: 's390x', step: 'planned', types: ['qcow2'], imageName: `farm-${buildId}-s390x`, artifacts: [], uploads: {}, at: { planned: now } } },
+  };
+  const store = await StateStore.create(join(buildDir, 'state.json'), initial);
+  opts.reporter.logTo('s390x', join(buildDir, 's390x', 'build.log'));
+  opts.reporter.scoped('s390x').info('building on the stand-in');
+  await Promise.race([gate, new Promise((r) => opts.signal.addEventListener('abort', r))]);
+  await store.update((s) => {
+    s.status = opts.signal.aborted ? 'cancelled' : 'succeeded';
+    s.finishedAt = new Date().toISOString();
+    const a = s.arches.s390x!;
+    a.step = opts.signal.aborted ? 'failed' : 'fetched';
+    a.uploads.openstack = {
+      target: 'openstack', kind: 'openstack', type: 'qcow2', step: 'uploaded', at: { uploaded: s.finishedAt },
+      images: [{ target: 'openstack', kind: 'openstack', location: 'RegionOne', imageName: a.imageName, imageId: `img-${buildId}`, artifactId: `RegionOne:img-${buildId}`, existing: false }],
+    } as never;
+  });
+  const manifest = buildManifest(store.current);
+  await writeFile(join(buildDir, 'manifest.json'), JSON.stringify(manifest));
+  return { buildId, dir: buildDir, state: store.current, manifest };
+}
+
+function hold(): void {
+  gate = new Promise((r) => (release = r));
+}
+
+const post = (path: string, init: RequestInit = {}) => fetch(base + path, { method: 'POST', ...init });
+const snapshot = async () => (await (await fetch(base + '/api/builds')).json()) as Snapshot;
+const sign = (body: string, secret = GH_SECRET) => 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'farm-serve-unit-'));
+  await writeFile(join(dir, 'Containerfile'), 'FROM localhost/base:latest\n');
+  await writeFile(
+    join(dir, 'farm.yaml'),
+    `version: 1
+source: { containerfile: Containerfile }
+workers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "${KEY}" }]
+service:
+  source: { watch: false }
+  debounce: 300ms
+  token_env: T_TOKEN
+  webhooks: { github_secret_env: T_GH, gitlab_token_env: T_GL }
+  arches: [s390x]
+`,
+  );
+  service = await FarmService.create({
+    inventoryPath: join(dir, 'farm.yaml'),
+    listen: '127.0.0.1:0',
+    env: { T_TOKEN: TOKEN, T_GH: GH_SECRET, T_GL: GL_TOKEN },
+    stream: new PassThrough().resume(),
+    runJob: fakeJob,
+    inspect: async () => undefined,
+  });
+  base = await service.start();
+});
+
+afterAll(async () => {
+  release();
+  await service?.stop('cancel');
+});
+
+describe('farm serve HTTP (build job stood in)', () => {
+  it('refuses unauthenticated and wrongly authenticated builds, and queues nothing', async () => {
+    const none = await post('/api/builds');
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await post('/api/builds', { headers: { authorization: 'Bearer nope' } })).status).toBe(403);
+    const gh = '{"ref":"refs/heads/main"}';
+    expect((await post('/hooks/github', { body: gh, headers: { 'x-github-event': 'push', 'x-hub-signature-256': sign(gh, 'wrong') } })).status).toBe(401);
+    expect((await post('/hooks/github', { body: gh, headers: { 'x-github-event': 'push' } })).status).toBe(401);
+    expect((await post('/hooks/gitlab', { body: '{"object_kind":"push"}', headers: { 'x-gitlab-token': 'wrong' } })).status).toBe(401);
+    const s = await snapshot();
+    expect(s.running).toBeNull();
+    expect(s.pending).toBeNull();
+    expect(s.runs).toEqual([]);
+    expect(jobs).toHaveLength(0);
+    expect(await (await fetch(base + '/metrics')).text()).toMatch(/farm_triggers_total\{kind="github",outcome="refused"\} 2/);
+  });
+
+  it('answers pings and ignores events that are not pushes', async () => {
+    const ping = '{"zen":"hi"}';
+    const r = await post('/hooks/github', { body: ping, headers: { 'x-github-event': 'ping', 'x-hub-signature-256': sign(ping) } });
+    expect(r.status).toBe(200);
+    const issue = '{"action":"opened"}';
+    const i = await post('/hooks/github', { body: issue, headers: { 'x-github-event': 'issues', 'x-hub-signature-256': sign(issue) } });
+    expect(await i.json()).toEqual({ ignored: 'event issues is not a push' });
+    const mr = await post('/hooks/gitlab', { body: '{"object_kind":"merge_request"}', headers: { 'x-gitlab-token': GL_TOKEN } });
+    expect(await mr.json()).toEqual({ ignored: 'object_kind merge_request is not a push' });
+    expect((await snapshot()).pending).toBeNull();
+  });
+
+  it('a signed GitHub push, a GitLab push and an API call together make one run', async () => {
+    hold();
+    const gh = JSON.stringify({ ref: 'refs/heads/main', after: '0123456789abcdef0123456789abcdef01234567' });
+    const [a, b, c] = await Promise.all([
+      post('/hooks/github', { body: gh, headers: { 'x-github-event': 'push', 'x-hub-signature-256': sign(gh), 'x-github-delivery': 'd-1' } }),
+      post('/hooks/gitlab', { body: JSON.stringify({ object_kind: 'push', ref: 'refs/heads/main' }), headers: { 'x-gitlab-token': GL_TOKEN } }),
+      post('/api/builds', { headers: { authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ arches: ['s390x'] }) }),
+    ]);
+    expect([a.status, b.status, c.status]).toEqual([202, 202, 202]);
+    const bodies = (await Promise.all([a.json(), b.json(), c.json()])) as Array<{ outcome: string; status: string; run: { id: string } }>;
+    expect(new Set(bodies.map((x) => x.run.id)).size).toBe(1);
+    expect(bodies.map((x) => x.outcome).sort()).toEqual(['coalesced', 'coalesced', 'queued']);
+    expect(bodies.map((x) => x.status)).toContain('queued (coalesced 3 triggers)');
+    const queued = await snapshot();
+    expect(queued.pending?.status_text).toBe('queued (coalesced 3 triggers)');
+
+    await vi.waitFor(async () => expect((await snapshot()).running?.build_id).toBeDefined());
+    const running = await snapshot();
+    expect(running.pending).toBeNull();
+    expect(running.running!.reasons.map((r) => r.kind).sort()).toEqual(['api', 'github', 'gitlab']);
+    expect(jobs).toHaveLength(1);
+    expect(jobs[0]!.arches).toBe('s390x');
+    expect(jobs[0]!.trigger!.split('+').sort()).toEqual(['api', 'github', 'gitlab']);
+
+    // While it runs, two more triggers wait as one.
+    const more = await Promise.all([1, 2].map(() => post('/api/builds', { headers: { authorization: `Bearer ${TOKEN}` } })));
+    expect(((await more[1]!.json()) as { status: string }).status).toBe('queued (coalesced 2 triggers)');
+    release();
+    await vi.waitFor(async () => expect(jobs).toHaveLength(2));
+    release();
+    await service.queue.idle();
+    const done = await snapshot();
+    expect(done.builds.map((b) => b.status)).toEqual(['succeeded', 'succeeded']);
+    expect(done.builds[1]!.reasons!.map((r) => r.detail)).toContain('push to refs/heads/main (0123456789ab), delivery d-1');
+    expect(done.builds[0]!.images).toEqual([expect.objectContaining({ target: 'openstack', id: `img-${done.builds[0]!.build_id}` })]);
+    expect(jobs).toHaveLength(2);
+    const metrics = await (await fetch(base + '/metrics')).text();
+    expect(metrics).toMatch(/farm_builds_total\{status="succeeded",trigger="github"\} 1/);
+    expect(metrics).toMatch(/farm_builds_total\{status="succeeded",trigger="api"\} 1/);
+    expect(metrics).toMatch(/farm_images_published_total\{target="openstack",kind="openstack"\} 2/);
+    expect(metrics).toMatch(/farm_queue_length 0/);
+    expect(metrics).toMatch(/farm_last_success_timestamp_seconds \d{10}/);
+  });
+
+  it('GET /api/builds/<id> finds runs and builds', async () => {
+    const s = await snapshot();
+    const build = s.builds[0]!;
+    const byBuild = (await (await fetch(`${base}/api/builds/${build.build_id}`)).json()) as { build_id: string; run_id: string };
+    expect(byBuild.build_id).toBe(build.build_id);
+    const byRun = (await (await fetch(`${base}/api/builds/${byBuild.run_id}`)).json()) as { build_id: string; status: string };
+    expect(byRun).toMatchObject({ build_id: build.build_id, status: 'succeeded' });
+    expect((await fetch(`${base}/api/builds/nope`)).status).toBe(404);
+  });
+
+  it('serves per-arch logs and manifests under builds_dir only', async () => {
+    const s = await snapshot();
+    const b = s.builds[0]!;
+    const log = await fetch(base + b.arches[0]!.log);
+    expect(log.status).toBe(200);
+    expect(log.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(await log.text()).toMatch(/info building on the stand-in/);
+    expect((await fetch(base + b.manifest)).status).toBe(200);
+    for (const path of [
+      '/builds/../farm.yaml',
+      '/builds/%2e%2e/farm.yaml',
+      `/builds/${b.build_id}/s390x/..%2f..%2f..%2ffarm.yaml`,
+      `/builds/${b.build_id}/state.json`,
+      '/builds/.service/service.json',
+      `/builds/${b.build_id}/x86_64/build.log`,
+    ]) {
+      expect((await fetch(base + path)).status, path).toBe(404);
+    }
+  });
+
+  it('the page is one HTML document under a strict CSP', async () => {
+    const r = await fetch(base + '/');
+    expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const csp = r.headers.get('content-security-policy')!;
+    const nonce = /'nonce-([^']+)'/.exec(csp)![1]!;
+    const html = await r.text();
+    expect(html).toContain(`<script nonce="${nonce}">`);
+    expect(csp).toMatch(/default-src 'none'/);
+    expect((await fetch(base + '/', { method: 'DELETE' })).status).toBe(405);
+  });
+});
