@@ -1,0 +1,27 @@
+// `npm run bench`: every benchmark, one after another on the same machine and links, each against
+// the standard tool it replaces. Each prints its own table and PASS/MISS lines.
+//   fetch    farm's sparse verified fetch vs scp vs ssh "gzip < f" | gzip -d   (lab worker)
+//   aws      EBS direct bytes sent vs data; S3 multipart vs `aws s3 cp`         (fake EC2/EBS, s3rver)
+//   libvirt  sparse vol-upload bytes on the wire vs data                       (lab hypervisor)
+//   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
+// Run one with: npm run bench -- fetch
+
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const BENCHES = ['fetch', 'aws', 'libvirt', 'build'] as const;
+const selected = process.argv.slice(2).filter((a) => (BENCHES as readonly string[]).includes(a));
+const tsnode = fileURLToPath(new URL('../../bin/tsnode.js', import.meta.url));
+
+const lab = spawnSync(fileURLToPath(new URL('../../scripts/lab', import.meta.url)), ['up'], { stdio: 'inherit' });
+if (lab.status !== 0) process.exit(lab.status ?? 1);
+
+let failed = 0;
+for (const name of selected.length ? selected : BENCHES) {
+  console.log(`\n===== ${name} =====`);
+  const file = fileURLToPath(new URL(`./${name}.bench.ts`, import.meta.url));
+  const r = spawnSync(process.execPath, [tsnode, file], { stdio: 'inherit' });
+  if (r.status !== 0) failed++;
+}
+console.log(failed ? `\n${failed} benchmark(s) missed a target or failed` : '\nall benchmarks met their targets');
+process.exitCode = failed ? 1 : 0;
