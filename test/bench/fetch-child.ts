@@ -4,6 +4,7 @@
 import { workerSchema } from '../../src/inventory/schema.ts';
 import { fetchFile } from '../../workers/fetch/fetch.ts';
 import type { RemoteHasher } from '../../workers/fetch/checksum.ts';
+import type { LocalHashing } from '../../workers/fetch/receive.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import type { CipherAlgorithm } from 'ssh2';
 
@@ -13,6 +14,7 @@ export interface ChildInput {
   localPath: string;
   ciphers?: CipherAlgorithm[];
   hasher?: RemoteHasher;
+  localHashing?: LocalHashing;
 }
 
 export interface ChildOutput {
@@ -32,9 +34,14 @@ export interface ChildOutput {
 const input = JSON.parse(process.argv[2] ?? '{}') as ChildInput;
 const worker = workerSchema.parse(input.worker);
 const started = performance.now();
-const t = await connectWorker(worker, input.ciphers ? { ciphers: input.ciphers } : {});
+const t = await connectWorker(worker, {
+  ...(input.ciphers ? { ciphers: input.ciphers } : {}),
+});
 try {
-  const r = await fetchFile(t, input.remotePath, input.localPath, input.hasher ? { hasher: input.hasher } : {});
+  const r = await fetchFile(t, input.remotePath, input.localPath, {
+    ...(input.hasher ? { hasher: input.hasher } : {}),
+    ...(input.localHashing ? { localHashing: input.localHashing } : {}),
+  });
   const usage = process.resourceUsage();
   const out: ChildOutput = {
     seconds: (performance.now() - started) / 1000,

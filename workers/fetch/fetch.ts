@@ -1,10 +1,17 @@
 // The verified, sparse, streaming fetch of one file from a worker.
 //
-// The worker runs GNU tar in PAX sparse 1.0 mode (holes found with SEEK_HOLE are never sent) and,
-// on a second channel at the same time, hashes the file itself. Locally the tar stream is parsed
-// as it arrives; data lands at its offsets in `<local>.partial`, holes stay holes, and the sha256
-// of the whole file is computed on the way. Only a file whose hash equals the worker's is
-// renamed to its final name.
+// GNU tar on the worker finds the file's holes (SEEK_DATA/SEEK_HOLE) and reports them as the
+// sparse map of a PAX 1.0 member; the data regions then travel (holes never do), and on a second
+// channel at the same time the worker hashes the file itself. Locally, data lands at its offsets
+// in `<local>.partial`, holes stay holes, and the sha256 of the whole file is computed on the way.
+// Only a file whose hash equals the worker's is renamed to its final name.
+//
+// Two ways to move the data (FetchOptions.method):
+//  - `ranges` (default): only the head of tar's stream is read (headers + map), then dd reads the
+//    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
+//    bottleneck on the lab (see test/bench/fetch.bench.ts).
+//  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
+//    read up front.
 
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
@@ -12,24 +19,34 @@ import type { Readable } from 'node:stream';
 import { FarmError, errorMessage } from '../../src/errors.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
-import { receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
+import { remoteLayout, tarArgv } from './layout.ts';
+import { planRanges, rangesArgv, rangesInput } from './ranges.ts';
+import { receiveRanges, receiveTarFile, type LocalHashing, type ReceiveProgress, type Received } from './receive.ts';
+
+export { tarArgv } from './layout.ts';
 
 export interface FetchProgress {
   /** Bytes of the file done so far, holes included. */
   received: number;
-  /** The file's apparent size, once the tar header has arrived. */
+  /** The file's apparent size, once known. */
   total?: number;
   /** Bytes that actually crossed the connection. */
   transferred: number;
 }
+
+export type FetchMethod = 'ranges' | 'tar';
 
 export interface FetchOptions {
   signal?: AbortSignal;
   onProgress?: (p: FetchProgress) => void;
   /** Minimum time between progress calls (default 250 ms); a last call comes at the end. */
   progressIntervalMs?: number;
+  /** How the data travels (default ranges, see above). */
+  method?: FetchMethod;
   /** Program that hashes on the worker (default auto: openssl, else sha256sum). */
   hasher?: RemoteHasher;
+  /** Where the local sha256 runs (default auto: a worker thread for files with large holes). */
+  localHashing?: LocalHashing;
   /** The worker file whose sha256 the received bytes must match; defaults to the fetched file.
    *  A test seam: pointing it elsewhere is how tests prove a mismatch is caught. */
   checksumPath?: string;
@@ -39,26 +56,9 @@ export interface FetchResult {
   /** Apparent size of the file. */
   size: number;
   sha256: string;
-  /** Bytes received over the connection (tar stream: headers, sparse map and data). */
+  /** Bytes received over the connection (tar headers and map, data, small holes sent along). */
   bytesReceived: number;
   seconds: number;
-}
-
-/** GNU tar argv that streams one file, holes skipped (SEEK_HOLE), as a PAX sparse 1.0 member. */
-export function tarArgv(remotePath: string): string[] {
-  return [
-    'tar',
-    '--format=posix',
-    '--sparse',
-    '--sparse-version=1.0',
-    '--no-recursion',
-    '-C',
-    posix.dirname(remotePath),
-    '-cf',
-    '-',
-    '--',
-    posix.basename(remotePath),
-  ];
 }
 
 /** Fetches remotePath from the worker into localPath, verified against the worker's sha256. */
@@ -76,7 +76,7 @@ export async function fetchFile(
   const started = performance.now();
   const worker = transport.worker.name;
   const partial = `${localPath}.partial`;
-  // One controller stops both remote commands, whether the caller aborts or a step fails.
+  // One controller stops every remote command, whether the caller aborts or a step fails.
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -84,6 +84,41 @@ export async function fetchFile(
   let fh: FileHandle | undefined;
   let proc: RemoteProcess | undefined;
   let bytesReceived = 0;
+  let lastProgress = 0;
+  const progress = (p: ReceiveProgress, force: boolean) => {
+    if (!onProgress) return;
+    const now = performance.now();
+    if (!force && now - lastProgress < progressIntervalMs) return;
+    lastProgress = now;
+    onProgress({ received: p.reached, ...(p.total !== undefined ? { total: p.total } : {}), transferred: bytesReceived });
+  };
+  const commandFailed = (what: string, exit: ExecResult) =>
+    new FarmError('FETCH', `${what} on ${worker} failed for ${remotePath} (exit code ${exit.code}): ${exit.stderr.trim().slice(-1000)}`, {
+      hint: exit.stderr.includes('changed as we read it') ? 'the file was being written during the fetch; fetch it again once the writer is done' : undefined,
+    });
+  /** Runs a receive step; if the stream ends badly because the remote command failed, says so. */
+  const receiving = async (what: string, p: RemoteProcess, step: Promise<Received>): Promise<Received> => {
+    let received: Received;
+    try {
+      received = await step;
+    } catch (err) {
+      // Draining lets a finished command's channel close so its exit status arrives.
+      p.stdout.resume();
+      const exit = await settledWithin(p.done, 2_000);
+      if (exit && exit.code !== 0) throw commandFailed(what, exit);
+      throw err;
+    }
+    const exit = await p.done;
+    if (exit.code !== 0) throw commandFailed(what, exit);
+    return received;
+  };
+  const counted = (stream: Readable): Readable => {
+    stream.on('data', (chunk: Buffer) => {
+      bytesReceived += chunk.length;
+    });
+    return stream;
+  };
+
   try {
     await mkdir(dirname(localPath), { recursive: true });
     fh = await open(partial, 'w', 0o644);
@@ -92,37 +127,34 @@ export async function fetchFile(
       ...(options.hasher ? { hasher: options.hasher } : {}),
     });
     remoteHash.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
-    proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal });
 
-    let lastProgress = 0;
-    const progress = (p: ReceiveProgress, force: boolean) => {
-      if (!onProgress) return;
-      const now = performance.now();
-      if (!force && now - lastProgress < progressIntervalMs) return;
-      lastProgress = now;
-      onProgress({ received: p.reached, ...(p.total !== undefined ? { total: p.total } : {}), transferred: bytesReceived });
-    };
-    const stdout = proc.stdout as Readable;
-    stdout.on('data', (chunk: Buffer) => {
-      bytesReceived += chunk.length;
-    });
-    const tarFailed = (exit: ExecResult) =>
-      new FarmError('FETCH', `tar on ${worker} failed for ${remotePath} (exit code ${exit.code}): ${exit.stderr.trim().slice(-1000)}`, {
-        hint: exit.stderr.includes('changed as we read it') ? 'the file was being written during the fetch; fetch it again once the writer is done' : undefined,
-      });
+    const layout = (options.method ?? 'ranges') === 'ranges' ? await remoteLayout(transport, remotePath, { signal: stop.signal }) : undefined;
     let received: Received;
-    try {
-      received = await receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false));
-    } catch (err) {
-      // A stream that ends badly is usually tar having failed (missing file, read error): say so.
-      // Draining lets a finished tar's channel close so its exit status arrives.
-      stdout.resume();
-      const exit = await settledWithin(proc.done, 2_000);
-      if (exit && exit.code !== 0) throw tarFailed(exit);
-      throw err;
+    if (layout) {
+      bytesReceived += layout.headBytes;
+      const plan = planRanges(layout.regions);
+      if (plan.ranges.length === 0) {
+        received = await receiveRanges(undefined, fh, layout.size, plan.segments, (p) => progress(p, false), options.localHashing);
+      } else {
+        proc = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal });
+        proc.stdin.end(rangesInput(plan.ranges));
+        const stdout = counted(proc.stdout);
+        received = await receiving(
+          'dd',
+          proc,
+          receiveRanges(stdout, fh, layout.size, plan.segments, (p) => progress(p, false), options.localHashing),
+        );
+      }
+    } else {
+      proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal });
+      const stdout = counted(proc.stdout);
+      received = await receiving(
+        'tar',
+        proc,
+        receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false), options.localHashing),
+      );
     }
-    const tarExit = await proc.done;
-    if (tarExit.code !== 0) throw tarFailed(tarExit);
+
     const got = received.sha256;
     const expected = await remoteHash;
     if (got !== expected) {

@@ -70,8 +70,8 @@ parentPort.on('message', (m) => {
 `;
 
 // The ring: data handed to the thread but not hashed yet is at most SLOTS * SLOT_BYTES.
-const SLOTS = 8;
-const SLOT_BYTES = 1024 * 1024;
+const SLOTS = 4;
+const SLOT_BYTES = 4 * 1024 * 1024;
 
 /** Hashes in a worker thread. */
 export class ThreadHasher implements Hasher {

@@ -5,8 +5,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
-import { ThreadHasher, type Hasher } from './hasher.ts';
-import { HoleAwareWriter, SparseMapParser, sparseInfo } from './sparse.ts';
+import { InlineHasher, ThreadHasher, type Hasher } from './hasher.ts';
+import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment } from './sparse.ts';
 
 const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
 
@@ -35,22 +35,36 @@ export async function receiveTarFile(
   fh: FileHandle,
   expectedName: string,
   onData?: (p: ReceiveProgress) => void,
-  hasher: Hasher = new ThreadHasher(),
+  hashing: LocalHashing = 'auto',
 ): Promise<Received> {
+  let hasher: Hasher | undefined;
   try {
-    return await receive(stream, fh, expectedName, hasher, onData);
+    return await receive(stream, fh, expectedName, onData, (holes) => (hasher = makeHasher(hashing, holes)));
   } finally {
-    hasher.dispose();
+    hasher?.dispose();
   }
+}
+
+/** Where the local sha256 runs: `thread` pays a copy per byte to run in parallel with the
+ *  receiving thread, which wins when holes (hashed as zeros, no copy) dominate. */
+export type LocalHashing = 'auto' | 'inline' | 'thread';
+
+// Below this much hole, hashing inline costs less than copying data to a thread.
+const THREAD_HASH_MIN_HOLES = 64 * 1024 * 1024;
+
+function makeHasher(hashing: LocalHashing, holeBytes: number): Hasher {
+  const thread = hashing === 'thread' || (hashing === 'auto' && holeBytes >= THREAD_HASH_MIN_HOLES);
+  return thread ? new ThreadHasher() : new InlineHasher();
 }
 
 async function receive(
   stream: Readable,
   fh: FileHandle,
   expectedName: string,
-  hasher: Hasher,
   onData: ((p: ReceiveProgress) => void) | undefined,
+  hasherFor: (holeBytes: number) => Hasher,
 ): Promise<Received> {
+  let hasher: Hasher | undefined;
   // streamx's default 16 KiB mark is below one SSH packet (32 KiB): every write would pause and
   // resume the channel. 1 MiB lets a few packets queue; the SSH window still bounds memory.
   const extract = tar.extract({ highWaterMark: EXTRACT_HIGH_WATER_MARK });
@@ -68,7 +82,11 @@ async function receive(
     const memberSize = h.size ?? 0;
     const total = sparse ? sparse.realSize : memberSize;
     const map = sparse ? new SparseMapParser(sparse.realSize) : undefined;
-    let writer = map ? undefined : HoleAwareWriter.dense(fh, hasher, memberSize);
+    let writer: HoleAwareWriter | undefined;
+    if (!map) {
+      hasher = hasherFor(0);
+      writer = HoleAwareWriter.dense(fh, hasher, memberSize);
+    }
     for await (const chunk of entry as AsyncIterable<Buffer>) {
       let data: Buffer | undefined = chunk;
       if (!writer) {
@@ -81,7 +99,8 @@ async function receive(
             `malformed sparse tar member: the map of ${expectedName} describes ${dataBytes} data bytes, the member holds ${memberSize - map!.mapBytes}`,
           );
         }
-        writer = new HoleAwareWriter(fh, hasher, total, map!.regions);
+        hasher = hasherFor(total - dataBytes);
+        writer = HoleAwareWriter.fromRegions(fh, hasher, total, map!.regions);
       }
       await writer.write(data);
       onData?.({ reached: writer.reached, total });
@@ -91,7 +110,37 @@ async function receive(
     onData?.({ reached: total, total });
     result = { size: total, sha256: '', dataBytes: writer.dataBytes, sparse: sparse !== undefined };
   }
-  if (!result) throw new FarmError('FETCH', `the tar stream for ${expectedName} held no file`);
+  if (!result || !hasher) throw new FarmError('FETCH', `the tar stream for ${expectedName} held no file`);
   result.sha256 = await hasher.digest();
   return result;
+}
+
+/**
+ * Reads the concatenated ranges of a file (see ranges.ts) into `fh`: segments marked keep are
+ * written at their offsets, small holes sent along are only hashed, everything else is a hole.
+ */
+export async function receiveRanges(
+  stream: AsyncIterable<Buffer> | undefined,
+  fh: FileHandle,
+  size: number,
+  segments: readonly Segment[],
+  onData?: (p: ReceiveProgress) => void,
+  hashing: LocalHashing = 'auto',
+): Promise<Received> {
+  const kept = segments.reduce((n, s) => n + (s.keep ? s.size : 0), 0);
+  const hasher = makeHasher(hashing, size - kept);
+  try {
+    const writer = new HoleAwareWriter(fh, hasher, size, segments);
+    if (stream) {
+      for await (const chunk of stream) {
+        await writer.write(chunk);
+        onData?.({ reached: writer.reached, total: size });
+      }
+    }
+    await writer.finish();
+    onData?.({ reached: size, total: size });
+    return { size, sha256: await hasher.digest(), dataBytes: writer.dataBytes, sparse: kept < size };
+  } finally {
+    hasher.dispose();
+  }
 }

@@ -117,42 +117,76 @@ export class SparseMapParser {
   }
 }
 
-// Data is gathered into writes of about this size: few syscalls, bounded memory.
-const WRITE_BATCH = 4 * 1024 * 1024;
+// Data is gathered into writes (and hash updates) of about this size: few syscalls, bounded memory.
+const BATCH = 4 * 1024 * 1024;
+
+/** A run of bytes in the incoming stream: `keep` bytes are file data to write; the others lie in
+ *  a hole that was sent anyway (small holes inside a coalesced range) and are only hashed. */
+export interface Segment extends SparseRegion {
+  keep: boolean;
+}
+
+/** Contiguous buffers starting at a file offset. */
+class Run {
+  buffers: Buffer[] = [];
+  bytes = 0;
+  offset = 0;
+  get end(): number {
+    return this.offset + this.bytes;
+  }
+  take(): { buffers: Buffer[]; offset: number; bytes: number } {
+    const out = { buffers: this.buffers, offset: this.offset, bytes: this.bytes };
+    this.buffers = [];
+    this.bytes = 0;
+    return out;
+  }
+}
 
 /**
- * Writes a file's regions at their offsets with positional writes and feeds the whole file to
- * the hasher (holes as zeros) in order. Holes are never written: the file is extended to its
- * real size with ftruncate. At most one batch is being written while the next one fills.
+ * Writes a file from a stream of segments: data lands at its offsets with positional writes and
+ * the whole file goes to the hasher in order (holes as zeros). Holes are never written: the file
+ * is extended to its real size with ftruncate. At most one batch is being written while the next
+ * one fills.
  */
 export class HoleAwareWriter {
-  private regionIndex = 0;
-  private regionLeft: number;
-  /** File offset of the next data byte. */
+  private index = 0;
+  private left: number;
+  /** File offset of the next stream byte. */
   private position: number;
   /** File offset up to which the hasher has been fed. */
   private hashed = 0;
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
-  private batchOffset = 0;
+  private readonly hashRun = new Run();
+  private readonly writeRun = new Run();
   private inFlight: Promise<unknown> | undefined;
-  /** Data bytes received so far (excluding holes). */
+  /** Data bytes received and kept (holes excluded). */
   dataBytes = 0;
 
   constructor(
     private readonly fh: FileHandle,
     private readonly hasher: Hasher,
     private readonly realSize: number,
-    private readonly regions: readonly SparseRegion[],
+    private readonly segments: readonly Segment[],
   ) {
-    this.position = regions[0]?.offset ?? 0;
-    this.regionLeft = regions[0]?.size ?? 0;
-    this.skipEmptyRegions();
+    let end = 0;
+    for (const seg of segments) {
+      if (seg.offset < end || seg.size < 0 || seg.offset + seg.size > realSize) {
+        throw bad(`segment ${seg.offset}+${seg.size} is out of order or past the file size ${realSize}`);
+      }
+      end = seg.offset + seg.size;
+    }
+    this.position = segments[0]?.offset ?? 0;
+    this.left = segments[0]?.size ?? 0;
+    this.skipEmpty();
+  }
+
+  /** Regions in archive order, all of them data. */
+  static fromRegions(fh: FileHandle, hasher: Hasher, realSize: number, regions: readonly SparseRegion[]): HoleAwareWriter {
+    return new HoleAwareWriter(fh, hasher, realSize, regions.map((r) => ({ ...r, keep: true })));
   }
 
   /** A dense file: one region covering everything. */
   static dense(fh: FileHandle, hasher: Hasher, size: number): HoleAwareWriter {
-    return new HoleAwareWriter(fh, hasher, size, [{ offset: 0, size }]);
+    return HoleAwareWriter.fromRegions(fh, hasher, size, [{ offset: 0, size }]);
   }
 
   /** The file offset reached so far (holes included), for progress. */
@@ -160,63 +194,75 @@ export class HoleAwareWriter {
     return this.position;
   }
 
-  /** Data bytes still expected. */
+  /** Stream bytes still expected. */
   get remaining(): number {
-    let n = this.regionLeft;
-    for (let i = this.regionIndex + 1; i < this.regions.length; i++) n += this.regions[i]!.size;
+    let n = this.left;
+    for (let i = this.index + 1; i < this.segments.length; i++) n += this.segments[i]!.size;
     return n;
   }
 
-  private skipEmptyRegions(): void {
-    while (this.regionLeft === 0 && this.regionIndex < this.regions.length - 1) {
-      this.regionIndex++;
-      const r = this.regions[this.regionIndex]!;
-      this.position = r.offset;
-      this.regionLeft = r.size;
+  private skipEmpty(): void {
+    while (this.left === 0 && this.index < this.segments.length - 1) {
+      this.index++;
+      const seg = this.segments[this.index]!;
+      this.position = seg.offset;
+      this.left = seg.size;
     }
   }
 
-  /** Takes the next bytes of region data, in archive order. */
+  /** Takes the next bytes of the stream, in order. */
   async write(chunk: Buffer): Promise<void> {
     let rest = chunk;
     while (rest.length > 0) {
-      if (this.regionLeft === 0) throw bad(`more data than the sparse map describes (${rest.length} bytes extra)`);
-      const part = rest.length <= this.regionLeft ? rest : rest.subarray(0, this.regionLeft);
+      if (this.left === 0) throw bad(`more data than the sparse map describes (${rest.length} bytes extra)`);
+      const part = rest.length <= this.left ? rest : rest.subarray(0, this.left);
       rest = rest.subarray(part.length);
-      if (this.batchBytes > 0 && this.batchOffset + this.batchBytes !== this.position) await this.flush();
-      if (this.batchBytes === 0) this.batchOffset = this.position;
-      this.batch.push(part);
-      this.batchBytes += part.length;
+      const keep = this.segments[this.index]!.keep;
+
+      if (this.hashRun.bytes > 0 && this.hashRun.end !== this.position) await this.flushHash();
+      if (this.hashRun.bytes === 0) this.hashRun.offset = this.position;
+      this.hashRun.buffers.push(part);
+      this.hashRun.bytes += part.length;
+      if (keep) {
+        if (this.writeRun.bytes > 0 && this.writeRun.end !== this.position) await this.flushWrite();
+        if (this.writeRun.bytes === 0) this.writeRun.offset = this.position;
+        this.writeRun.buffers.push(part);
+        this.writeRun.bytes += part.length;
+        this.dataBytes += part.length;
+      }
       this.position += part.length;
-      this.regionLeft -= part.length;
-      this.dataBytes += part.length;
-      this.skipEmptyRegions();
-      if (this.batchBytes >= WRITE_BATCH) await this.flush();
+      this.left -= part.length;
+      this.skipEmpty();
+      if (this.hashRun.bytes >= BATCH) await this.flushHash();
+      if (this.writeRun.bytes >= BATCH) await this.flushWrite();
     }
   }
 
-  /** Hashes the gathered batch (after the hole before it) and starts writing it once the
-   *  previous write has landed. */
-  private async flush(): Promise<void> {
+  /** Feeds the hole before the gathered run as zeros, then the run. */
+  private async flushHash(): Promise<void> {
+    if (this.hashRun.bytes === 0) return;
+    const run = this.hashRun.take();
+    await this.hasher.zeros(run.offset - this.hashed);
+    await this.hasher.update(run.buffers);
+    this.hashed = run.offset + run.bytes;
+  }
+
+  /** Starts writing the gathered run once the previous write has landed. */
+  private async flushWrite(): Promise<void> {
     if (this.inFlight) await this.inFlight;
     this.inFlight = undefined;
-    if (this.batchBytes === 0) return;
-    const buffers = this.batch;
-    const offset = this.batchOffset;
-    this.batch = [];
-    this.batchBytes = 0;
-    await this.hasher.zeros(offset - this.hashed);
-    await this.hasher.update(buffers);
-    this.hashed = offset + buffers.reduce((n, b) => n + b.length, 0);
-    this.inFlight = writeAll(this.fh, buffers, offset);
+    if (this.writeRun.bytes === 0) return;
+    const run = this.writeRun.take();
+    this.inFlight = writeAll(this.fh, run.buffers, run.offset);
     // A failed write surfaces at the next flush or in finish(); keep it from being unhandled meanwhile.
     this.inFlight.catch(() => {});
   }
 
-  /** Checks that every region arrived, writes the rest, hashes the trailing hole and sets the size. */
+  /** Checks that every segment arrived, writes the rest, hashes the trailing hole and sets the size. */
   async finish(): Promise<void> {
-    if (this.remaining > 0) throw bad(`the member ended with ${this.remaining} bytes of region data missing`);
-    await this.flush();
+    if (this.remaining > 0) throw bad(`the stream ended with ${this.remaining} bytes of region data missing`);
+    await this.flushHash();
+    await this.flushWrite();
     if (this.inFlight) await this.inFlight;
     this.inFlight = undefined;
     await this.hasher.zeros(this.realSize - this.hashed);

@@ -1,0 +1,57 @@
+// Streams a file's data regions with dd in 1 MiB reads. GNU tar's sparse mode reads data 512
+// bytes at a time (2 million read calls per GiB), which made it the slowest step of a sparse
+// fetch on the lab; dd reads the same regions in ~1,000 calls per GiB.
+
+import type { SparseRegion, Segment } from './sparse.ts';
+
+export interface RangePlan {
+  /** Byte ranges dd reads, in order. */
+  ranges: SparseRegion[];
+  /** What the concatenated ranges hold: data to keep, and small holes sent along. */
+  segments: Segment[];
+}
+
+// Each range costs a dd process (a few ms); a hole this small costs less to send than to skip.
+const FIRST_GAP = 64 * 1024;
+const MAX_RANGES = 256;
+
+/** Merges regions separated by small holes until at most maxRanges ranges remain. */
+export function planRanges(regions: readonly SparseRegion[], maxRanges = MAX_RANGES): RangePlan {
+  const data = regions.filter((r) => r.size > 0);
+  for (let gap = FIRST_GAP; ; gap *= 4) {
+    const plan = coalesce(data, gap);
+    if (plan.ranges.length <= maxRanges) return plan;
+  }
+}
+
+function coalesce(regions: readonly SparseRegion[], maxGap: number): RangePlan {
+  const ranges: SparseRegion[] = [];
+  const segments: Segment[] = [];
+  for (const r of regions) {
+    const last = ranges[ranges.length - 1];
+    const gap = last ? r.offset - (last.offset + last.size) : Infinity;
+    if (last && gap <= maxGap) {
+      if (gap > 0) segments.push({ offset: last.offset + last.size, size: gap, keep: false });
+      last.size = r.offset + r.size - last.offset;
+    } else {
+      ranges.push({ offset: r.offset, size: r.size });
+    }
+    segments.push({ offset: r.offset, size: r.size, keep: true });
+  }
+  return { ranges, segments };
+}
+
+/** argv of the worker-side reader; the ranges come on stdin as `OFFSET LENGTH` lines. */
+export function rangesArgv(remotePath: string): string[] {
+  return [
+    'sh',
+    '-c',
+    'while read -r off len; do dd if="$1" bs=1M iflag=skip_bytes,count_bytes,fullblock skip="$off" count="$len" status=none || exit; done',
+    'sh',
+    remotePath,
+  ];
+}
+
+export function rangesInput(ranges: readonly SparseRegion[]): string {
+  return ranges.map((r) => `${r.offset} ${r.size}\n`).join('');
+}
