@@ -26,7 +26,17 @@ lab_client_key() {
 
 # known_hosts pins every host's own key (the lab made them, so it may trust them). Other parts of
 # the lab (hypervisor hosts ...) keep their lines in the same file: only ours are replaced.
+# Writers of the file (this and libvirt.sh) take known_hosts.lock, so neither loses the other's
+# line when both run at once.
 lab_known_hosts() {
+  (
+    exec 8>"$LAB_DIR/ssh/known_hosts.lock"
+    flock -w 30 8 || die "$LAB_DIR/ssh/known_hosts.lock held for 30s"
+    lab_known_hosts_locked
+  )
+}
+
+lab_known_hosts_locked() {
   local a tmp addrs=()
   for a in "${LAB_ARCHES[@]}"; do addrs+=("$(host_addr "$a")"); done
   tmp=$(mktemp "$LAB_DIR/ssh/known_hosts.XXXXXX")

@@ -8,6 +8,7 @@
 // <dir>/env (0600) for `. "$(scripts/lab env)"`; logs to <dir>/lab-cloud.log.
 //
 //   node bin/tsnode.js test/fakes/lab-cloud.ts --dir .lab/cloud [--clouds-yaml PATH]
+//     [--ports S3,AWS,IBM]   other ports (tests run a second instance beside the lab's)
 //
 // Started and stopped by scripts/lab.d/services/cloud.sh (pid file); SIGTERM stops it cleanly.
 
@@ -35,14 +36,25 @@ interface Secrets {
   resourceGroupIds: Record<string, string>;
 }
 
+const USAGE = 'usage: lab-cloud.ts --dir STATE_DIR [--clouds-yaml PATH] [--ports S3,AWS,IBM]';
 const { values: args } = parseArgs({
-  options: { dir: { type: 'string' }, 'clouds-yaml': { type: 'string' } },
+  options: { dir: { type: 'string' }, 'clouds-yaml': { type: 'string' }, ports: { type: 'string' } },
   strict: true,
 });
 if (!args.dir) {
-  console.error('usage: lab-cloud.ts --dir STATE_DIR [--clouds-yaml PATH]');
+  console.error(USAGE);
   process.exit(2);
 }
+const ports = (() => {
+  if (args.ports === undefined) return LAB_CLOUD_PORTS;
+  const [s3, aws, ibm, ...rest] = args.ports.split(',').map(Number);
+  const ok = (p: number | undefined): p is number => p !== undefined && Number.isInteger(p) && p > 0 && p < 65536;
+  if (!ok(s3) || !ok(aws) || !ok(ibm) || rest.length) {
+    console.error(`${USAGE}\n--ports takes three port numbers`);
+    process.exit(2);
+  }
+  return { s3, aws, ibm };
+})();
 const dir = resolve(args.dir);
 const cloudsYaml = resolve(args['clouds-yaml'] ?? join(dir, '..', 'openstack', 'clouds.yaml'));
 mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -77,11 +89,13 @@ function writeEnv(secrets: Secrets): string {
     ['AWS_ACCESS_KEY_ID', secrets.accessKeyId],
     ['AWS_SECRET_ACCESS_KEY', secrets.secretAccessKey],
     ['AWS_REGION', 'us-east-1'],
-    ['AWS_ENDPOINT_URL_S3', `http://${HOST}:${LAB_CLOUD_PORTS.s3}`],
+    // The AWS CLI (botocore) reads this name, not AWS_REGION.
+    ['AWS_DEFAULT_REGION', 'us-east-1'],
+    ['AWS_ENDPOINT_URL_S3', `http://${HOST}:${ports.s3}`],
     // EC2 and EBS too, so an SDK client without an endpoint override still lands on the fake,
     // never on AWS.
-    ['AWS_ENDPOINT_URL_EC2', `http://${HOST}:${LAB_CLOUD_PORTS.aws}`],
-    ['AWS_ENDPOINT_URL_EBS', `http://${HOST}:${LAB_CLOUD_PORTS.aws}`],
+    ['AWS_ENDPOINT_URL_EC2', `http://${HOST}:${ports.aws}`],
+    ['AWS_ENDPOINT_URL_EBS', `http://${HOST}:${ports.aws}`],
     ['AWS_EC2_METADATA_DISABLED', 'true'],
     ['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED', 'true'],
     ['IBMCLOUD_API_KEY', secrets.ibmApiKey],
@@ -91,8 +105,8 @@ function writeEnv(secrets: Secrets): string {
   ];
   const text =
     '# The lab cloud services (scripts/lab.d/services/cloud.sh): source it, e.g. . "$(scripts/lab env)"\n' +
-    `# S3 http://${HOST}:${LAB_CLOUD_PORTS.s3}  AWS EC2/EBS http://${HOST}:${LAB_CLOUD_PORTS.aws}  ` +
-    `IBM IAM/Resource Manager/VPC http://${HOST}:${LAB_CLOUD_PORTS.ibm}\n` +
+    `# S3 http://${HOST}:${ports.s3}  AWS EC2/EBS http://${HOST}:${ports.aws}  ` +
+    `IBM IAM/Resource Manager/VPC http://${HOST}:${ports.ibm}\n` +
     vars.map(([k, v]) => `export ${k}=${shellQuote(v)}\n`).join('');
   const file = join(dir, 'env');
   writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
@@ -141,7 +155,7 @@ async function main(): Promise<void> {
 
   const s3: S3Server = await startS3({
     dir: join(dir, 's3'),
-    port: LAB_CLOUD_PORTS.s3,
+    port: ports.s3,
     credentials,
     buckets: [LAB_BUCKETS.awsImports, LAB_BUCKETS.ibmCos],
   });
@@ -149,7 +163,7 @@ async function main(): Promise<void> {
 
   mkdirSync(join(dir, 'aws'), { recursive: true });
   const aws = await startAwsFake({
-    port: LAB_CLOUD_PORTS.aws,
+    port: ports.aws,
     regions: AWS_REGIONS,
     credentials,
     s3: s3ClientConfig(s3),
@@ -159,7 +173,7 @@ async function main(): Promise<void> {
   started.push({ name: 'aws', stop: () => aws.stop() });
 
   const ibm = await startIbmFake({
-    port: LAB_CLOUD_PORTS.ibm,
+    port: ports.ibm,
     cos: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     apiKeys: [secrets.ibmApiKey],
     accountId: secrets.ibmAccountId,

@@ -1,17 +1,18 @@
 // The whole lab from one `scripts/lab up`: the env file it writes is all a client needs. Each
 // service is asked through its real client (AWS SDK with its default credential chain, IBM's SDK
-// core, openstack CLI, virsh over qemu+ssh with pinned host keys), and the cloud fakes' state is
-// shown to survive a restart of their process (cloud.sh down, up).
+// core, openstack CLI, virsh over qemu+ssh with pinned host keys). A second lab-cloud process (its
+// own ports and state) shows the cloud fakes' state surviving a restart.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeleteObjectCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   DeleteSnapshotCommand,
   DeregisterImageCommand,
@@ -30,7 +31,6 @@ import { ensureHypervisors } from '../support/libvirt.ts';
 import { REPO } from '../support/cli.ts';
 
 const run = promisify(execFile);
-const CLOUD_SH = join(REPO, 'scripts', 'lab.d', 'services', 'cloud.sh');
 const S3_URL = 'http://127.0.0.1:19000';
 const AWS_URL = 'http://127.0.0.1:19001';
 const IBM_URL = 'http://127.0.0.1:19002';
@@ -43,7 +43,6 @@ const RUN_ID = randomBytes(4).toString('hex');
 
 let labEnv: Record<string, string>;
 const saved = new Map<string, string | undefined>();
-const cleanups: (() => Promise<unknown>)[] = [];
 
 interface Result {
   code: number;
@@ -71,19 +70,11 @@ async function until<T>(what: string, check: () => Promise<T | undefined>, tries
 
 const s3 = () =>
   new S3Client({ forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
-const cos = () =>
-  new S3Client({
-    endpoint: S3_URL,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: labEnv.COS_HMAC_ACCESS_KEY_ID!, secretAccessKey: labEnv.COS_HMAC_SECRET_ACCESS_KEY! },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
 const ibmAuth = () => new IamAuthenticator({ apikey: labEnv.IBMCLOUD_API_KEY!, url: IBM_URL });
 
 beforeAll(async () => {
-  await Promise.all([ensureLab(), ensureHypervisors()]);
+  await ensureLab();
+  await ensureHypervisors();
   const { stdout } = await run(LAB_SCRIPT, ['env']);
   const envFile = stdout.trim();
   expect(envFile).toBe(join(LAB_DIR, 'cloud', 'env'));
@@ -109,8 +100,7 @@ beforeAll(async () => {
   }
 });
 
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
+afterAll(() => {
   for (const [k, v] of saved) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
@@ -121,6 +111,8 @@ describe('the env file', () => {
   it('exports every variable the farm and its tools read', () => {
     for (const k of ENV_VARS) expect(labEnv[k], k).toBeTruthy();
     expect(labEnv.AWS_REGION).toBe('us-east-1');
+    expect(labEnv.AWS_DEFAULT_REGION).toBe('us-east-1'); // the AWS CLI's name for it
+    expect(labEnv.AWS_ENDPOINT_URL_EC2).toBe(AWS_URL);
     expect(labEnv.AWS_ENDPOINT_URL_S3).toBe(S3_URL);
     expect(labEnv.AWS_EC2_METADATA_DISABLED).toBe('true');
     expect(labEnv.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED).toBe('true');
@@ -265,101 +257,154 @@ describe('scripts/lab status', () => {
   });
 });
 
-describe('cloud fakes across a restart', () => {
-  it('import through S3, register an AMI and an IBM image; both are still there after cloud.sh down and up', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'farm-lab-services-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    // A small disk with data in it (raw for AWS, qcow2 for IBM).
+describe('lab-cloud.ts across a restart', () => {
+  // A second instance on free ports with its own state directory: the lab's own instance (which
+  // other work may be using) is left alone.
+  interface Instance {
+    child: ChildProcess;
+    exited: Promise<number | null>;
+  }
+  let dir: string;
+  let ports: number[];
+  let current: Instance | undefined;
+
+  async function freePorts(n: number): Promise<number[]> {
+    const servers = await Promise.all(
+      Array.from({ length: n }, () => new Promise<Server>((resolve) => { const srv = createServer(); srv.listen(0, '127.0.0.1', () => resolve(srv)); })),
+    );
+    const out = servers.map((srv) => (srv.address() as AddressInfo).port);
+    await Promise.all(servers.map((srv) => new Promise((resolve) => srv.close(resolve))));
+    return out;
+  }
+
+  async function start(): Promise<Record<string, string>> {
+    const child = spawn(
+      process.execPath,
+      [join(REPO, 'bin', 'tsnode.js'), join(REPO, 'test', 'fakes', 'lab-cloud.ts'), '--dir', dir, '--ports', ports.join(','), '--clouds-yaml', join(dir, 'clouds.yaml')],
+      { stdio: 'ignore', env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } },
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    current = { child, exited };
+    await until('the second lab-cloud to be ready', async () => {
+      const text = await readFile(join(dir, 'lab-cloud.log'), 'utf8').catch(() => '');
+      expect(text).not.toContain('failed to start');
+      return text.includes(`ready (pid ${child.pid})`) ? true : undefined;
+    }, 240);
+    const out = await run('bash', ['-c', '. "$1" && env -0', 'bash', join(dir, 'env')], { env: { PATH: process.env.PATH } });
+    return Object.fromEntries(out.stdout.split('\0').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  }
+
+  async function stop(): Promise<number | null> {
+    const c = current!;
+    current = undefined;
+    c.child.kill('SIGTERM');
+    return c.exited;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'farm-lab-cloud-'));
+    ports = await freePorts(3);
+  });
+
+  afterAll(async () => {
+    if (current) await stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps buckets, snapshots, AMIs and IBM images, and its keys; stops cleanly on SIGTERM', async () => {
+    const env = await start();
+    const [s3Url, awsUrl, ibmUrl] = ports.map((p) => `http://127.0.0.1:${p}`);
+    expect([env.AWS_ENDPOINT_URL_S3, env.AWS_ENDPOINT_URL_EC2]).toEqual([s3Url, awsUrl]);
+    expect(env.AWS_ACCESS_KEY_ID).not.toBe(labEnv.AWS_ACCESS_KEY_ID); // its own keys, not the lab's
+    const credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! };
+    const s3c = new S3Client({
+      endpoint: s3Url, region: 'us-east-1', forcePathStyle: true, credentials,
+      requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    const ec2 = (url = awsUrl) => new EC2Client({ endpoint: url, region: 'us-west-2', credentials });
+    const auth = () => new IamAuthenticator({ apikey: env.IBMCLOUD_API_KEY!, url: ibmUrl });
+    const vpc = () => new VpcClient({ serviceUrl: `${ibmUrl}/us-south/v1`, authenticator: auth() });
+
+    // A small disk with data in it: raw for AWS, qcow2 for IBM.
     const raw = join(dir, 'disk.raw');
     await writeFile(raw, Buffer.alloc(1 << 20, 0x5a));
     await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', raw, join(dir, 'disk.qcow2')]);
+    await s3c.send(new PutObjectCommand({ Bucket: 'farm-lab-imports', Key: 'disk.raw', Body: await readFile(raw) }));
+    await s3c.send(new PutObjectCommand({ Bucket: 'farm-lab-cos', Key: 'disk.qcow2', Body: await readFile(join(dir, 'disk.qcow2')) }));
+    s3c.destroy();
 
-    // AWS: s3-import (the fake reads the object from the lab's S3 server), then RegisterImage.
-    const rawKey = `lab-services/${RUN_ID}.raw`;
-    const s3c = s3();
-    cleanups.push(async () => {
-      await s3c.send(new DeleteObjectCommand({ Bucket: 'farm-lab-imports', Key: rawKey }));
-      s3c.destroy();
-    });
-    await s3c.send(new PutObjectCommand({ Bucket: 'farm-lab-imports', Key: rawKey, Body: await readFile(raw) }));
-    const ec2 = new EC2Client({ endpoint: AWS_URL, region: 'us-east-1' });
-    cleanups.push(async () => ec2.destroy());
-    const { ImportTaskId } = await ec2.send(
-      new ImportSnapshotCommand({ DiskContainer: { Format: 'RAW', UserBucket: { S3Bucket: 'farm-lab-imports', S3Key: rawKey } } }),
+    // AWS: s3-import (the fake reads the object from its S3 server), then RegisterImage.
+    const a = ec2();
+    const { ImportTaskId } = await a.send(
+      new ImportSnapshotCommand({ DiskContainer: { Format: 'RAW', UserBucket: { S3Bucket: 'farm-lab-imports', S3Key: 'disk.raw' } } }),
     );
     const task = await until('the import task', async () => {
-      const t = (await ec2.send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [ImportTaskId!] }))).ImportSnapshotTasks?.[0];
+      const t = (await a.send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [ImportTaskId!] }))).ImportSnapshotTasks?.[0];
       expect(t?.SnapshotTaskDetail?.Status).not.toBe('deleted');
       return t?.SnapshotTaskDetail?.Status === 'completed' ? t.SnapshotTaskDetail : undefined;
     });
     expect(task.DiskImageSize).toBe(1 << 20);
-    const snapshotId = task.SnapshotId!;
-    cleanups.push(() => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
     const name = `farm-lab-services-${RUN_ID}`;
-    const { ImageId } = await ec2.send(
+    const { ImageId } = await a.send(
       new RegisterImageCommand({
-        Name: name,
-        Architecture: 'x86_64',
-        RootDeviceName: '/dev/xvda',
-        VirtualizationType: 'hvm',
-        EnaSupport: true,
-        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: snapshotId, VolumeType: 'gp3', DeleteOnTermination: true } }],
+        Name: name, Architecture: 'x86_64', RootDeviceName: '/dev/xvda', VirtualizationType: 'hvm', EnaSupport: true,
+        BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { SnapshotId: task.SnapshotId!, VolumeType: 'gp3', DeleteOnTermination: true } }],
       }),
     );
-    // Cleanups run in reverse: the image goes before its snapshot.
-    cleanups.push(() => ec2.send(new DeregisterImageCommand({ ImageId: ImageId! })));
-
-    // IBM: the qcow2 into COS (the same S3 server, with the COS HMAC keys), a VPC image from it.
-    const qcowKey = `lab-services/${RUN_ID}.qcow2`;
-    const cosc = cos();
-    cleanups.push(async () => {
-      await cosc.send(new DeleteObjectCommand({ Bucket: 'farm-lab-cos', Key: qcowKey }));
-      cosc.destroy();
+    await until('the AMI', async () => {
+      const img = (await a.send(new DescribeImagesCommand({ ImageIds: [ImageId!] }))).Images?.[0];
+      return img?.State === 'available' ? img : undefined;
     });
-    await cosc.send(new PutObjectCommand({ Bucket: 'farm-lab-cos', Key: qcowKey, Body: await readFile(join(dir, 'disk.qcow2')) }));
-    const rm_ = new ResourceManagerV2({ authenticator: ibmAuth(), serviceUrl: IBM_URL });
-    const group = (await rm_.listResourceGroups({ name: 'farm-lab' })).result.resources![0]!;
-    const vpc = () => new VpcClient({ serviceUrl: `${IBM_URL}/us-south/v1`, authenticator: ibmAuth() });
+    a.destroy();
+
+    // IBM: a VPC image from the COS object, in the farm-lab resource group.
+    const group = (await new ResourceManagerV2({ authenticator: auth(), serviceUrl: ibmUrl }).listResourceGroups({ name: 'farm-lab' })).result.resources![0]!;
     const created = await vpc().createImage({
       name,
-      file: { href: `cos://us-south/farm-lab-cos/${qcowKey}` },
+      file: { href: 'cos://us-south/farm-lab-cos/disk.qcow2' },
       operating_system: { name: 'ubuntu-22-04-amd64' },
       resource_group: { id: group.id! },
     });
-    cleanups.push(() => vpc().deleteImage(created.id));
     const available = await until('the VPC image', async () => {
       const img = await vpc().getImage(created.id);
       expect(img.status).not.toBe('failed');
       return img.status === 'available' ? img : undefined;
     });
-    await until('the AMI', async () => {
-      const img = (await ec2.send(new DescribeImagesCommand({ ImageIds: [ImageId!] }))).Images?.[0];
-      return img?.State === 'available' ? img : undefined;
-    });
+    const envText = await readFile(join(dir, 'env'), 'utf8');
 
-    // The fakes' process restarts; its state file and data directories bring everything back.
-    const down = await sh(CLOUD_SH, ['down']);
-    expect(down.code, down.stderr).toBe(0);
-    const gone = await sh('curl', ['-s', '-o', '/dev/null', '--max-time', '2', `${AWS_URL}/`]);
+    expect(await stop()).toBe(0);
+    expect(await readFile(join(dir, 'lab-cloud.log'), 'utf8')).toMatch(/SIGTERM: stopping\n.*stopped\n$/);
+    const gone = await sh('curl', ['-s', '-o', '/dev/null', '--max-time', '2', `${awsUrl}/`]);
     expect(gone.code).not.toBe(0);
-    const up = await sh(CLOUD_SH, ['up']);
-    expect(up.code, up.stderr).toBe(0);
 
-    const ec2b = new EC2Client({ endpoint: AWS_URL, region: 'us-east-1' });
+    const env2 = await start();
+    expect(await readFile(join(dir, 'env'), 'utf8')).toBe(envText); // same keys, same file
+    expect(env2.IBMCLOUD_API_KEY).toBe(env.IBMCLOUD_API_KEY);
+    const b = ec2();
     try {
-      const img = (await ec2b.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] }))).Images;
-      expect(img?.map((i) => [i.ImageId, i.State, i.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId])).toEqual([[ImageId, 'available', snapshotId]]);
-      const snap = (await ec2b.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0];
+      const imgs = (await b.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] }))).Images;
+      expect(imgs?.map((i) => [i.ImageId, i.State, i.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId])).toEqual([[ImageId, 'available', task.SnapshotId]]);
+      const snap = (await b.send(new DescribeSnapshotsCommand({ SnapshotIds: [task.SnapshotId!] }))).Snapshots?.[0];
       expect([snap?.State, snap?.VolumeSize]).toEqual(['completed', 1]);
+      // The snapshot's data is still there: deleting the image, then the snapshot, works as before.
+      await b.send(new DeregisterImageCommand({ ImageId: ImageId! }));
+      await b.send(new DeleteSnapshotCommand({ SnapshotId: task.SnapshotId! }));
     } finally {
-      ec2b.destroy();
+      b.destroy();
     }
     const after: VpcImage = await vpc().getImage(created.id);
     expect([after.name, after.status, after.resource_group.id, after.file?.checksums?.sha256]).toEqual([
-      name,
-      'available',
-      group.id,
-      available.file?.checksums?.sha256,
+      name, 'available', group.id, available.file?.checksums?.sha256,
     ]);
+    const { Buckets } = await (async () => {
+      const c = new S3Client({ endpoint: s3Url, region: 'us-east-1', forcePathStyle: true, credentials });
+      try {
+        return await c.send(new ListBucketsCommand({}));
+      } finally {
+        c.destroy();
+      }
+    })();
+    expect(Buckets?.map((x) => x.Name).sort()).toEqual(['farm-lab-cos', 'farm-lab-imports']);
+    expect(await stop()).toBe(0);
   });
 });

@@ -103,6 +103,8 @@ cmd_up() {
     [[ -z $holders ]] || die "port $p is taken by another process: $holders"
   done
   (umask 077 && mkdir -p "$STATE")
+  # One old log is kept; the service appends to a fresh one once the current passes 20 MiB.
+  if [[ -f $LOG ]] && (($(stat -c %s "$LOG") > 20 << 20)); then mv -f "$LOG" "$LOG.1"; fi
   log "starting lab-cloud (S3 :${PORTS[0]}, AWS :${PORTS[1]}, IBM :${PORTS[2]})"
   # Its own session (a terminal's ^C does not reach it); fd 9 is our lock and must not be held
   # by the service. setsid and env exec, so $! is node's pid.

@@ -99,8 +99,17 @@ ensure_client_key() {
   touch "$KNOWN_HOSTS"
 }
 
-# Records "IP ssh-ed25519 KEY" for the host; drops a stale line for the same address only.
+# Records "IP ssh-ed25519 KEY" for the host; drops a stale line for the same address only. Under
+# known_hosts.lock, which scripts/lab takes too when it rewrites the worker hosts' lines.
 ensure_known_host() {
+  (
+    exec 8>"$SSH_DIR/known_hosts.lock"
+    flock -w 30 8 || die "$SSH_DIR/known_hosts.lock held for 30 s"
+    ensure_known_host_locked "$@"
+  )
+}
+
+ensure_known_host_locked() {
   local ip=$1 pubfile=$2 entry
   entry="$ip $(cut -d' ' -f1,2 "$pubfile")"
   if grep -qxF "$entry" "$KNOWN_HOSTS"; then return 0; fi
