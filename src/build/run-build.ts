@@ -67,7 +67,11 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
   const log = reporter.scoped('farm');
 
   const buildsDir = resolve(loaded.dir, inv.settings.builds_dir);
-  const { id: buildId, dir } = await claimBuildDir(buildsDir, makeBuildId(opts.now ?? new Date()));
+  const baseId = makeBuildId(opts.now ?? new Date());
+  // Targets are checked before anything is recorded or any worker starts: a missing credential
+  // fails in seconds with nothing changed, not after the builds.
+  await opts.uploads?.preflight(planBuild(loaded, opts.arches, baseId), signal);
+  const { id: buildId, dir } = await claimBuildDir(buildsDir, baseId);
   const plan = planBuild(loaded, opts.arches, buildId);
 
   const initial: BuildState = {
@@ -92,9 +96,6 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
 
   const transports = new Map<string, WorkerTransport>();
   try {
-    // Targets are checked before any worker starts: a missing credential fails in seconds, not after the builds.
-    await opts.uploads?.preflight(plan, signal);
-
     const healthy = await connectAndProbe(plan, opts, transports);
     const pool = new WorkerPool(healthy);
 
@@ -112,6 +113,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
         await pool.run(worker, () => buildArch(archPlan, worker, transports.get(worker.name)!, { ...opts, builder, store, dir, alog }));
       }),
     );
+  } catch (err) {
+    // Whatever stopped the run, the record ends: arches not done are failed, never left running.
+    const reason = signal.aborted ? 'cancelled' : errorMessage(err);
+    await store.update((s) => {
+      for (const a of Object.values(s.arches)) {
+        if (a && a.step !== 'fetched' && a.step !== 'failed') Object.assign(a, { step: 'failed', error: reason });
+      }
+    });
+    await finishBuild(store, dir, signal);
+    throw err;
   } finally {
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
   }
