@@ -2,9 +2,10 @@
 #   hypervisors  libvirt.sh   two libvirt hosts, 10.231.0.21 (x86_64) and .22 (ppc64le)
 #   openstack    openstack.sh Keystone 127.0.0.1:15000, Glance 127.0.0.1:19292
 #   cloud        cloud.sh     S3 :19000, AWS fake :19001, IBM fake :19002 (env file)
-# Order matters where state is shared: the worker hosts rewrite their known_hosts lines first
-# (keeping every other line), then libvirt.sh adds or replaces only its own; openstack and cloud
-# touch neither known_hosts nor the bridge.
+# Shared state: the worker hosts create the bridge and rewrite their known_hosts lines (keeping
+# every other line) before libvirt.sh plugs in and adds or replaces only its own; both writers
+# also take known_hosts.lock, so a libvirt.sh run by a test at the same time loses nothing.
+# openstack and cloud touch neither known_hosts nor the bridge.
 
 LAB_PARTS=(workers hypervisors openstack cloud)
 LAB_SERVICES="$LAB_D/services"
