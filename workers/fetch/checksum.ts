@@ -14,15 +14,19 @@ export type RemoteHasher = 'auto' | 'openssl' | 'sha256sum';
 const AUTO_SCRIPT =
   'if command -v openssl >/dev/null 2>&1; then exec openssl dgst -sha256 -r -- "$1"; fi; exec sha256sum -- "$1"';
 
+// The hash runs beside the transfer; at low priority it takes the CPU the transfer leaves, so on
+// a busy worker the transfer (sshd, dd) is not slowed down by it.
+const NICE = ['nice', '-n', '10'];
+
 export function remoteHashArgv(path: string, hasher: RemoteHasher = 'auto'): string[] {
   switch (hasher) {
     case 'openssl':
-      return ['openssl', 'dgst', '-sha256', '-r', '--', path];
+      return [...NICE, 'openssl', 'dgst', '-sha256', '-r', '--', path];
     case 'sha256sum':
-      return ['sha256sum', '--', path];
+      return [...NICE, 'sha256sum', '--', path];
     case 'auto':
       // The path is a positional parameter of the script, never part of the script text.
-      return ['sh', '-c', AUTO_SCRIPT, 'sh', path];
+      return [...NICE, 'sh', '-c', AUTO_SCRIPT, 'sh', path];
   }
 }
 

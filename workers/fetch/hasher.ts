@@ -1,20 +1,19 @@
-// SHA-256 of a file as it is received, holes included, computed off the main thread.
-//
-// Hashing is the largest CPU cost of a fetch: every byte of the apparent size goes through it,
-// holes as zeros (3 GiB of zeros for a 4 GiB image holding 1 GiB). On the main thread it would
-// compete with decryption and parsing; in a worker thread the two run in parallel. Data goes over
-// through a fixed ring of shared buffers, so the bytes in flight are bounded and nothing is
-// allocated per batch.
+// SHA-256 of a file as it is received, holes included: on the receiving thread, or in a worker
+// thread. Hashing is the largest CPU cost of a sparse fetch: every byte of the apparent size goes
+// through it, holes as zeros (3 GiB of zeros for a 4 GiB image holding 1 GiB). In a worker thread
+// it runs beside decryption; data goes over through a fixed ring of shared buffers, so the bytes
+// in flight are bounded and nothing is allocated per batch. Calls return a promise only when the
+// caller has to wait.
 
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { FarmError } from '../../src/errors.ts';
 
 export interface Hasher {
-  /** Hashes `n` zero bytes (a hole). */
-  zeros(n: number): Promise<void>;
-  /** Hashes these bytes, in order. The buffers must not be modified afterwards. */
-  update(buffers: readonly Buffer[]): Promise<void>;
+  /** Hashes `n` zero bytes (a hole). A promise means: wait before the next call. */
+  zeros(n: number): Promise<void> | void;
+  /** Hashes these bytes, in order. A promise means: wait before the next call. */
+  update(buffers: readonly Buffer[]): Promise<void> | void;
   /** The hex digest; the hasher cannot be used afterwards. */
   digest(): Promise<string>;
   /** Releases resources without a digest (on failure). */
@@ -24,18 +23,18 @@ export interface Hasher {
 // One preallocated buffer of zeros feeds holes to the hash, whatever the hole's size.
 const ZERO_CHUNK = 1024 * 1024;
 
-/** Hashes on the calling thread (small files, tests). */
+/** Hashes on the calling thread (files with few holes: copying data to a thread costs more). */
 export class InlineHasher implements Hasher {
   private readonly hash = createHash('sha256');
   private static readonly ZEROS = Buffer.alloc(ZERO_CHUNK);
 
-  async zeros(n: number): Promise<void> {
+  zeros(n: number): void {
     for (let left = n; left > 0; left -= ZERO_CHUNK) {
       this.hash.update(left >= ZERO_CHUNK ? InlineHasher.ZEROS : InlineHasher.ZEROS.subarray(0, left));
     }
   }
 
-  async update(buffers: readonly Buffer[]): Promise<void> {
+  update(buffers: readonly Buffer[]): void {
     for (const b of buffers) this.hash.update(b);
   }
 
@@ -47,8 +46,7 @@ export class InlineHasher implements Hasher {
 }
 
 // Plain JavaScript so the worker runs the same under tsx, node and bundlers. Data arrives in
-// shared slots (a fixed ring, so nothing is allocated per batch); each slot is handed back when
-// hashed.
+// shared slots; each slot is handed back when hashed.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
@@ -115,27 +113,30 @@ export class ThreadHasher implements Hasher {
     if (this.failure) throw new FarmError('FETCH', `hashing failed: ${this.failure.message}`, { cause: this.failure });
   }
 
-  private async freeSlot(): Promise<number> {
-    for (;;) {
-      this.check();
-      const slot = this.free.pop();
-      if (slot !== undefined) return slot;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-
-  async zeros(n: number): Promise<void> {
+  zeros(n: number): void {
     this.check();
     if (n > 0) this.worker.postMessage({ zeros: n });
   }
 
-  async update(buffers: readonly Buffer[]): Promise<void> {
+  update(buffers: readonly Buffer[]): Promise<void> | void {
+    this.check();
+    return this.copyIn(buffers, 0, 0);
+  }
+
+  /** Copies into free slots and hands each full one over; waits only when no slot is free. */
+  private copyIn(buffers: readonly Buffer[], fromBuffer: number, fromByte: number): Promise<void> | void {
     let slot = -1;
     let used = 0;
-    for (const b of buffers) {
-      for (let at = 0; at < b.length; ) {
+    for (let i = fromBuffer; i < buffers.length; i++) {
+      const b = buffers[i]!;
+      for (let at = i === fromBuffer ? fromByte : 0; at < b.length; ) {
         if (slot < 0) {
-          slot = await this.freeSlot();
+          const free = this.free.pop();
+          if (free === undefined) {
+            const [resumeBuffer, resumeByte] = [i, at];
+            return this.slotFreed().then(() => this.copyIn(buffers, resumeBuffer, resumeByte));
+          }
+          slot = free;
           used = 0;
         }
         const n = b.copy(this.slots[slot]!, used, at);
@@ -148,6 +149,14 @@ export class ThreadHasher implements Hasher {
       }
     }
     if (slot >= 0) this.worker.postMessage({ slot, length: used });
+  }
+
+  private async slotFreed(): Promise<void> {
+    while (this.free.length === 0) {
+      this.check();
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    this.check();
   }
 
   async digest(): Promise<string> {

@@ -120,7 +120,7 @@ async function receive(
  * written at their offsets, small holes sent along are only hashed, everything else is a hole.
  */
 export async function receiveRanges(
-  stream: AsyncIterable<Buffer> | undefined,
+  stream: Readable | undefined,
   fh: FileHandle,
   size: number,
   segments: readonly Segment[],
@@ -132,10 +132,11 @@ export async function receiveRanges(
   try {
     const writer = new HoleAwareWriter(fh, hasher, size, segments);
     if (stream) {
-      for await (const chunk of stream) {
-        await writer.write(chunk);
+      await consume(stream, (chunk) => {
+        const wait = writer.write(chunk);
         onData?.({ reached: writer.reached, total: size });
-      }
+        return wait;
+      });
     }
     await writer.finish();
     onData?.({ reached: size, total: size });
@@ -143,4 +144,42 @@ export async function receiveRanges(
   } finally {
     hasher.dispose();
   }
+}
+
+/** Feeds each chunk to `handle` as it arrives; while a returned promise is pending the stream
+ *  is paused. (An async iterator over a Readable joins the buffered chunks into a new buffer on
+ *  every read: a copy of everything received.) */
+function consume(stream: Readable, handle: (chunk: Buffer) => Promise<void> | void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let failed = false;
+    let pending: Promise<void> | undefined;
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      stream.off('data', onData);
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      let wait: Promise<void> | void;
+      try {
+        wait = handle(chunk);
+      } catch (err) {
+        return fail(err);
+      }
+      if (!wait) return;
+      stream.pause();
+      pending = wait.then(() => {
+        pending = undefined;
+        if (!failed) stream.resume();
+      }, fail);
+    };
+    stream.on('data', onData);
+    stream.once('error', fail);
+    stream.once('end', () => {
+      // The last chunk's wait may still be pending.
+      void (pending ?? Promise.resolve()).then(() => {
+        if (!failed) resolve();
+      });
+    });
+  });
 }

@@ -157,7 +157,7 @@ export class HoleAwareWriter {
   private hashed = 0;
   private readonly hashRun = new Run();
   private readonly writeRun = new Run();
-  private inFlight: Promise<unknown> | undefined;
+  private inFlight: Promise<void> | undefined;
   /** Data bytes received and kept (holes excluded). */
   dataBytes = 0;
 
@@ -210,21 +210,25 @@ export class HoleAwareWriter {
     }
   }
 
-  /** Takes the next bytes of the stream, in order. */
-  async write(chunk: Buffer): Promise<void> {
+  /** Takes the next bytes of the stream, in order. Returns a promise only when it has to wait
+   *  (a write or the hasher is behind); the caller must not write again before it settles. */
+  write(chunk: Buffer): Promise<void> | void {
     let rest = chunk;
     while (rest.length > 0) {
       if (this.left === 0) throw bad(`more data than the sparse map describes (${rest.length} bytes extra)`);
+      const keep = this.segments[this.index]!.keep;
+      // Runs are flushed when full or when the next byte does not continue them.
+      const wait = this.flushBefore(keep);
+      if (wait) {
+        const remainder = rest;
+        return wait.then(() => this.write(remainder));
+      }
       const part = rest.length <= this.left ? rest : rest.subarray(0, this.left);
       rest = rest.subarray(part.length);
-      const keep = this.segments[this.index]!.keep;
-
-      if (this.hashRun.bytes > 0 && this.hashRun.end !== this.position) await this.flushHash();
       if (this.hashRun.bytes === 0) this.hashRun.offset = this.position;
       this.hashRun.buffers.push(part);
       this.hashRun.bytes += part.length;
       if (keep) {
-        if (this.writeRun.bytes > 0 && this.writeRun.end !== this.position) await this.flushWrite();
         if (this.writeRun.bytes === 0) this.writeRun.offset = this.position;
         this.writeRun.buffers.push(part);
         this.writeRun.bytes += part.length;
@@ -233,29 +237,46 @@ export class HoleAwareWriter {
       this.position += part.length;
       this.left -= part.length;
       this.skipEmpty();
-      if (this.hashRun.bytes >= BATCH) await this.flushHash();
-      if (this.writeRun.bytes >= BATCH) await this.flushWrite();
     }
   }
 
-  /** Feeds the hole before the gathered run as zeros, then the run. */
-  private async flushHash(): Promise<void> {
-    if (this.hashRun.bytes === 0) return;
-    const run = this.hashRun.take();
-    await this.hasher.zeros(run.offset - this.hashed);
-    await this.hasher.update(run.buffers);
-    this.hashed = run.offset + run.bytes;
+  private flushBefore(keep: boolean): Promise<void> | undefined {
+    const hashRun = this.hashRun;
+    if (hashRun.bytes >= BATCH || (hashRun.bytes > 0 && hashRun.end !== this.position)) {
+      const wait = this.flushHash();
+      if (wait) return wait;
+    }
+    const writeRun = this.writeRun;
+    if (writeRun.bytes >= BATCH || (keep && writeRun.bytes > 0 && writeRun.end !== this.position)) {
+      const wait = this.flushWrite();
+      if (wait) return wait;
+    }
+    return undefined;
   }
 
-  /** Starts writing the gathered run once the previous write has landed. */
-  private async flushWrite(): Promise<void> {
-    if (this.inFlight) await this.inFlight;
-    this.inFlight = undefined;
-    if (this.writeRun.bytes === 0) return;
+  /** Feeds the hole before the gathered run as zeros, then the run. */
+  private flushHash(): Promise<void> | undefined {
+    if (this.hashRun.bytes === 0) return undefined;
+    const run = this.hashRun.take();
+    const gap = run.offset - this.hashed;
+    this.hashed = run.offset + run.bytes;
+    const zeros = this.hasher.zeros(gap);
+    if (zeros) return zeros.then(() => this.hasher.update(run.buffers) ?? undefined);
+    return this.hasher.update(run.buffers) ?? undefined;
+  }
+
+  /** Starts writing the gathered run, after the previous write has landed. */
+  private flushWrite(): Promise<void> | undefined {
+    if (this.writeRun.bytes === 0) return undefined;
+    if (this.inFlight) return this.inFlight.then(() => this.flushWrite());
     const run = this.writeRun.take();
-    this.inFlight = writeAll(this.fh, run.buffers, run.offset);
-    // A failed write surfaces at the next flush or in finish(); keep it from being unhandled meanwhile.
-    this.inFlight.catch(() => {});
+    const write = writeAll(this.fh, run.buffers, run.offset).then(() => {
+      if (this.inFlight === write) this.inFlight = undefined;
+    });
+    // A failed write stays in inFlight and surfaces at the next flush or in finish().
+    this.inFlight = write;
+    write.catch(() => {});
+    return undefined;
   }
 
   /** Checks that every segment arrived, writes the rest, hashes the trailing hole and sets the size. */
@@ -263,8 +284,7 @@ export class HoleAwareWriter {
     if (this.remaining > 0) throw bad(`the stream ended with ${this.remaining} bytes of region data missing`);
     await this.flushHash();
     await this.flushWrite();
-    if (this.inFlight) await this.inFlight;
-    this.inFlight = undefined;
+    while (this.inFlight) await this.inFlight;
     await this.hasher.zeros(this.realSize - this.hashed);
     this.hashed = this.realSize;
     await this.fh.truncate(this.realSize);
