@@ -2,12 +2,14 @@
 //
 //   npm run bench -- [--host 10.231.0.11] [--port 22] [--user root] [--key .lab/ssh/id_ed25519]
 //                    [--known-hosts .lab/ssh/known_hosts] [--sparse-gib 4] [--data-gib 1]
-//                    [--dense-gib 1] [--methods farm,scp,gzip] [--repeat 1] [--no-verify]
+//                    [--dense-gib 1] [--methods farm,farm-tar,scp,gzip] [--repeat 1] [--no-verify]
 //
 // Makes on the worker a sparse raw (random, incompressible data in several regions) and a dense
 // random file, warms the worker's page cache (caches cannot be dropped here), fetches each file
 // with each method one after another, and prints wall time, throughput, speedup over scp and the
 // farm fetch's peak RSS (measured in its own process). Everything is removed at the end.
+// Methods: farm (default fetch: tar's sparse map, regions by dd), farm-tar (tar's whole stream),
+// scp (OpenSSH defaults), gzip (ssh host "gzip < f" | gzip -d).
 
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -34,7 +36,7 @@ const { values: args } = parseArgs({
     'sparse-gib': { type: 'string', default: '4' },
     'data-gib': { type: 'string', default: '1' },
     'dense-gib': { type: 'string', default: '1' },
-    methods: { type: 'string', default: 'farm,scp,gzip' },
+    methods: { type: 'string', default: 'farm,farm-tar,scp,gzip' },
     repeat: { type: 'string', default: '1' },
     hasher: { type: 'string', default: 'auto' },
     cipher: { type: 'string' },
@@ -51,7 +53,7 @@ const worker: Worker = workerSchema.parse({
   identity_file: resolve(args.key!),
   known_hosts: resolve(args['known-hosts']!),
 });
-const methods = args.methods!.split(',') as Array<'farm' | 'scp' | 'gzip'>;
+const methods = args.methods!.split(',') as Array<'farm' | 'farm-tar' | 'scp' | 'gzip'>;
 const sparseSize = Number(args['sparse-gib']) * GiB;
 const dataSize = Number(args['data-gib']) * GiB;
 const denseSize = Number(args['dense-gib']) * GiB;
@@ -75,11 +77,12 @@ function run(cmd: string, argv: string[]): Promise<{ stdout: string; seconds: nu
   });
 }
 
-async function farm(remotePath: string, localPath: string): Promise<ChildOutput & { wall: number }> {
+async function farm(remotePath: string, localPath: string, method: 'ranges' | 'tar'): Promise<ChildOutput & { wall: number }> {
   const input: ChildInput = {
     worker: { ...worker },
     remotePath,
     localPath,
+    method,
     ...(args.hasher !== 'auto' ? { hasher: args.hasher as ChildInput['hasher'] } : {}),
     ...(args.cipher ? { ciphers: [args.cipher as NonNullable<ChildInput['ciphers']>[number]] } : {}),
   };
@@ -109,6 +112,7 @@ async function localSha256(path: string): Promise<string> {
 }
 
 interface Row {
+  rep: number;
   file: string;
   method: string;
   seconds: number;
@@ -119,10 +123,10 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const scpTime = new Map(rows.filter((r) => r.method === 'scp').map((r) => [r.file, r.seconds]));
+  const scpTime = new Map(rows.filter((r) => r.method === 'scp').map((r) => [`${r.file}#${r.rep}`, r.seconds]));
   const head = ['file', 'method', 'seconds', 'MB/s', 'vs scp', 'peak RSS', 'sent', 'note'];
   const body = rows.map((r) => {
-    const s = scpTime.get(r.file);
+    const s = scpTime.get(`${r.file}#${r.rep}`);
     return [
       r.file,
       r.method,
@@ -173,13 +177,13 @@ try {
         const out = join(localDir, `${m}.out`);
         rmSync(out, { force: true });
         let row: Row;
-        if (m === 'farm') {
-          const r = await farm(file, out);
-          row = { file: label, method: 'farm', seconds: r.seconds, size, sent: r.bytesReceived, rss: r.maxRss, note: `${r.cipher}, cpu ${r.cpuUser.toFixed(1)}u+${r.cpuSystem.toFixed(1)}s` };
+        if (m === 'farm' || m === 'farm-tar') {
+          const r = await farm(file, out, m === 'farm' ? 'ranges' : 'tar');
+          row = { rep, file: label, method: m, seconds: r.seconds, size, sent: r.bytesReceived, rss: r.maxRss, note: `${r.cipher}, cpu ${r.cpuUser.toFixed(1)}u+${r.cpuSystem.toFixed(1)}s` };
         } else if (m === 'scp') {
-          row = { file: label, method: 'scp', seconds: await scp(file, out), size };
+          row = { rep, file: label, method: 'scp', seconds: await scp(file, out), size };
         } else {
-          row = { file: label, method: 'ssh|gzip', seconds: await gzipPipe(file, out), size };
+          row = { rep, file: label, method: 'ssh|gzip', seconds: await gzipPipe(file, out), size };
         }
         const st = statSync(out);
         row.note = `${row.note ? `${row.note}, ` : ''}${(st.blocks * 512 / MiB).toFixed(0)} MiB on disk`;

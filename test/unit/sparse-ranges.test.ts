@@ -129,7 +129,7 @@ describe('layout from the head of the tar stream', () => {
     await expect(parseLayout(run(layoutArgv(dir, 16 * KiB)), dir.split('/').pop()!)).rejects.toThrow(/not a regular file \(tar member type directory\)/);
     const file = makeFile('corrupt.raw', MiB, [0]);
     const head = run(layoutArgv(file, 16 * KiB));
-    head[1024 + 10] ^= 0xff; // inside the ustar header after the PAX header
+    head[1034] = head[1034]! ^ 0xff; // inside the ustar header after the PAX header
     await expect(parseLayout(head, 'corrupt.raw')).rejects.toThrow(/checksum/);
   });
 
