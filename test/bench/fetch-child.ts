@@ -2,7 +2,7 @@
 // Input: one JSON argument. Output: one JSON line on stdout.
 
 import { workerSchema } from '../../src/inventory/schema.ts';
-import { fetchFile } from '../../workers/fetch/fetch.ts';
+import { fetchFile, type FetchMethod } from '../../workers/fetch/fetch.ts';
 import type { RemoteHasher } from '../../workers/fetch/checksum.ts';
 import type { LocalHashing } from '../../workers/fetch/receive.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
@@ -15,6 +15,7 @@ export interface ChildInput {
   ciphers?: CipherAlgorithm[];
   hasher?: RemoteHasher;
   localHashing?: LocalHashing;
+  method?: FetchMethod;
 }
 
 export interface ChildOutput {
@@ -41,6 +42,7 @@ try {
   const r = await fetchFile(t, input.remotePath, input.localPath, {
     ...(input.hasher ? { hasher: input.hasher } : {}),
     ...(input.localHashing ? { localHashing: input.localHashing } : {}),
+    ...(input.method ? { method: input.method } : {}),
   });
   const usage = process.resourceUsage();
   const out: ChildOutput = {
