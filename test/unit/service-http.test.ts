@@ -163,8 +163,13 @@ describe('farm serve HTTP (build job stood in)', () => {
     expect(done.builds[0]!.images).toEqual([expect.objectContaining({ target: 'openstack', id: `img-${done.builds[0]!.build_id}` })]);
     expect(jobs).toHaveLength(2);
     const metrics = await (await fetch(base + '/metrics')).text();
-    expect(metrics).toMatch(/farm_builds_total\{status="succeeded",trigger="github"\} 1/);
-    expect(metrics).toMatch(/farm_builds_total\{status="succeeded",trigger="api"\} 1/);
+    // The first run is labelled by whichever of its three triggers arrived first; the second is api.
+    const byTrigger = Object.fromEntries(
+      [...metrics.matchAll(/farm_builds_total\{status="succeeded",trigger="(\w+)"\} (\d+)/g)].map((m) => [m[1]!, Number(m[2])]),
+    );
+    expect(Object.values(byTrigger).reduce((a, b) => a + b, 0)).toBe(2);
+    expect(byTrigger.api).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(byTrigger).every((k) => ['api', 'github', 'gitlab'].includes(k))).toBe(true);
     expect(metrics).toMatch(/farm_images_published_total\{target="openstack",kind="openstack"\} 2/);
     expect(metrics).toMatch(/farm_queue_length 0/);
     expect(metrics).toMatch(/farm_last_success_timestamp_seconds \d{10}/);
