@@ -18,10 +18,10 @@ export function renderSummary(state: BuildState, cwd: string): string {
   for (const a of arches) {
     for (const up of Object.values(a.uploads)) {
       for (const img of up.images) published.push([a.arch, img.target, img.location, img.imageName, img.imageId, img.existing ? 'existing' : 'new']);
-      if (up.step === 'failed') published.push([a.arch, up.target, '-', '-', `FAILED: ${up.error ?? ''}`, '']);
+      if (up.step === 'failed') published.push([a.arch, up.target, '-', '-', '-', `FAILED: ${up.error ?? ''}`]);
     }
   }
-  if (published.length) text += '\n' + renderTable(['ARCH', 'TARGET', 'WHERE', 'IMAGE NAME', 'IMAGE ID', ''], published);
+  if (published.length) text += '\n' + renderTable(['ARCH', 'TARGET', 'WHERE', 'IMAGE NAME', 'IMAGE ID', 'STATE'], published);
   const failed = arches.filter((a) => a.step === 'failed');
   if (failed.length) {
     text += '\nfailed:\n' + failed.map((a) => `  ${a.arch}: ${a.error ?? 'unknown error'}`).join('\n') + '\n';
