@@ -1,7 +1,6 @@
 // The systemd units: what they run is a command farm has, and systemd accepts them.
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
