@@ -20,6 +20,20 @@ export interface NotifyImage {
   artifact_id: string;
 }
 
+/** One published image as the service's JSON (notifications, API) shows it. */
+export function imageJson(i: BuildSummary['images'][number]): NotifyImage {
+  return {
+    arch: i.arch,
+    type: i.type,
+    target: i.target,
+    kind: i.kind,
+    location: i.location,
+    name: i.imageName,
+    id: i.imageId,
+    artifact_id: i.artifactId,
+  };
+}
+
 export interface NotifyPayload {
   event: 'build.finished';
   run_id: string;
@@ -57,16 +71,7 @@ export function notifyPayload(run: RunRecord, build: BuildSummary | undefined, s
       uploads: Object.fromEntries(Object.entries(a.uploads).map(([t, u]) => [t, u.step])),
     };
   }
-  const image = (i: BuildSummary['images'][number]): NotifyImage => ({
-    arch: i.arch,
-    type: i.type,
-    target: i.target,
-    kind: i.kind,
-    location: i.location,
-    name: i.imageName,
-    id: i.imageId,
-    artifact_id: i.artifactId,
-  });
+
   const startedAt = build?.startedAt ?? run.startedAt;
   const finishedAt = build?.finishedAt ?? run.finishedAt;
   const duration = seconds(startedAt, finishedAt);
@@ -86,8 +91,8 @@ export function notifyPayload(run: RunRecord, build: BuildSummary | undefined, s
     ...(duration !== undefined ? { duration_s: duration } : {}),
     ...(queued !== undefined ? { queued_s: queued } : {}),
     arches,
-    images: (build?.images ?? []).filter((i) => !i.existing).map(image),
-    reused_images: (build?.images ?? []).filter((i) => i.existing).map(image),
+    images: (build?.images ?? []).filter((i) => !i.existing).map(imageJson),
+    reused_images: (build?.images ?? []).filter((i) => i.existing).map(imageJson),
     artifacts: (build?.artifacts ?? []).map((a) => ({ arch: a.arch, type: a.type, name: a.imageName, path: a.path, size: a.size, sha256: a.sha256 })),
     ...(statusUrl ? { status_url: statusUrl } : {}),
   };

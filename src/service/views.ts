@@ -5,6 +5,7 @@
 import type { ArchState } from '../records/state.ts';
 import type { BuildSummary } from '../records/history.ts';
 import { statusText } from './queue.ts';
+import { imageJson } from './notify.ts';
 import type { Reason, RunRecord } from './store.ts';
 
 export interface RunView {
@@ -99,17 +100,7 @@ export function buildView(b: BuildSummary, run: Readonly<RunRecord> | undefined)
     ...(end !== undefined ? { duration_s: Math.round((end - Date.parse(b.startedAt)) / 100) / 10 } : {}),
     ...(b.key ? { key: b.key } : {}),
     arches,
-    images: b.images.map((i) => ({
-      arch: i.arch,
-      type: i.type,
-      target: i.target,
-      kind: i.kind,
-      location: i.location,
-      name: i.imageName,
-      id: i.imageId,
-      artifact_id: i.artifactId,
-      existing: i.existing,
-    })),
+    images: b.images.map((i) => ({ ...imageJson(i), existing: i.existing })),
     artifacts: b.artifacts,
     manifest: `/builds/${b.buildId}/manifest.json`,
   };
