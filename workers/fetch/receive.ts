@@ -1,5 +1,6 @@
-// Receives a one-file tar stream (GNU tar, PAX, optionally sparse 1.0) into an open file:
-// region data at its offsets, holes left as holes, sha256 of the whole file computed on the way.
+// Receives a file into an open file handle, either from a one-file tar stream (GNU tar, PAX,
+// optionally sparse 1.0) or from its concatenated data ranges (ranges.ts): region data at its
+// offsets, holes left as holes, sha256 of the whole file computed on the way.
 
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
