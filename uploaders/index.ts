@@ -7,13 +7,11 @@ import { createIbmCloudUploader } from './ibmcloud/index.ts';
 import { createLibvirtUploader } from './libvirt/index.ts';
 import { createOpenStackUploader } from './openstack/index.ts';
 
-const MiB = 1024 * 1024;
 
 export function createUploader(target: Target, name: string, env: NodeJS.ProcessEnv = process.env): Uploader {
   switch (target.kind) {
     case 'aws':
-      // lib-storage holds each part in memory: 16 MiB x 6 keeps a multipart upload under 100 MiB.
-      return createAwsUploader({ ...target, name }, { partSize: 16 * MiB, queueSize: 6 });
+      return createAwsUploader({ ...target, name });
     case 'ibmcloud':
       return createIbmCloudUploader({ ...target, name }, { env });
     case 'libvirt':

@@ -17,7 +17,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { awsTargetSchema } from '../../src/inventory/schema.ts';
-import { createAwsUploader } from '../../uploaders/aws/index.ts';
+import { createAwsUploader, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from '../../uploaders/aws/index.ts';
 import { AwsClients } from '../../uploaders/aws/clients.ts';
 import { uploadObject } from '../../uploaders/aws/s3-import.ts';
 import type { Artifact } from '../../workers/artifact.ts';
@@ -200,8 +200,8 @@ async function benchS3(dir: string): Promise<Row[]> {
       key: 'farm.raw',
       path,
       size,
-      partSize: 64 * MIB,
-      queueSize: 6,
+      partSize: DEFAULT_PART_SIZE,
+      queueSize: DEFAULT_QUEUE_SIZE,
       signal: AbortSignal.timeout(30 * 60_000),
       onProgress: () => {},
     });
@@ -235,7 +235,7 @@ async function benchS3(dir: string): Promise<Row[]> {
 
     rows.push({
       bench: 'S3 multipart, 1 GiB',
-      tool: 'farm (lib-storage, 64 MiB x 6)',
+      tool: `farm (lib-storage, ${DEFAULT_PART_SIZE / MIB} MiB x ${DEFAULT_QUEUE_SIZE})`,
       seconds: farmSeconds,
       bytes: size,
       sentBytes: size,
