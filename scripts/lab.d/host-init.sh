@@ -35,7 +35,12 @@ mount --bind "$hd/storage" /var/lib/containers/storage
 mount --bind "$hd/var-lib-farm" /var/lib/farm
 mount --bind "$hd/var-lib-cni" /var/lib/cni # CNI's IP allocations
 mount --bind "$hd/var-tmp" /var/tmp
-mount --bind "$hd/tmp" /tmp
+# An own /tmp, unless the lab itself lives under /tmp (a clone there): mounting over /tmp would
+# hide the host's keys and config from its own sshd. The hosts then share the machine's /tmp.
+case "$LAB_DIR/" in
+  /tmp/*) ;;
+  *) mount --bind "$hd/tmp" /tmp ;;
+esac
 
 # Pretend to be ARCH for `uname -m` and `arch`.
 mount --bind "$hd/uname" /usr/bin/uname
