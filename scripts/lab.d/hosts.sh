@@ -89,7 +89,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 AuthorizedKeysFile $LAB_DIR/ssh/authorized_keys
-StrictModes yes
+StrictModes $(lab_strict_modes)
 UsePAM no
 AllowStreamLocalForwarding yes
 AllowTcpForwarding yes
