@@ -20,6 +20,7 @@ import { workerSchema, type Worker } from '../../src/inventory/schema.ts';
 import { quote } from '../../workers/ssh/quote.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import type { ChildInput, ChildOutput } from './fetch-child.ts';
+import type { FetchMethod } from '../../workers/fetch/fetch.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -77,7 +78,7 @@ function run(cmd: string, argv: string[]): Promise<{ stdout: string; seconds: nu
   });
 }
 
-async function farm(remotePath: string, localPath: string, method: 'ranges' | 'tar'): Promise<ChildOutput & { wall: number }> {
+async function farm(remotePath: string, localPath: string, method: FetchMethod): Promise<ChildOutput & { wall: number }> {
   const input: ChildInput = {
     worker: { ...worker },
     remotePath,
@@ -180,7 +181,7 @@ try {
         rmSync(out, { force: true });
         let row: Row;
         if (m === 'farm' || m === 'farm-tar') {
-          const r = await farm(file, out, m === 'farm' ? 'ranges' : 'tar');
+          const r = await farm(file, out, m === 'farm' ? 'auto' : 'tar');
           row = { rep, file: label, method: m, seconds: r.seconds, size, sent: r.bytesReceived, rss: r.maxRss, note: `${r.cipher}, cpu ${r.cpuUser.toFixed(1)}u+${r.cpuSystem.toFixed(1)}s` };
         } else if (m === 'scp') {
           row = { rep, file: label, method: 'scp', seconds: await scp(file, out), size };
