@@ -9,6 +9,7 @@ import { FarmError } from '../../src/errors.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
+import { identical } from '../support/assert.ts';
 
 const MiB = 1024 * 1024;
 let sshd: TestSshd;
@@ -26,15 +27,6 @@ const SPARSE_DATA = SPARSE_REGIONS.reduce((n, r) => n + r.size, 0);
 
 function sha256sum(file: string): string {
   return execFileSync('sha256sum', ['--', file]).toString().slice(0, 64);
-}
-
-function identical(a: string, b: string): boolean {
-  try {
-    execFileSync('cmp', ['-s', a, b]);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 beforeAll(async () => {

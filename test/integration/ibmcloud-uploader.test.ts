@@ -16,6 +16,7 @@ import { FarmError } from '../../src/errors.ts';
 import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
+import { rejection } from '../support/assert.ts';
 
 const BUCKET = 'farm-staging';
 const REGIONS = ['us-east', 'eu-de', 'jp-tok'];
@@ -72,16 +73,6 @@ function context(signal = new AbortController().signal) {
     tags: { 'farm-build-id': '20260101t120000z', 'farm-image-name': 'x' },
   };
   return { ctx, logs, progress };
-}
-
-async function rejection(p: Promise<unknown>): Promise<FarmError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FarmError);
-    return err as FarmError;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function objects(): Promise<string[]> {

@@ -11,6 +11,7 @@ import { FarmError } from '../../src/errors.ts';
 import { scanHostKey, trustHostKey } from '../../workers/ssh/hostkeys.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { generateKey, startSshd, type TestSshd } from '../support/sshd.ts';
+import { rejection } from '../support/assert.ts';
 
 let sshd: TestSshd;
 let t: SshTransport;
@@ -27,16 +28,6 @@ afterAll(async () => {
   await sshd?.stop();
   rmSync(scratch, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<FarmError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FarmError);
-    return err as FarmError;
-  }
-  throw new Error('expected a rejection');
-}
 
 const acceptedLogins = () => (sshd.log().match(/Accepted publickey/g) ?? []).length;
 

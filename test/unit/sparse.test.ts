@@ -9,6 +9,7 @@ import { FarmError } from '../../src/errors.ts';
 import { receiveTarFile, type LocalHashing } from '../../workers/fetch/receive.ts';
 import { SparseMapParser, sparseInfo } from '../../workers/fetch/sparse.ts';
 import { tarArgv } from '../../workers/fetch/fetch.ts';
+import { identical } from '../support/assert.ts';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -60,15 +61,6 @@ function sha256sum(file: string): string {
 
 function allocated(file: string): number {
   return statSync(file).blocks * 512;
-}
-
-function identical(a: string, b: string): boolean {
-  try {
-    execFileSync('cmp', ['-s', a, b]);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('SparseMapParser', () => {

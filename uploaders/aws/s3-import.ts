@@ -12,7 +12,8 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { Upload } from '@aws-sdk/lib-storage';
-import { sleep, type WaitSettings } from './wait.ts';
+import { sleep } from '../../src/sleep.ts';
+import type { WaitSettings } from './wait.ts';
 
 // S3 allows at most 10,000 parts per upload.
 const MAX_PARTS = 10_000;

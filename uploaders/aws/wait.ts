@@ -12,18 +12,3 @@ export interface WaitSettings {
 // AMI copies and imports take minutes to an hour on AWS; polls start at 5 s and back off to 30 s.
 export const DEFAULT_WAIT: WaitSettings = { minDelaySeconds: 5, maxDelaySeconds: 30, maxWaitSeconds: 2 * 3600 };
 
-/** Sleeps `ms`, rejecting early when `signal` fires. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}

@@ -6,6 +6,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { sleep } from '../../src/sleep.ts';
 import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/errors.ts';
 import type { OpenStackTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
@@ -241,17 +242,3 @@ async function* hashed(stream: AsyncIterable<Buffer>, see: (chunk: Buffer) => vo
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new FarmError('ABORTED', 'cancelled'));
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(new FarmError('ABORTED', 'cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
