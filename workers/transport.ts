@@ -35,12 +35,19 @@ export interface RemoteProcess {
   kill(): void;
 }
 
+export interface SpawnOptions {
+  signal?: AbortSignal;
+  /** The stream carries bulk data (image bytes): the transport may move it on a path built for
+   *  throughput rather than over its shared connection. */
+  bulk?: boolean;
+}
+
 export interface WorkerTransport {
   readonly worker: Worker;
   /** Runs argv on the worker. Every element is shell-quoted; nothing reaches a shell unquoted. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Runs argv with its stdout as a stream. */
-  spawn(argv: readonly string[], options?: { signal?: AbortSignal }): Promise<RemoteProcess>;
+  spawn(argv: readonly string[], options?: SpawnOptions): Promise<RemoteProcess>;
   /** A byte stream to a unix socket on the worker (e.g. podman's API), over the same connection. */
   openUnixSocket(path: string): Promise<Duplex>;
   close(): Promise<void>;

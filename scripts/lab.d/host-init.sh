@@ -42,6 +42,11 @@ case "$LAB_DIR/" in
   *) mount --bind "$hd/tmp" /tmp ;;
 esac
 
+# Own home for root, as a real host has: SSH sessions must not run this machine's dotfiles (a
+# ~/.bashrc that bash sources under sshd, pyenv's init in it costing 0.2 s per command).
+# Keys live under the lab dir (AuthorizedKeysFile), so an empty home is enough.
+mount --bind "$hd/home" /root
+
 # Pretend to be ARCH for `uname -m` and `arch`.
 mount --bind "$hd/uname" /usr/bin/uname
 mount --bind "$hd/arch" /usr/bin/arch

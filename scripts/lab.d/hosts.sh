@@ -63,8 +63,9 @@ host_prepare() {
   hd=$(host_dir "$arch")
   addr=$(host_addr "$arch")
   ns=$(host_ns "$arch")
-  mkdir -p "$hd"/{storage,var-lib-farm,var-lib-cni,var-tmp,tmp}
+  mkdir -p "$hd"/{storage,var-lib-farm,var-lib-cni,var-tmp,tmp,home}
   chmod 1777 "$hd/var-tmp" "$hd/tmp"
+  chmod 700 "$hd/home"
 
   if [[ ! -s $hd/ssh_host_ed25519_key ]]; then
     ssh-keygen -q -t ed25519 -N '' -C "$(host_name "$arch")" -f "$hd/ssh_host_ed25519_key"

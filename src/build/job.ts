@@ -69,7 +69,12 @@ export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
     ...(opts.trigger ? { trigger: opts.trigger } : {}),
     ...(key ? { key } : {}),
     connect: (worker, o) =>
-      connectWorker(worker, { signal: o.signal, connectTimeoutMs: s.connect_timeout_s * 1000, keepaliveIntervalMs: s.keepalive_s * 1000 }),
+      connectWorker(worker, {
+        signal: o.signal,
+        connectTimeoutMs: s.connect_timeout_s * 1000,
+        keepaliveIntervalMs: s.keepalive_s * 1000,
+        bulkTransfer: s.bulk_transfer,
+      }),
   });
   return opts.buildKey ? recordKey(outcome, loaded, opts.buildKey, arches, opts) : outcome;
 }

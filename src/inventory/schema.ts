@@ -179,6 +179,10 @@ export const settingsSchema = z
     keep_remote: z.boolean().default(false).describe('Keep remote images and outputs after fetch (debugging)'),
     connect_timeout_s: z.number().positive().default(20),
     keepalive_s: z.number().positive().default(15),
+    bulk_transfer: z
+      .enum(['auto', 'openssh', 'ssh2'])
+      .default('auto')
+      .describe("How image data travels from workers: auto (OpenSSH's ssh client when installed, else ssh2), openssh, or ssh2 (the farm's own connection)"),
   })
   .strict();
 

@@ -4,13 +4,15 @@
 //   aws      EBS direct bytes sent vs data; S3 multipart vs `aws s3 cp`         (fake EC2/EBS, s3rver)
 //   libvirt  sparse vol-upload bytes on the wire vs data                       (lab hypervisor)
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
-// Run one with: npm run bench -- fetch
+// Run one with: npm run bench -- fetch [its options, e.g. --repeat 5]
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const BENCHES = ['fetch', 'aws', 'libvirt', 'build'] as const;
 const selected = process.argv.slice(2).filter((a) => (BENCHES as readonly string[]).includes(a));
+// Options after the names go to the selected benchmarks: npm run bench -- fetch --repeat 5
+const passed = process.argv.slice(2).filter((a) => !(BENCHES as readonly string[]).includes(a));
 const tsnode = fileURLToPath(new URL('../../bin/tsnode.js', import.meta.url));
 
 const lab = spawnSync(fileURLToPath(new URL('../../scripts/lab', import.meta.url)), ['up'], { stdio: 'inherit' });
@@ -20,7 +22,7 @@ let failed = 0;
 for (const name of selected.length ? selected : BENCHES) {
   console.log(`\n===== ${name} =====`);
   const file = fileURLToPath(new URL(`./${name}.bench.ts`, import.meta.url));
-  const r = spawnSync(process.execPath, [tsnode, file], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [tsnode, file, ...passed], { stdio: 'inherit' });
   if (r.status !== 0) failed++;
 }
 console.log(failed ? `\n${failed} benchmark(s) missed a target or failed` : '\nall benchmarks met their targets');

@@ -4,7 +4,6 @@
 import { workerSchema } from '../../src/inventory/schema.ts';
 import { fetchFile, type FetchMethod } from '../../workers/fetch/fetch.ts';
 import type { RemoteHasher } from '../../workers/fetch/checksum.ts';
-import type { LocalHashing } from '../../workers/fetch/receive.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import type { CipherAlgorithm } from 'ssh2';
 
@@ -14,8 +13,8 @@ export interface ChildInput {
   localPath: string;
   ciphers?: CipherAlgorithm[];
   hasher?: RemoteHasher;
-  localHashing?: LocalHashing;
   method?: FetchMethod;
+  bulkTransfer?: 'auto' | 'openssh' | 'ssh2';
 }
 
 export interface ChildOutput {
@@ -37,12 +36,13 @@ const worker = workerSchema.parse(input.worker);
 const started = performance.now();
 const t = await connectWorker(worker, {
   ...(input.ciphers ? { ciphers: input.ciphers } : {}),
+  ...(input.bulkTransfer ? { bulkTransfer: input.bulkTransfer } : {}),
 });
 try {
   const r = await fetchFile(t, input.remotePath, input.localPath, {
     ...(input.hasher ? { hasher: input.hasher } : {}),
-    ...(input.localHashing ? { localHashing: input.localHashing } : {}),
     ...(input.method ? { method: input.method } : {}),
+    ...(process.env.FARM_TRACE ? { progressIntervalMs: 100, onProgress: (p) => console.error(`${((performance.now() - started) / 1000).toFixed(2)} s: ${(p.received / 2 ** 20).toFixed(0)} MiB`) } : {}),
   });
   const usage = process.resourceUsage();
   const out: ChildOutput = {
@@ -51,7 +51,7 @@ try {
     size: r.size,
     sha256: r.sha256,
     bytesReceived: r.bytesReceived,
-    cipher: t.negotiated.cipher,
+    cipher: t.bulkTransfer === 'openssh' ? 'openssh' : t.negotiated.cipher,
     maxRss: usage.maxRSS * 1024,
     cpuUser: usage.userCPUTime / 1e6,
     cpuSystem: usage.systemCPUTime / 1e6,

@@ -1,21 +1,26 @@
-// The verified sparse fetch over a real sshd: GNU tar and the hasher run on the "worker" side.
+// The verified sparse fetch over a real sshd: GNU tar, dd and the hasher run on the "worker" side.
+// Every transfer case runs twice: data through OpenSSH's client (the default when `ssh` is
+// installed) and through the ssh2 connection itself.
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/errors.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
+import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { identical } from '../support/assert.ts';
 
 const MiB = 1024 * 1024;
 let sshd: TestSshd;
-let t: SshTransport;
+let t: SshTransport; // bulk data through OpenSSH's client
+let t2: SshTransport; // bulk data through ssh2
 let remote: string; // the worker's directory
-let local: string; // the coordinator's directory
+const outer = { local: '' }; // the coordinator's directory
 
 const SPARSE_REGIONS = [
   { offset: 0, size: 1 * MiB },
@@ -25,6 +30,19 @@ const SPARSE_REGIONS = [
 ];
 const SPARSE_DATA = SPARSE_REGIONS.reduce((n, r) => n + r.size, 0);
 
+/** Whether no process matches `pattern` (pgrep -f) within 5 s. */
+async function gone(pattern: string): Promise<boolean> {
+  for (let i = 0; i < 50; i++) {
+    try {
+      execFileSync('pgrep', ['-f', '--', pattern]);
+    } catch {
+      return true; // pgrep exits 1 when nothing matches
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
 function sha256sum(file: string): string {
   return execFileSync('sha256sum', ['--', file]).toString().slice(0, 64);
 }
@@ -32,8 +50,9 @@ function sha256sum(file: string): string {
 beforeAll(async () => {
   sshd = await startSshd();
   t = await connectWorker(sshd.worker());
+  t2 = await connectWorker(sshd.worker(), { bulkTransfer: 'ssh2' });
   remote = mkdtempSync(join(tmpdir(), 'farm-fetch-remote-'));
-  local = mkdtempSync(join(tmpdir(), 'farm-fetch-local-'));
+  outer.local = mkdtempSync(join(tmpdir(), 'farm-fetch-local-'));
   // The worker's files are made on the worker, over the transport, as a build would leave them.
   const sparse = join(remote, 'disk.raw');
   await t.exec(['truncate', '-s', String(64 * MiB), sparse]);
@@ -46,11 +65,48 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.close();
+  await t2?.close();
   await sshd?.stop();
-  for (const d of [remote, local]) if (d) rmSync(d, { recursive: true, force: true });
+  for (const d of [remote, outer.local]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
-describe('fetchFile', () => {
+describe('transports', () => {
+  it('sends bulk data through OpenSSH by default, through ssh2 when told', () => {
+    expect(t.bulkTransfer).toBe('openssh');
+    expect(t2.bulkTransfer).toBe('ssh2');
+  });
+
+  it('the OpenSSH client trusts only the key the connection verified', async () => {
+    // Give it another key than the server's: ssh must refuse, as the ssh2 connection would.
+    const other = sshd.clientKey; // any key that is not the server's host key
+    const bulk = await OpenSshBulk.prepare(findSshClient()!, sshd.worker(), hostKeyFromBlob(other.blob), { identityFile: sshd.clientKey.file });
+    try {
+      const p = bulk.spawn('echo reached');
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const err = await p.done.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FarmError);
+      expect((err as FarmError).code).toBe('SSH');
+      expect((err as FarmError).message).toMatch(/host key verification failed/i);
+      expect(out).toBe('');
+    } finally {
+      await bulk.dispose();
+    }
+  });
+});
+
+describe.each([
+  ['openssh', () => t],
+  ['ssh2', () => t2],
+] as const)('fetchFile, data through %s', (via, transport) => {
+  let t: SshTransport;
+  let local: string;
+  beforeAll(() => {
+    t = transport();
+    local = join(outer.local, via);
+    mkdirSync(local);
+  });
+
   it('fetches a 64 MiB sparse image: identical, still sparse, sha256 verified, holes not sent', async () => {
     const src = join(remote, 'disk.raw');
     const dst = join(local, 'x86_64', 'disk.raw');
@@ -106,10 +162,10 @@ describe('fetchFile', () => {
     expect(statSync(dst).blocks * 512).toBeLessThanOrEqual(1500 * 4096 + 256 * 1024);
   });
 
-  it('verifies with coreutils sha256sum as well as openssl', async () => {
+  it.each(['python', 'openssl', 'sha256sum'] as const)('verifies with the worker hashing by %s', async (hasher) => {
     const src = join(remote, 'disk.raw');
-    const dst = join(local, 'disk-sha256sum.raw');
-    const r = await fetchFile(t, src, dst, { hasher: 'sha256sum' });
+    const dst = join(local, `disk-${hasher}.raw`);
+    const r = await fetchFile(t, src, dst, { hasher });
     expect(r.sha256).toBe(sha256sum(src));
     expect(identical(src, dst)).toBe(true);
   });
@@ -151,6 +207,8 @@ describe('fetchFile', () => {
     expect((err as FarmError).code).toBe('ABORTED');
     expect(existsSync(dst)).toBe(false);
     expect(existsSync(`${dst}.partial`)).toBe(false);
+    // The worker's reader is gone (the test sshd runs on this host, so its processes are visible).
+    expect(await gone(`^dd if=${src} `)).toBe(true);
     // The connection is still usable afterwards.
     expect((await t.exec(['echo', 'ok'])).stdout).toBe('ok\n');
   });

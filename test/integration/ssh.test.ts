@@ -230,6 +230,13 @@ describe('connection errors', () => {
       process.env.SSH_AUTH_SOCK = agentSock;
       const conn = await connectWorker(sshd.worker({ identity_file: undefined }));
       expect((await conn.exec(['echo', 'via agent'])).stdout).toBe('via agent\n');
+      // Bulk streams go through OpenSSH's client, which uses the same agent.
+      expect(conn.bulkTransfer).toBe('openssh');
+      const bulk = await conn.spawn(['echo', 'bulk via agent'], { bulk: true });
+      let out = '';
+      bulk.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      expect((await bulk.done).code).toBe(0);
+      expect(out).toBe('bulk via agent\n');
       await conn.close();
     } finally {
       if (saved === undefined) delete process.env.SSH_AUTH_SOCK;

@@ -102,7 +102,7 @@ describe('loading valid inventories', () => {
       extra_args: [],
     });
     expect(inv.naming).toEqual({ name: 'farm', template: '{name}-{date}-{time}-{arch}' });
-    expect(inv.settings).toEqual({ builds_dir: join(dir, 'builds'), keep_remote: false, connect_timeout_s: 20, keepalive_s: 15 });
+    expect(inv.settings).toEqual({ builds_dir: join(dir, 'builds'), keep_remote: false, connect_timeout_s: 20, keepalive_s: 15, bulk_transfer: 'auto' });
     expect(inv.workers).toEqual([
       {
         name: 'builder',

@@ -1,61 +1,102 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { InlineHasher, ThreadHasher, type Hasher } from '../../workers/fetch/hasher.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FarmError } from '../../src/errors.ts';
+import { FileHasher } from '../../workers/fetch/hasher.ts';
 
 const MiB = 1024 * 1024;
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'farm-hasher-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A file described as holes and data, in order. */
-type Piece = { zeros: number } | { data: Buffer[] };
-
-function reference(pieces: Piece[]): string {
-  const h = createHash('sha256');
-  for (const p of pieces) {
-    if ('zeros' in p) h.update(Buffer.alloc(p.zeros));
-    else for (const b of p.data) h.update(b);
-  }
-  return h.digest('hex');
+/** Writes `extents` into a new file (holes between them) and returns it open, read-write. */
+async function fileWith(name: string, extents: Array<{ offset: number; data: Buffer }>): Promise<FileHandle> {
+  const fh = await open(join(dir, name), 'w+');
+  for (const e of extents) await fh.write(e.data, 0, e.data.length, e.offset);
+  return fh;
 }
 
-async function feed(hasher: Hasher, pieces: Piece[]): Promise<string> {
-  for (const p of pieces) {
-    if ('zeros' in p) await hasher.zeros(p.zeros);
-    else await hasher.update(p.data);
-  }
-  return hasher.digest();
+/** sha256 of `size` bytes: zeros, with the extents laid over them. */
+function reference(size: number, extents: Array<{ offset: number; data: Buffer }>): string {
+  const whole = Buffer.alloc(size);
+  for (const e of extents) e.data.copy(whole, e.offset);
+  return createHash('sha256').update(whole).digest('hex');
 }
 
-describe('hashers', () => {
-  const pieces: Piece[] = [
-    { zeros: 0 },
-    { data: [randomBytes(1000), randomBytes(3)] },
-    { zeros: 5 * MiB + 17 },
-    { data: [randomBytes(2 * MiB)] },
-    { zeros: 1 },
-    { data: [Buffer.alloc(0), randomBytes(64)] },
-    { zeros: MiB },
-  ];
-
-  it('the inline and the thread hasher agree with a plain sha256 over holes and data', async () => {
-    const want = reference(pieces);
-    expect(await feed(new InlineHasher(), pieces)).toBe(want);
-    expect(await feed(new ThreadHasher(), pieces)).toBe(want);
+describe('FileHasher', () => {
+  it('hashes written extents read back from the file, and everything else as zeros', async () => {
+    const extents = [
+      { offset: 0, data: randomBytes(1000) },
+      { offset: 1000, data: randomBytes(3) }, // right after the first: no hole between
+      { offset: 5 * MiB + 17, data: randomBytes(2 * MiB) },
+      { offset: 9 * MiB, data: randomBytes(9 * MiB + 5) }, // longer than the thread's read buffer
+    ];
+    const size = 20 * MiB; // a trailing hole
+    const fh = await fileWith('mixed.raw', extents);
+    try {
+      const h = new FileHasher(fh.fd);
+      for (const e of extents) h.written(e.offset, e.data.length);
+      expect(await h.digest(size)).toBe(reference(size, extents));
+    } finally {
+      await fh.close();
+    }
   });
 
-  it('the thread hasher keeps order over more batches than it lets be in flight', async () => {
-    const many: Piece[] = [];
-    for (let i = 0; i < 40; i++) many.push({ data: [randomBytes(2 * MiB)] }, { zeros: 3 * MiB });
-    const hasher = new ThreadHasher();
-    expect(await feed(hasher, many)).toBe(reference(many));
+  it('reads the bytes on disk, not what it was told: a changed byte changes the digest', async () => {
+    const data = randomBytes(64 * 1024);
+    const fh = await fileWith('changed.raw', [{ offset: 4096, data }]);
+    try {
+      await fh.write(Buffer.from([data[10]! ^ 0xff]), 0, 1, 4096 + 10);
+      const h = new FileHasher(fh.fd);
+      h.written(4096, data.length);
+      expect(await h.digest(4096 + data.length)).not.toBe(reference(4096 + data.length, [{ offset: 4096, data }]));
+    } finally {
+      await fh.close();
+    }
   });
 
-  it('the hash of an empty file', async () => {
-    expect(await new ThreadHasher().digest()).toBe(createHash('sha256').digest('hex'));
+  it('the hash of an empty file and of a file that is one hole', async () => {
+    const fh = await fileWith('empty.raw', []);
+    try {
+      expect(await new FileHasher(fh.fd).digest(0)).toBe(createHash('sha256').digest('hex'));
+      expect(await new FileHasher(fh.fd).digest(3 * MiB)).toBe(reference(3 * MiB, []));
+    } finally {
+      await fh.close();
+    }
   });
 
-  it('a disposed thread hasher refuses further work', async () => {
-    const hasher = new ThreadHasher();
-    await hasher.update([randomBytes(10)]);
-    hasher.dispose();
-    expect(() => hasher.update([randomBytes(10)])).toThrow(/hash/);
+  it('fails when a written extent is not in the file, or extents go backwards', async () => {
+    const fh = await fileWith('short.raw', [{ offset: 0, data: randomBytes(100) }]);
+    try {
+      const past = new FileHasher(fh.fd);
+      past.written(0, 200); // the file holds 100 bytes
+      const err = await past.digest(200).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(FarmError);
+      expect((err as FarmError).message).toMatch(/hashing the received file failed: the file ends at 100/);
+
+      const backwards = new FileHasher(fh.fd);
+      backwards.written(50, 50);
+      backwards.written(0, 10);
+      await expect(backwards.digest(100)).rejects.toThrow(/comes after offset 100/);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('refuses work once disposed', async () => {
+    const fh = await fileWith('disposed.raw', [{ offset: 0, data: randomBytes(10) }]);
+    try {
+      const h = new FileHasher(fh.fd);
+      h.dispose();
+      expect(() => h.written(0, 10)).toThrow(/disposed/);
+      await expect(h.digest(10)).rejects.toThrow(/disposed/);
+    } finally {
+      await fh.close();
+    }
   });
 });

@@ -140,8 +140,9 @@ describe('layout from the head of the tar stream', () => {
 });
 
 describe('dd ranges end to end (local shell as the worker)', () => {
-  for (const hashing of ['inline', 'thread'] as const) {
-    it(`rebuilds a fragmented sparse file: identical, sparse, sha256 (${hashing} hash)`, async () => {
+  {
+    it('rebuilds a fragmented sparse file: identical, sparse, sha256', async () => {
+      const hashing = 'ranges';
       // 700 blocks with holes of 60 KiB between them (sent along) and a few far apart.
       const offsets = [...Array.from({ length: 700 }, (_, i) => i * 64 * KiB), 80 * MiB, 100 * MiB - 4096];
       const src = makeFile(`frag-${hashing}.raw`, 100 * MiB, offsets);
@@ -153,8 +154,8 @@ describe('dd ranges end to end (local shell as the worker)', () => {
       const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
       child.stdin.end(rangesInput(plan.ranges));
       const out = join(dir, `frag-${hashing}.out`);
-      const fh = await open(out, 'w');
-      const r = await receiveRanges(child.stdout, fh, layout.size, plan.segments, undefined, hashing);
+      const fh = await open(out, 'w+');
+      const r = await receiveRanges(child.stdout, fh, layout.size, plan.segments);
       await fh.close();
 
       expect(r.size).toBe(100 * MiB);
@@ -172,7 +173,7 @@ describe('dd ranges end to end (local shell as the worker)', () => {
     const plan = planRanges(layout.regions);
     execFileSync('truncate', ['-s', String(4 * MiB + 100), src]);
     const stream = run(rangesArgv(src), rangesInput(plan.ranges));
-    const fh = await open(join(dir, 'shrinks.out'), 'w');
+    const fh = await open(join(dir, 'shrinks.out'), 'w+');
     await expect(receiveRanges(Readable.from([stream]), fh, layout.size, plan.segments)).rejects.toThrow(/bytes of region data missing/);
     await fh.close();
   });

@@ -1,19 +1,20 @@
 // The verified, sparse, streaming fetch of one file from a worker.
 //
 // GNU tar on the worker finds the file's holes (SEEK_DATA/SEEK_HOLE) and reports them as the
-// sparse map of a PAX 1.0 member; the data regions then travel (holes never do), and on a second
-// channel at the same time the worker hashes the file itself. Locally, data lands at its offsets
-// in `<local>.partial`, holes stay holes, and the sha256 of the whole file is computed on the way.
+// sparse map of a PAX 1.0 member; the data regions then travel (holes never do), and at the same
+// time the worker hashes the file itself (checksum.ts). Locally, data lands at its offsets in
+// `<local>.partial`, holes stay holes, and the sha256 of the whole file is computed on the way.
 // Only a file whose hash equals the worker's is renamed to its final name.
 //
-// Two ways to move the data (FetchOptions.method):
-//  - `ranges`: only the head of tar's stream is read (headers + map), then dd reads the
+// The data is a bulk stream: with OpenSSH's client installed it travels through `ssh` rather than
+// the shared ssh2 connection (workers/ssh/openssh.ts). Two ways to move it (FetchOptions.method):
+//  - `ranges` (default): only the head of tar's stream is read (headers + map), then dd reads the
 //    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
-//    bottleneck on the lab for files with holes (see test/bench/fetch.bench.ts).
+//    bottleneck on the lab for files with holes. The dd reader starts with the map request and
+//    waits for its ranges on stdin, so its connection is set up while the map is read; measured
+//    on the lab this beat tar's stream for dense files too (see test/bench/fetch.bench.ts).
 //  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
 //    read up front.
-//  - `auto` (default): reads the map, then `tar` for a (nearly) dense file, where tar's stream
-//    measured faster on the lab (no holes to read in 512-byte calls), else `ranges`.
 
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
@@ -21,9 +22,9 @@ import type { Readable } from 'node:stream';
 import { FarmError, errorMessage } from '../../src/errors.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
-import { remoteLayout, tarArgv } from './layout.ts';
+import { remoteLayout, tarArgv, type FileLayout } from './layout.ts';
 import { planRanges, rangesArgv, rangesInput } from './ranges.ts';
-import { receiveRanges, receiveTarFile, type LocalHashing, type ReceiveProgress, type Received } from './receive.ts';
+import { receiveRanges, receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
 
 export { tarArgv } from './layout.ts';
 
@@ -36,22 +37,17 @@ export interface FetchProgress {
   transferred: number;
 }
 
-export type FetchMethod = 'auto' | 'ranges' | 'tar';
-
-/** A file whose data covers at least this share of its size travels as one tar stream in auto. */
-const DENSE_SHARE = 0.9;
+export type FetchMethod = 'ranges' | 'tar';
 
 export interface FetchOptions {
   signal?: AbortSignal;
   onProgress?: (p: FetchProgress) => void;
   /** Minimum time between progress calls (default 250 ms); a last call comes at the end. */
   progressIntervalMs?: number;
-  /** How the data travels (default auto, see above). */
+  /** How the data travels (default ranges, see above). */
   method?: FetchMethod;
-  /** Program that hashes on the worker (default auto: openssl, else sha256sum). */
+  /** Program that hashes on the worker (default auto: Python reading only data, else openssl, else sha256sum). */
   hasher?: RemoteHasher;
-  /** Where the local sha256 runs (default auto: a worker thread for files with large holes). */
-  localHashing?: LocalHashing;
   /** The worker file whose sha256 the received bytes must match; defaults to the fetched file.
    *  A test seam: pointing it elsewhere is how tests prove a mismatch is caught. */
   checksumPath?: string;
@@ -126,45 +122,52 @@ export async function fetchFile(
 
   try {
     await mkdir(dirname(localPath), { recursive: true });
-    fh = await open(partial, 'w', 0o644);
+    fh = await open(partial, 'w+', 0o644); // read too: the hasher reads back what was written
     const remoteHash = remoteSha256(transport, options.checksumPath ?? remotePath, {
       signal: stop.signal,
       ...(options.hasher ? { hasher: options.hasher } : {}),
     });
     remoteHash.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
 
-    const method = options.method ?? 'auto';
-    let layout = method === 'tar' ? undefined : await remoteLayout(transport, remotePath, { signal: stop.signal });
-    if (layout && method === 'auto') {
-      const data = layout.regions.reduce((n, r) => n + r.size, 0);
-      if (layout.size > 0 && data >= layout.size * DENSE_SHARE) {
-        bytesReceived += layout.headBytes; // the map was read; the file then travels as tar
-        layout = undefined;
-      }
+    const method = options.method ?? 'ranges';
+    let layout: FileLayout | undefined;
+    if (method !== 'tar') {
+      // The reader starts alongside the map request and waits for its ranges on stdin.
+      const opened = await Promise.allSettled([
+        transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true }),
+        remoteLayout(transport, remotePath, { signal: stop.signal }),
+      ]);
+      if (opened[0].status === 'fulfilled') proc = opened[0].value;
+      if (opened[0].status === 'rejected') throw opened[0].reason;
+      if (opened[1].status === 'rejected') throw opened[1].reason;
+      layout = opened[1].value;
     }
     let received: Received;
     if (layout) {
       bytesReceived += layout.headBytes;
       const plan = planRanges(layout.regions);
-      if (plan.ranges.length === 0) {
-        received = await receiveRanges(undefined, fh, layout.size, plan.segments, (p) => progress(p, false), options.localHashing);
-      } else {
-        proc = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal });
-        proc.stdin.end(rangesInput(plan.ranges));
-        const stdout = counted(proc.stdout);
-        received = await receiving(
-          'dd',
-          proc,
-          receiveRanges(stdout, fh, layout.size, plan.segments, (p) => progress(p, false), options.localHashing),
-        );
-      }
+      const reader = proc!;
+      reader.stdin.end(rangesInput(plan.ranges));
+      const stdout = counted(reader.stdout);
+      received = await receiving(
+        'dd',
+        reader,
+        receiveRanges(stdout, fh, layout.size, plan.segments, (p) => progress(p, false)),
+      );
     } else {
-      proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal });
+      if (proc) {
+        // Not needed: with no ranges on its stdin the reader ends at once.
+        proc.stdin.end();
+        proc.stdout.resume();
+        await proc.done.catch(() => undefined);
+      }
+      proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal, bulk: true });
+      proc.stdin.end();
       const stdout = counted(proc.stdout);
       received = await receiving(
         'tar',
         proc,
-        receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false), options.localHashing),
+        receiveTarFile(stdout, fh, posix.basename(remotePath), (p) => progress(p, false)),
       );
     }
 

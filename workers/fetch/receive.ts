@@ -6,7 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
-import { InlineHasher, ThreadHasher, type Hasher } from './hasher.ts';
+import { FileHasher, type Hasher } from './hasher.ts';
 import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment } from './sparse.ts';
 
 const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
@@ -36,26 +36,13 @@ export async function receiveTarFile(
   fh: FileHandle,
   expectedName: string,
   onData?: (p: ReceiveProgress) => void,
-  hashing: LocalHashing = 'auto',
 ): Promise<Received> {
-  let hasher: Hasher | undefined;
+  const hasher = new FileHasher(fh.fd);
   try {
-    return await receive(stream, fh, expectedName, onData, (holes) => (hasher = makeHasher(hashing, holes)));
+    return await receive(stream, fh, expectedName, onData, hasher);
   } finally {
-    hasher?.dispose();
+    hasher.dispose();
   }
-}
-
-/** Where the local sha256 runs: `thread` pays a copy per byte to run in parallel with the
- *  receiving thread, which wins when holes (hashed as zeros, no copy) dominate. */
-export type LocalHashing = 'auto' | 'inline' | 'thread';
-
-// Below this much hole, hashing inline costs less than copying data to a thread.
-const THREAD_HASH_MIN_HOLES = 64 * 1024 * 1024;
-
-function makeHasher(hashing: LocalHashing, holeBytes: number): Hasher {
-  const thread = hashing === 'thread' || (hashing === 'auto' && holeBytes >= THREAD_HASH_MIN_HOLES);
-  return thread ? new ThreadHasher() : new InlineHasher();
 }
 
 async function receive(
@@ -63,9 +50,8 @@ async function receive(
   fh: FileHandle,
   expectedName: string,
   onData: ((p: ReceiveProgress) => void) | undefined,
-  hasherFor: (holeBytes: number) => Hasher,
+  hasher: Hasher,
 ): Promise<Received> {
-  let hasher: Hasher | undefined;
   // streamx's default 16 KiB mark is below one SSH packet (32 KiB): every write would pause and
   // resume the channel. 1 MiB lets a few packets queue; the SSH window still bounds memory.
   const extract = tar.extract({ highWaterMark: EXTRACT_HIGH_WATER_MARK });
@@ -84,10 +70,7 @@ async function receive(
     const total = sparse ? sparse.realSize : memberSize;
     const map = sparse ? new SparseMapParser(sparse.realSize) : undefined;
     let writer: HoleAwareWriter | undefined;
-    if (!map) {
-      hasher = hasherFor(0);
-      writer = HoleAwareWriter.dense(fh, hasher, memberSize);
-    }
+    if (!map) writer = HoleAwareWriter.dense(fh, hasher, memberSize);
     for await (const chunk of entry as AsyncIterable<Buffer>) {
       let data: Buffer | undefined = chunk;
       if (!writer) {
@@ -100,7 +83,6 @@ async function receive(
             `malformed sparse tar member: the map of ${expectedName} describes ${dataBytes} data bytes, the member holds ${memberSize - map!.mapBytes}`,
           );
         }
-        hasher = hasherFor(total - dataBytes);
         writer = HoleAwareWriter.fromRegions(fh, hasher, total, map!.regions);
       }
       await writer.write(data);
@@ -111,14 +93,14 @@ async function receive(
     onData?.({ reached: total, total });
     result = { size: total, sha256: '', dataBytes: writer.dataBytes, sparse: sparse !== undefined };
   }
-  if (!result || !hasher) throw new FarmError('FETCH', `the tar stream for ${expectedName} held no file`);
-  result.sha256 = await hasher.digest();
+  if (!result) throw new FarmError('FETCH', `the tar stream for ${expectedName} held no file`);
+  result.sha256 = await hasher.digest(result.size);
   return result;
 }
 
 /**
  * Reads the concatenated ranges of a file (see ranges.ts) into `fh`: segments marked keep are
- * written at their offsets, small holes sent along are only hashed, everything else is a hole.
+ * written at their offsets, small holes sent along are dropped, everything else is a hole.
  */
 export async function receiveRanges(
   stream: Readable | undefined,
@@ -126,10 +108,9 @@ export async function receiveRanges(
   size: number,
   segments: readonly Segment[],
   onData?: (p: ReceiveProgress) => void,
-  hashing: LocalHashing = 'auto',
 ): Promise<Received> {
   const kept = segments.reduce((n, s) => n + (s.keep ? s.size : 0), 0);
-  const hasher = makeHasher(hashing, size - kept);
+  const hasher = new FileHasher(fh.fd);
   try {
     const writer = new HoleAwareWriter(fh, hasher, size, segments);
     if (stream) {
@@ -141,7 +122,7 @@ export async function receiveRanges(
     }
     await writer.finish();
     onData?.({ reached: size, total: size });
-    return { size, sha256: await hasher.digest(), dataBytes: writer.dataBytes, sparse: kept < size };
+    return { size, sha256: await hasher.digest(size), dataBytes: writer.dataBytes, sparse: kept < size };
   } finally {
     hasher.dispose();
   }

@@ -117,11 +117,14 @@ export class SparseMapParser {
   }
 }
 
-// Data is gathered into writes (and hash updates) of about this size: few syscalls, bounded memory.
+// Data is gathered into writes of about this size: few syscalls, bounded memory.
 const BATCH = 4 * 1024 * 1024;
+// Write-behind: after this much new data a datasync starts (not awaited), so the disk writes while
+// the network still delivers and the final fsync only has the tail left to flush.
+const SYNC_EVERY = 64 * 1024 * 1024;
 
 /** A run of bytes in the incoming stream: `keep` bytes are file data to write; the others lie in
- *  a hole that was sent anyway (small holes inside a coalesced range) and are only hashed. */
+ *  a hole that was sent anyway (small holes inside a coalesced range) and are dropped. */
 export interface Segment extends SparseRegion {
   keep: boolean;
 }
@@ -143,21 +146,21 @@ class Run {
 }
 
 /**
- * Writes a file from a stream of segments: data lands at its offsets with positional writes and
- * the whole file goes to the hasher in order (holes as zeros). Holes are never written: the file
- * is extended to its real size with ftruncate. At most one batch is being written while the next
- * one fills.
+ * Writes a file from a stream of segments: data lands at its offsets with positional writes, and
+ * each written extent is handed to the hasher, which reads it back (hasher.ts). Holes are never
+ * written: the file is extended to its real size with ftruncate. At most one batch is being
+ * written while the next one fills.
  */
 export class HoleAwareWriter {
   private index = 0;
   private left: number;
   /** File offset of the next stream byte. */
   private position: number;
-  /** File offset up to which the hasher has been fed. */
-  private hashed = 0;
-  private readonly hashRun = new Run();
   private readonly writeRun = new Run();
   private inFlight: Promise<void> | undefined;
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
+  private syncFailure: unknown;
   /** Data bytes received and kept (holes excluded). */
   dataBytes = 0;
 
@@ -211,7 +214,7 @@ export class HoleAwareWriter {
   }
 
   /** Takes the next bytes of the stream, in order. Returns a promise only when it has to wait
-   *  (a write or the hasher is behind); the caller must not write again before it settles. */
+   *  (the previous write is still going); the caller must not write again before it settles. */
   write(chunk: Buffer): Promise<void> | void {
     let rest = chunk;
     while (rest.length > 0) {
@@ -225,9 +228,6 @@ export class HoleAwareWriter {
       }
       const part = rest.length <= this.left ? rest : rest.subarray(0, this.left);
       rest = rest.subarray(part.length);
-      if (this.hashRun.bytes === 0) this.hashRun.offset = this.position;
-      this.hashRun.buffers.push(part);
-      this.hashRun.bytes += part.length;
       if (keep) {
         if (this.writeRun.bytes === 0) this.writeRun.offset = this.position;
         this.writeRun.buffers.push(part);
@@ -241,28 +241,12 @@ export class HoleAwareWriter {
   }
 
   private flushBefore(keep: boolean): Promise<void> | undefined {
-    const hashRun = this.hashRun;
-    if (hashRun.bytes >= BATCH || (hashRun.bytes > 0 && hashRun.end !== this.position)) {
-      const wait = this.flushHash();
-      if (wait) return wait;
-    }
     const writeRun = this.writeRun;
     if (writeRun.bytes >= BATCH || (keep && writeRun.bytes > 0 && writeRun.end !== this.position)) {
       const wait = this.flushWrite();
       if (wait) return wait;
     }
     return undefined;
-  }
-
-  /** Feeds the hole before the gathered run as zeros, then the run. */
-  private flushHash(): Promise<void> | undefined {
-    if (this.hashRun.bytes === 0) return undefined;
-    const run = this.hashRun.take();
-    const gap = run.offset - this.hashed;
-    this.hashed = run.offset + run.bytes;
-    const zeros = this.hasher.zeros(gap);
-    if (zeros) return zeros.then(() => this.hasher.update(run.buffers) ?? undefined);
-    return this.hasher.update(run.buffers) ?? undefined;
   }
 
   /** Starts writing the gathered run, after the previous write has landed. */
@@ -272,6 +256,8 @@ export class HoleAwareWriter {
     const run = this.writeRun.take();
     const write = writeAll(this.fh, run.buffers, run.offset).then(() => {
       if (this.inFlight === write) this.inFlight = undefined;
+      this.hasher.written(run.offset, run.bytes);
+      this.writeBehind(run.bytes);
     });
     // A failed write stays in inFlight and surfaces at the next flush or in finish().
     this.inFlight = write;
@@ -279,14 +265,29 @@ export class HoleAwareWriter {
     return undefined;
   }
 
-  /** Checks that every segment arrived, writes the rest, hashes the trailing hole and sets the size. */
+  /** Starts flushing written data to disk once enough has gathered, one flush at a time. */
+  private writeBehind(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.syncing || this.unsynced < SYNC_EVERY) return;
+    this.unsynced = 0;
+    this.syncing = this.fh.datasync().then(
+      () => {
+        this.syncing = undefined;
+      },
+      (err: unknown) => {
+        this.syncing = undefined;
+        this.syncFailure ??= err;
+      },
+    );
+  }
+
+  /** Checks that every segment arrived, writes the rest and sets the size. */
   async finish(): Promise<void> {
     if (this.remaining > 0) throw bad(`the stream ended with ${this.remaining} bytes of region data missing`);
-    await this.flushHash();
     await this.flushWrite();
     while (this.inFlight) await this.inFlight;
-    await this.hasher.zeros(this.realSize - this.hashed);
-    this.hashed = this.realSize;
+    await this.syncing;
+    if (this.syncFailure) throw this.syncFailure;
     await this.fh.truncate(this.realSize);
   }
 }

@@ -10,7 +10,7 @@ import type { Duplex, Readable } from 'node:stream';
 import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FarmError, errorMessage, throwIfAborted } from '../../src/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
-import type { ExecOptions, ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
+import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions, WorkerTransport } from '../transport.ts';
 import {
   checkHostKey,
   findPinnedKeyAlgorithms,
@@ -20,6 +20,7 @@ import {
   type HostKeyCheck,
   type HostKeyPolicy,
 } from './hostkeys.ts';
+import { OpenSshBulk, findSshClient, type BulkTransfer } from './openssh.ts';
 import { commandLine } from './quote.ts';
 
 export interface ConnectOptions {
@@ -32,6 +33,9 @@ export interface ConnectOptions {
   maxChannels?: number;
   /** Cipher preference (default: AES-GCM first, see CIPHERS). */
   ciphers?: CipherAlgorithm[];
+  /** How bulk streams (spawn with bulk: true) travel (default auto: OpenSSH's client if installed,
+   *  see openssh.ts; ssh2: always this connection). */
+  bulkTransfer?: BulkTransfer;
   log?: (line: string) => void;
 }
 
@@ -246,6 +250,7 @@ class RemoteCommand {
 export class SshTransport implements WorkerTransport {
   private closedReason: string | undefined;
   private readonly slots: ChannelSlots;
+  private bulk: Promise<OpenSshBulk> | undefined;
 
   /** @internal use connectWorker */
   constructor(
@@ -254,6 +259,8 @@ export class SshTransport implements WorkerTransport {
     /** Negotiated algorithms (cipher, kex, host key), for logs and benchmarks. */
     readonly negotiated: { cipher: string; serverHostKey: string },
     maxChannels: number,
+    /** Sets up the OpenSSH client for bulk streams on first use; undefined: bulk uses ssh2. */
+    private readonly bulkSetup: (() => Promise<OpenSshBulk>) | undefined = undefined,
   ) {
     this.slots = new ChannelSlots(maxChannels);
     client.on('error', (err) => {
@@ -394,10 +401,15 @@ export class SshTransport implements WorkerTransport {
   /** Runs argv with stdout as a stream (backpressure reaches the remote process through the SSH
    *  window). `done` resolves with the exit status once stdout has been read to its end, whatever
    *  the code; it rejects with ABORTED when the signal fires, and with SSH when the connection drops. */
-  async spawn(argv: readonly string[], options: { signal?: AbortSignal } = {}): Promise<RemoteProcess> {
+  async spawn(argv: readonly string[], options: SpawnOptions = {}): Promise<RemoteProcess> {
     const { signal } = options;
     const line = commandLine(argv);
     throwIfAborted(signal);
+    if (options.bulk && this.bulkSetup) {
+      this.assertOpen();
+      this.bulk ??= this.bulkSetup();
+      return (await this.bulk).spawn(line, signal);
+    }
     const stderr = new CappedBuffer(DEFAULT_MAX_BUFFER);
     const cmd = await this.start(line, signal, (chunk) => stderr.push(chunk));
     const done = this.waitExit(cmd, signal).then((exit) => this.result(exit, '', stderr.toString()));
@@ -424,7 +436,13 @@ export class SshTransport implements WorkerTransport {
     }
   }
 
+  /** Whether bulk streams go through OpenSSH's client (for logs and benchmarks). */
+  get bulkTransfer(): 'openssh' | 'ssh2' {
+    return this.bulkSetup ? 'openssh' : 'ssh2';
+  }
+
   async close(): Promise<void> {
+    await this.bulk?.then((b) => b.dispose(), () => {});
     if (this.closedReason !== undefined) return;
     this.closedReason = 'closed by farm';
     await new Promise<void>((resolve) => {
@@ -572,6 +590,7 @@ function attemptConnect(
 export async function connectWorker(worker: Worker, options: ConnectOptions = {}): Promise<SshTransport> {
   const { signal, maxChannels = 8, log } = options;
   throwIfAborted(signal);
+  const sshProgram = bulkProgram(options.bulkTransfer ?? 'auto');
   const policy: HostKeyPolicy = await loadHostKeyPolicy(worker);
   const auth = await loadAuth(worker);
   let connected: Connected;
@@ -587,5 +606,34 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
   }
   const { client, check, negotiated } = connected;
   log?.(`connected to ${who(worker)} as ${worker.user} (${negotiated.cipher}, host key ${check?.presented.keyType} ${check?.presented.fingerprint})`);
-  return new SshTransport(worker, client, negotiated, maxChannels);
+  return new SshTransport(worker, client, negotiated, maxChannels, bulkSetup(worker, auth, check, sshProgram, options));
+}
+
+/** The OpenSSH client that carries bulk streams, if any; refuses `openssh` without one. */
+function bulkProgram(mode: BulkTransfer): string | undefined {
+  if (mode === 'ssh2') return undefined;
+  const program = findSshClient();
+  if (!program && mode === 'openssh') {
+    throw new FarmError('SSH', 'settings.bulk_transfer is openssh, but no ssh client is installed on this machine', {
+      hint: 'install the OpenSSH client (Debian: apt-get install openssh-client), or set settings.bulk_transfer: auto',
+    });
+  }
+  return program;
+}
+
+/** Sets up the OpenSSH client for bulk streams, trusting exactly the key this connection verified. */
+function bulkSetup(
+  worker: Worker,
+  auth: Auth,
+  check: HostKeyCheck | undefined,
+  program: string | undefined,
+  options: ConnectOptions,
+): (() => Promise<OpenSshBulk>) | undefined {
+  if (!program || !check || check.status !== 'ok') return undefined;
+  const presented = check.presented;
+  return () =>
+    OpenSshBulk.prepare(program, worker, presented, 'identity' in auth ? { identityFile: auth.identity } : { agent: auth.agent }, {
+      ...(options.connectTimeoutMs ? { connectTimeoutS: options.connectTimeoutMs / 1000 } : {}),
+      ...(options.keepaliveIntervalMs ? { keepaliveS: options.keepaliveIntervalMs / 1000 } : {}),
+    });
 }

@@ -1,0 +1,93 @@
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { workerSchema } from '../../src/inventory/schema.ts';
+import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { findSshClient, knownHostsLine, sshArgv } from '../../workers/ssh/openssh.ts';
+import { commandLine } from '../../workers/ssh/quote.ts';
+
+const worker = workerSchema.parse({ name: 'w1', host: 'builder.example.org', port: 2222, user: 'farm', arch: 'x86_64' });
+const line = commandLine(['dd', 'if=/var/lib/farm/out/disk raw', '$(touch pwned)']);
+
+/** The value of each `-o Key=value` option. */
+function options(argv: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  argv.forEach((a, i) => {
+    if (a === '-o') {
+      const [k, ...v] = argv[i + 1]!.split('=');
+      out.set(k!, v.join('='));
+    }
+  });
+  return out;
+}
+
+describe('sshArgv', () => {
+  const argv = sshArgv(worker, '/tmp/farm-ssh-x/known_hosts', { identityFile: '/keys/id farm' }, line);
+  const o = options(argv);
+
+  it('trusts only the verified key, from its own known_hosts, and never asks', () => {
+    expect(o.get('StrictHostKeyChecking')).toBe('yes');
+    expect(o.get('UserKnownHostsFile')).toBe('/tmp/farm-ssh-x/known_hosts');
+    expect(o.get('GlobalKnownHostsFile')).toBe('/dev/null');
+    expect(o.get('HostKeyAlias')).toBe('farm-worker-w1');
+    expect(o.get('BatchMode')).toBe('yes');
+    expect(o.get('UpdateHostKeys')).toBe('no');
+  });
+
+  it('reads no ssh_config and forwards nothing', () => {
+    expect(argv.slice(0, 2)).toEqual(['-F', '/dev/null']);
+    expect(argv).toEqual(expect.arrayContaining(['-T', '-x', '-a']));
+    expect(o.get('ClearAllForwardings')).toBe('yes');
+    expect(o.get('ControlPath')).toBe('none');
+    expect(o.get('PermitLocalCommand')).toBe('no');
+  });
+
+  it('goes to the worker’s host, port and user with its identity file only', () => {
+    expect(argv[argv.indexOf('-p') + 1]).toBe('2222');
+    expect(argv[argv.indexOf('-l') + 1]).toBe('farm');
+    expect(argv[argv.indexOf('-i') + 1]).toBe('/keys/id farm');
+    expect(o.get('IdentitiesOnly')).toBe('yes');
+    expect(o.get('IdentityAgent')).toBe('none');
+  });
+
+  it('prefers AES-GCM', () => {
+    expect(o.get('Ciphers')!.split(',')[0]).toBe('aes128-gcm@openssh.com');
+  });
+
+  it('ends with -- host and the already quoted command line as one argument', () => {
+    expect(argv.slice(-3)).toEqual(['--', 'builder.example.org', line]);
+  });
+
+  it('uses the agent when there is no identity file', () => {
+    const a = sshArgv(worker, '/k', { agent: '/run/user/1000/ssh-agent.sock' }, 'true');
+    expect(options(a).get('IdentityAgent')).toBe('/run/user/1000/ssh-agent.sock');
+    expect(a).not.toContain('-i');
+  });
+
+  it('gives odd worker names a safe alias', () => {
+    const odd = { ...worker, name: 'a b/c' };
+    expect(options(sshArgv(odd, '/k', { agent: '/s' }, 'true')).get('HostKeyAlias')).toBe('farm-worker-a_b_c');
+  });
+});
+
+describe('knownHostsLine', () => {
+  it('writes the alias, key type and key', () => {
+    const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 7)]);
+    const key = hostKeyFromBlob(blob);
+    expect(knownHostsLine('farm-worker-w1', key)).toBe(`farm-worker-w1 ssh-ed25519 ${blob.toString('base64')}\n`);
+  });
+});
+
+describe('findSshClient', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'farm-findssh-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('finds an executable ssh on PATH and nothing where there is none', () => {
+    expect(findSshClient(`${join(dir, 'none')}:${dir}`)).toBeUndefined();
+    writeFileSync(join(dir, 'ssh'), '#!/bin/sh\n');
+    expect(findSshClient(`${join(dir, 'none')}:${dir}`)).toBeUndefined(); // not executable
+    chmodSync(join(dir, 'ssh'), 0o755);
+    expect(findSshClient(`${join(dir, 'none')}:${dir}`)).toBe(join(dir, 'ssh'));
+  });
+});
