@@ -8,9 +8,12 @@ import type { ScopedReporter } from '../ui/reporter.ts';
 import type { BuildResult } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
 import { TYPE_FORMAT, type ArtifactFile } from '../../workers/artifact.ts';
-import { fetchFile } from '../../workers/fetch/fetch.ts';
+import { fetchFile, type FetchResult } from '../../workers/fetch/fetch.ts';
+import { errorMessage, isAbortError } from '../errors.ts';
 
 const MiB = 1024 * 1024;
+// A dropped connection or a stream cut short costs one more try; what fails twice is reported.
+const FETCH_ATTEMPTS = 2;
 
 export async function fetchArtifacts(
   transport: WorkerTransport,
@@ -23,7 +26,15 @@ export async function fetchArtifacts(
 ): Promise<ArtifactRecord[]> {
   const fetchOne = async (remote: string, name: string): Promise<Omit<ArtifactFile, 'format'>> => {
     const local = join(archDir, name);
-    const r = await fetchFile(transport, remote, local, { signal });
+    let r: FetchResult | undefined;
+    for (let attempt = 1; !r; attempt++) {
+      try {
+        r = await fetchFile(transport, remote, local, { signal });
+      } catch (err) {
+        if (isAbortError(err) || attempt >= FETCH_ATTEMPTS) throw err;
+        log.warn(`fetching ${name} failed (${errorMessage(err)}); trying again (attempt ${attempt + 1} of ${FETCH_ATTEMPTS})`);
+      }
+    }
     const rate = r.seconds > 0 ? (r.bytesReceived / MiB / r.seconds).toFixed(0) : '-';
     log.info(
       `fetched ${name}: ${formatBytes(r.size)} (${formatBytes(r.bytesReceived)} over the wire) in ${r.seconds.toFixed(1)} s, ${rate} MiB/s, sha256 ${r.sha256.slice(0, 12)} verified`,

@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/errors.ts';
+import { PassThrough } from 'node:stream';
+import { fetchArtifacts } from '../../src/build/fetch-artifacts.ts';
+import { Reporter } from '../../src/ui/reporter.ts';
+import type { WorkerTransport } from '../../workers/transport.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
 import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
 import { OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
@@ -229,5 +233,58 @@ describe.each([
     expect((err as FarmError).code).toBe('FETCH');
     expect((err as FarmError).message).toMatch(/not a regular file|sha256/);
     expect(existsSync(join(local, 'dir.partial'))).toBe(false);
+  });
+});
+
+describe('fetchArtifacts', () => {
+  /** The real transport, with the first `cut` bulk streams cut off after their first bytes. */
+  function cutting(cut: number): WorkerTransport {
+    let cuts = 0;
+    return {
+      worker: t.worker,
+      exec: (argv, o) => t.exec(argv, o),
+      openUnixSocket: (path) => t.openUnixSocket(path),
+      close: async () => {},
+      spawn: async (argv, o) => {
+        const p = await t.spawn(argv, o);
+        if (o?.bulk && cuts++ < cut) p.stdout.once('data', () => p.kill());
+        return p;
+      },
+    };
+  }
+
+  function reporter(): { log: ReturnType<Reporter['scoped']>; text: () => string } {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    const r = new Reporter({ stream: out, color: false });
+    return { log: r.scoped('x86_64'), text: () => text };
+  }
+
+  const result = () => ({
+    imageRef: 'localhost/x',
+    imageId: 'x',
+    disks: [{ type: 'raw' as const, path: join(remote, 'disk.raw'), name: 'raw/disk.raw' }],
+    extras: [],
+    cleanup: async () => {},
+  });
+
+  it('tries a transfer that was cut off once more, saying so, and records the verified file', async () => {
+    const dir = join(outer.local, 'artifacts-retry');
+    const { log, text } = reporter();
+    const records = await fetchArtifacts(cutting(1), result(), join(dir, 'x86_64'), dir, 'img', new AbortController().signal, log);
+    expect(records[0]!.disk.sha256).toBe(sha256sum(join(remote, 'disk.raw')));
+    expect(identical(join(remote, 'disk.raw'), join(dir, 'x86_64', 'raw', 'disk.raw'))).toBe(true);
+    expect(text()).toMatch(/warning: fetching raw\/disk\.raw failed \(.*disk\.raw.*\); trying again \(attempt 2 of 2\)/);
+  });
+
+  it('reports a second failure and leaves nothing under the final name', async () => {
+    const dir = join(outer.local, 'artifacts-fail');
+    const { log } = reporter();
+    const err = await fetchArtifacts(cutting(2), result(), join(dir, 'x86_64'), dir, 'img', new AbortController().signal, log).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FarmError);
+    expect((err as FarmError).message).toContain(join(remote, 'disk.raw'));
+    expect(existsSync(join(dir, 'x86_64', 'raw', 'disk.raw'))).toBe(false);
+    expect(existsSync(join(dir, 'x86_64', 'raw', 'disk.raw.partial'))).toBe(false);
   });
 });

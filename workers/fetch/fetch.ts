@@ -103,10 +103,12 @@ export async function fetchFile(
     try {
       received = await step;
     } catch (err) {
-      // Draining lets a finished command's channel close so its exit status arrives.
+      // Draining lets a finished command's channel close so its exit status arrives. A command
+      // that failed (or a connection that dropped) explains a short stream better than its shape.
       p.stdout.resume();
       const exit = await settledWithin(p.done, 2_000);
-      if (exit && exit.code !== 0) throw commandFailed(what, exit);
+      if (exit?.error) throw exit.error;
+      if (exit?.value && exit.value.code !== 0) throw commandFailed(what, exit.value);
       throw err;
     }
     const exit = await p.done;
@@ -191,6 +193,9 @@ export async function fetchFile(
     await fh?.close().catch(() => {});
     await unlink(partial).catch(() => {});
     if (signal?.aborted) throw new FarmError('ABORTED', `cancelled while fetching ${remotePath} from ${worker}`);
+    if (err instanceof FarmError && !err.message.includes(remotePath)) {
+      throw new FarmError(err.code, `fetching ${remotePath} from ${worker}: ${err.message}`, { cause: err, ...(err.hint ? { hint: err.hint } : {}) });
+    }
     if (err instanceof FarmError) throw err;
     throw new FarmError('FETCH', `fetching ${remotePath} from ${worker} failed: ${errorMessage(err)}`, { cause: err });
   } finally {
@@ -198,14 +203,14 @@ export async function fetchFile(
   }
 }
 
-/** The promise's value if it settles successfully within ms, else undefined. */
-async function settledWithin<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+/** How the promise settled within ms, or undefined if it did not. */
+async function settledWithin<T>(p: Promise<T>, ms: number): Promise<{ value?: T; error?: unknown } | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), ms);
   });
   try {
-    return await Promise.race([p.catch(() => undefined), timeout]);
+    return await Promise.race([p.then((value) => ({ value }), (error: unknown) => ({ error })), timeout]);
   } finally {
     clearTimeout(timer);
   }
