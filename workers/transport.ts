@@ -40,6 +40,9 @@ export interface SpawnOptions {
   /** The stream carries bulk data (image bytes): the transport may move it on a path built for
    *  throughput rather than over its shared connection. */
   bulk?: boolean;
+  /** Write the command's stdout straight into this open file, from offset 0, instead of the
+   *  `stdout` stream (which then only ends). `done` resolves once everything is in the file. */
+  stdoutFd?: number;
 }
 
 export interface WorkerTransport {

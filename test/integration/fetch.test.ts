@@ -65,6 +65,8 @@ beforeAll(async () => {
   }
   await t.exec(['dd', 'if=/dev/urandom', `of=${join(remote, 'dense.bin')}`, 'bs=1M', 'count=16', 'status=none']);
   await t.exec(['dd', 'if=/dev/urandom', `of=${join(remote, 'other.bin')}`, 'bs=1M', 'count=1', 'status=none']);
+  // Large enough that an abort lands mid-transfer (written zeros are data, not holes).
+  await t.exec(['dd', 'if=/dev/zero', `of=${join(remote, 'big.bin')}`, 'bs=1M', 'count=256', 'status=none']);
 });
 
 afterAll(async () => {
@@ -132,13 +134,25 @@ describe.each([
     expect(existsSync(`${dst}.partial`)).toBe(false);
   });
 
-  it('fetches a dense 16 MiB file', async () => {
+  it('fetches a dense 16 MiB file (written by the reader straight into the file)', async () => {
     const src = join(remote, 'dense.bin');
     const dst = join(local, 'dense.bin');
-    const r = await fetchFile(t, src, dst);
+    const progress: FetchProgress[] = [];
+    const r = await fetchFile(t, src, dst, { onProgress: (p) => progress.push(p), progressIntervalMs: 0 });
     expect(r).toMatchObject({ size: 16 * MiB, sha256: sha256sum(src) });
     expect(identical(src, dst)).toBe(true);
     expect(r.bytesReceived).toBeGreaterThanOrEqual(16 * MiB);
+    expect(progress.at(-1)).toMatchObject({ received: 16 * MiB, total: 16 * MiB });
+    expect(existsSync(`${dst}.partial`)).toBe(false);
+  });
+
+  it('refuses a dense file whose bytes do not match the worker checksum', async () => {
+    const src = join(remote, 'dense.bin');
+    const dst = join(local, 'dense-mismatch.bin');
+    const err = await fetchFile(t, src, dst, { checksumPath: join(remote, 'other.bin') }).catch((e: unknown) => e);
+    expect((err as FarmError).code).toBe('CHECKSUM');
+    expect(existsSync(dst)).toBe(false);
+    expect(existsSync(`${dst}.partial`)).toBe(false);
   });
 
   it('fetches the same file through tar’s own stream (method tar)', async () => {
@@ -175,7 +189,7 @@ describe.each([
   });
 
   it('refuses bytes that do not match the worker checksum and leaves no file behind', async () => {
-    const src = join(remote, 'dense.bin');
+    const src = join(remote, 'disk.raw');
     const dst = join(local, 'mismatch.bin');
     let err: unknown;
     try {
@@ -193,7 +207,7 @@ describe.each([
   });
 
   it('abort mid-transfer leaves neither the file nor a partial', async () => {
-    const src = join(remote, 'dense.bin');
+    const src = join(remote, 'big.bin');
     const dst = join(local, 'aborted.bin');
     const ac = new AbortController();
     let seen = 0;
@@ -206,7 +220,7 @@ describe.each([
       },
     }).catch((e: unknown) => e);
     expect(seen).toBeGreaterThan(0);
-    expect(seen).toBeLessThan(16 * MiB);
+    expect(seen).toBeLessThan(256 * MiB);
     expect(err).toBeInstanceOf(FarmError);
     expect((err as FarmError).code).toBe('ABORTED');
     expect(existsSync(dst)).toBe(false);

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/errors.ts';
 import { FileHasher } from '../../workers/fetch/hasher.ts';
+import { followFile } from '../../workers/fetch/receive.ts';
+import { spawn } from 'node:child_process';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -95,6 +97,42 @@ describe('FileHasher', () => {
       h.dispose();
       expect(() => h.written(0, 10)).toThrow(/disposed/);
       await expect(h.digest(10)).rejects.toThrow(/disposed/);
+    } finally {
+      await fh.close();
+    }
+  });
+});
+
+describe('followFile', () => {
+  /** A local writer process whose stdout is the file, as the reader's is in a dense fetch. */
+  function writer(fd: number, script: string): Promise<void> {
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', fd, 'inherit'] });
+    return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`)))));
+  }
+
+  it('hashes what another process writes, as it grows, and reports progress to the end', async () => {
+    const fh = await open(join(dir, 'followed.bin'), 'w+');
+    try {
+      const done = writer(fh.fd, 'head -c 3000000 /dev/urandom; sleep 0.2; head -c 5000000 /dev/urandom');
+      const seen: number[] = [];
+      const r = await followFile(fh, 8_000_000, done, (p) => seen.push(p.reached));
+      const bytes = readFileSync(join(dir, 'followed.bin'));
+      expect(r).toMatchObject({ size: 8_000_000, dataBytes: 8_000_000, sparse: false });
+      expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+      expect(seen.length).toBeGreaterThan(1);
+      expect(seen.at(-1)).toBe(8_000_000);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  it('fails when the writer ends before the file is complete, or fails itself', async () => {
+    const fh = await open(join(dir, 'short.bin'), 'w+');
+    try {
+      await expect(followFile(fh, 2_000_000, writer(fh.fd, 'head -c 1000000 /dev/urandom'))).rejects.toThrow(
+        /1000000 bytes of the file missing \(1000000 of 2000000 arrived\)/,
+      );
+      await expect(followFile(fh, 10, writer(fh.fd, 'exit 3'))).rejects.toThrow(/exit 3/);
     } finally {
       await fh.close();
     }

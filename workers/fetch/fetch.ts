@@ -11,8 +11,10 @@
 //  - `ranges` (default): only the head of tar's stream is read (headers + map), then dd reads the
 //    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
 //    bottleneck on the lab for files with holes. The dd reader starts with the map request and
-//    waits for its ranges on stdin, so its connection is set up while the map is read; measured
-//    on the lab this beat tar's stream for dense files too (see test/bench/fetch.bench.ts).
+//    waits for its ranges on stdin, so its connection is set up while the map is read. A dense
+//    file (one region, as qcow2 outputs are) is instead written by a reader whose stdout is the
+//    partial file itself, and the hasher follows it on disk: no pipe and no copy through Node,
+//    which made the difference against scp on the lab (see test/bench/fetch.bench.ts).
 //  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
 //    read up front.
 
@@ -24,7 +26,7 @@ import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
 import { remoteLayout, tarArgv, type FileLayout } from './layout.ts';
 import { planRanges, rangesArgv, rangesInput } from './ranges.ts';
-import { receiveRanges, receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
+import { followFile, receiveRanges, receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
 
 export { tarArgv } from './layout.ts';
 
@@ -60,6 +62,11 @@ export interface FetchResult {
   /** Bytes received over the connection (tar headers and map, data, small holes sent along). */
   bytesReceived: number;
   seconds: number;
+}
+
+/** One data region from offset 0 to the end: nothing to skip. */
+function isDense(layout: FileLayout): boolean {
+  return layout.size > 0 && layout.regions.length === 1 && layout.regions[0]!.offset === 0 && layout.regions[0]!.size === layout.size;
 }
 
 /** Fetches remotePath from the worker into localPath, verified against the worker's sha256. */
@@ -145,7 +152,26 @@ export async function fetchFile(
       layout = opened[1].value;
     }
     let received: Received;
-    if (layout) {
+    if (layout && isDense(layout) && proc) {
+      // A dense file (qcow2 outputs are) goes straight from the reader into the file: no pipe,
+      // no copy through Node; the hasher follows it on disk. The reader started above gets no
+      // ranges and ends.
+      bytesReceived += layout.headBytes;
+      proc.stdin.end();
+      proc.stdout.resume();
+      await proc.done.catch(() => undefined);
+      const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true, stdoutFd: fh.fd });
+      proc = reader;
+      reader.stdin.end(rangesInput(layout.regions));
+      received = await receiving(
+        'dd',
+        reader,
+        followFile(fh, layout.size, reader.done.then((exit) => {
+          if (exit.code !== 0) throw commandFailed('dd', exit);
+        }), (p) => progress(p, false)),
+      );
+      bytesReceived += received.size;
+    } else if (layout) {
       bytesReceived += layout.headBytes;
       const plan = planRanges(layout.regions);
       const reader = proc!;

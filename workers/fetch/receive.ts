@@ -8,6 +8,7 @@ import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
 import { FileHasher, type Hasher } from './hasher.ts';
 import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment } from './sparse.ts';
+import { WriteBehind } from './write-behind.ts';
 
 const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
 
@@ -164,4 +165,50 @@ function consume(stream: Readable, handle: (chunk: Buffer) => Promise<void> | vo
       });
     });
   });
+}
+
+// How often a file written by another process is looked at (size, hashing, progress).
+const FOLLOW_INTERVAL_MS = 50;
+
+/**
+ * Follows a dense file that another process writes into `fh` from offset 0 (a reader whose
+ * stdout is the file): what has landed is hashed (read back by the FileHasher) and flushed to
+ * disk as it grows, and `done` says when the writer ended. The file must then hold `size` bytes.
+ */
+export async function followFile(
+  fh: FileHandle,
+  size: number,
+  done: Promise<unknown>,
+  onData?: (p: ReceiveProgress) => void,
+): Promise<Received> {
+  const hasher = new FileHasher(fh.fd);
+  const flusher = new WriteBehind(fh);
+  let seen = 0;
+  const look = async () => {
+    const now = (await fh.stat()).size;
+    if (now <= seen) return;
+    hasher.written(seen, now - seen);
+    flusher.wrote(now - seen);
+    seen = now;
+    onData?.({ reached: seen, total: size });
+  };
+  let looking: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    looking = looking.then(look, look);
+  }, FOLLOW_INTERVAL_MS);
+  try {
+    await done;
+    clearInterval(timer);
+    await looking.catch(() => {});
+    await look();
+    await flusher.settle();
+    if (seen !== size) {
+      throw new FarmError('FETCH', `the stream ended with ${size - seen} bytes of the file missing (${seen} of ${size} arrived)`);
+    }
+    onData?.({ reached: size, total: size });
+    return { size, sha256: await hasher.digest(size), dataBytes: size, sparse: false };
+  } finally {
+    clearInterval(timer);
+    hasher.dispose();
+  }
 }

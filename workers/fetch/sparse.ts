@@ -8,6 +8,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { FarmError } from '../../src/errors.ts';
 import type { Hasher } from './hasher.ts';
+import { WriteBehind } from './write-behind.ts';
 
 export interface SparseRegion {
   offset: number;
@@ -119,9 +120,6 @@ export class SparseMapParser {
 
 // Data is gathered into writes of about this size: few syscalls, bounded memory.
 const BATCH = 4 * 1024 * 1024;
-// Write-behind: after this much new data a datasync starts (not awaited), so the disk writes while
-// the network still delivers and the final fsync only has the tail left to flush.
-const SYNC_EVERY = 64 * 1024 * 1024;
 
 /** A run of bytes in the incoming stream: `keep` bytes are file data to write; the others lie in
  *  a hole that was sent anyway (small holes inside a coalesced range) and are dropped. */
@@ -158,9 +156,7 @@ export class HoleAwareWriter {
   private position: number;
   private readonly writeRun = new Run();
   private inFlight: Promise<void> | undefined;
-  private unsynced = 0;
-  private syncing: Promise<void> | undefined;
-  private syncFailure: unknown;
+  private readonly flusher: WriteBehind;
   /** Data bytes received and kept (holes excluded). */
   dataBytes = 0;
 
@@ -177,6 +173,7 @@ export class HoleAwareWriter {
       }
       end = seg.offset + seg.size;
     }
+    this.flusher = new WriteBehind(fh);
     this.position = segments[0]?.offset ?? 0;
     this.left = segments[0]?.size ?? 0;
     this.skipEmpty();
@@ -257,7 +254,7 @@ export class HoleAwareWriter {
     const write = writeAll(this.fh, run.buffers, run.offset).then(() => {
       if (this.inFlight === write) this.inFlight = undefined;
       this.hasher.written(run.offset, run.bytes);
-      this.writeBehind(run.bytes);
+      this.flusher.wrote(run.bytes);
     });
     // A failed write stays in inFlight and surfaces at the next flush or in finish().
     this.inFlight = write;
@@ -265,29 +262,12 @@ export class HoleAwareWriter {
     return undefined;
   }
 
-  /** Starts flushing written data to disk once enough has gathered, one flush at a time. */
-  private writeBehind(bytes: number): void {
-    this.unsynced += bytes;
-    if (this.syncing || this.unsynced < SYNC_EVERY) return;
-    this.unsynced = 0;
-    this.syncing = this.fh.datasync().then(
-      () => {
-        this.syncing = undefined;
-      },
-      (err: unknown) => {
-        this.syncing = undefined;
-        this.syncFailure ??= err;
-      },
-    );
-  }
-
   /** Checks that every segment arrived, writes the rest and sets the size. */
   async finish(): Promise<void> {
     if (this.remaining > 0) throw bad(`the stream ended with ${this.remaining} bytes of region data missing`);
     await this.flushWrite();
     while (this.inFlight) await this.inFlight;
-    await this.syncing;
-    if (this.syncFailure) throw this.syncFailure;
+    await this.flusher.settle();
     await this.fh.truncate(this.realSize);
   }
 }

@@ -116,11 +116,12 @@ export class OpenSshBulk {
     return new OpenSshBulk(program, worker, dir, auth, options);
   }
 
-  /** Runs `commandLine`; the child is killed when `signal` fires or kill() is called. */
-  spawn(commandLine: string, signal?: AbortSignal): RemoteProcess {
+  /** Runs `commandLine`; the child is killed when `signal` fires or kill() is called. With
+   *  `stdoutFd`, ssh writes the output into that file itself: no pipe, nothing passes Node. */
+  spawn(commandLine: string, signal?: AbortSignal, stdoutFd?: number): RemoteProcess {
     throwIfAborted(signal);
     const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, commandLine, this.options);
-    const child = spawnChild(this.program, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
     return childProcess(child, this.worker, commandLine, signal);
   }
 
@@ -167,6 +168,6 @@ function childProcess(child: ChildProcess, worker: Worker, commandLine: string, 
     });
   });
   done.catch(() => {}); // callers that only kill() must not see an unhandled rejection
-  const stdout = child.stdout ?? new PassThrough();
+  const stdout = child.stdout ?? new PassThrough().end();
   return { stdout, stdin, done, kill };
 }

@@ -2,11 +2,13 @@
 // The host key is verified before authentication (workers/ssh/hostkeys.ts); commands are argv
 // arrays quoted for the remote login shell (workers/ssh/quote.ts).
 
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { finished } from 'node:stream/promises';
 import { homedir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex, Readable } from 'node:stream';
+import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FarmError, errorMessage, throwIfAborted } from '../../src/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
@@ -408,14 +410,24 @@ export class SshTransport implements WorkerTransport {
     if (options.bulk && this.bulkSetup) {
       this.assertOpen();
       this.bulk ??= this.bulkSetup();
-      return (await this.bulk).spawn(line, signal);
+      return (await this.bulk).spawn(line, signal, options.stdoutFd);
     }
     const stderr = new CappedBuffer(DEFAULT_MAX_BUFFER);
     const cmd = await this.start(line, signal, (chunk) => stderr.push(chunk));
-    const done = this.waitExit(cmd, signal).then((exit) => this.result(exit, '', stderr.toString()));
+    const exited = this.waitExit(cmd, signal).then((exit) => this.result(exit, '', stderr.toString()));
+    let stdout: Readable = cmd.channel;
+    let done = exited;
+    if (options.stdoutFd !== undefined) {
+      // A large mark lets chunks gather while a write is under way; they go out as one writev.
+      const file = createWriteStream('', { fd: options.stdoutFd, autoClose: false, start: 0, highWaterMark: 4 * 1024 * 1024 });
+      cmd.channel.pipe(file);
+      const written = finished(file);
+      done = Promise.all([exited, written]).then(([r]) => r);
+      stdout = new PassThrough().end();
+    }
     done.catch(() => {}); // callers that only kill() must not see an unhandled rejection
     return {
-      stdout: cmd.channel,
+      stdout,
       stdin: cmd.channel,
       done,
       kill: () => cmd.terminate(),
