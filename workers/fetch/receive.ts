@@ -1,6 +1,7 @@
-// Receives a file into an open file handle, either from a one-file tar stream (GNU tar, PAX,
-// optionally sparse 1.0) or from its concatenated data ranges (ranges.ts): region data at its
-// offsets, holes left as holes, sha256 of the whole file computed on the way.
+// Receives a file into an open file handle: from a one-file tar stream (GNU tar, PAX, optionally
+// sparse 1.0), from its concatenated data ranges (ranges.ts), or, for a dense file, by following
+// another process that writes it (followFile). Region data lands at its offsets, holes stay holes,
+// and the sha256 of the whole file is computed from what landed (hasher.ts).
 
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
