@@ -19,15 +19,50 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rm(tmp, { force: true });
     throw err;
   }
-  // Persist the rename itself.
-  const dir = await open(dirname(path), 'r');
+  await syncDir(dirname(path)); // persist the rename itself
+}
+
+/** Makes a rename in `dir` durable: fsync the directory that holds the new name. */
+export async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
   try {
-    await dir.sync();
+    await d.sync();
   } finally {
-    await dir.close();
+    await d.close();
   }
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+}
+
+/** A JSON record on disk, replaced atomically on every change. Changes are serialized, so
+ *  concurrent writers (arches, triggers) never race, and a failed write leaves the last state. */
+export class JsonRecord<T> {
+  private chain: Promise<unknown> = Promise.resolve();
+
+  protected constructor(
+    readonly path: string,
+    private state: T,
+  ) {}
+
+  get current(): Readonly<T> {
+    return this.state;
+  }
+
+  /** Applies a change and writes the file. */
+  update(change: (s: T) => void): Promise<void> {
+    const next = this.chain.then(async () => {
+      const copy = structuredClone(this.state);
+      change(copy);
+      this.normalize(copy);
+      await writeJsonAtomic(this.path, copy);
+      this.state = copy;
+    });
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Applied to every new state before it is written (e.g. to bound its size). */
+  protected normalize(_state: T): void {}
 }

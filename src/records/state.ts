@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Arch } from '../arch.ts';
 import type { ImageType } from '../inventory/schema.ts';
 import { FarmError } from '../errors.ts';
-import { writeJsonAtomic } from './atomic.ts';
+import { JsonRecord, writeJsonAtomic } from './atomic.ts';
 import type { ArtifactFile } from '../../workers/artifact.ts';
 import type { PublishedImage } from '../../uploaders/uploader.ts';
 
@@ -61,13 +61,10 @@ export interface BuildState {
   arches: Partial<Record<Arch, ArchState>>;
 }
 
-export class StateStore {
-  private chain: Promise<unknown> = Promise.resolve();
-
-  private constructor(
-    readonly path: string,
-    private state: BuildState,
-  ) {}
+export class StateStore extends JsonRecord<BuildState> {
+  private constructor(path: string, state: BuildState) {
+    super(path, state);
+  }
 
   static async create(path: string, initial: BuildState): Promise<StateStore> {
     const store = new StateStore(path, initial);
@@ -92,22 +89,6 @@ export class StateStore {
     }
     if (state.version !== 1) throw new FarmError('STATE', `build state ${path} has unknown version ${state.version}`);
     return new StateStore(path, state);
-  }
-
-  get current(): Readonly<BuildState> {
-    return this.state;
-  }
-
-  /** Applies a change and writes the file; updates are serialized so concurrent arches never race. */
-  update(change: (s: BuildState) => void): Promise<void> {
-    const next = this.chain.then(async () => {
-      const copy = structuredClone(this.state);
-      change(copy);
-      await writeJsonAtomic(this.path, copy);
-      this.state = copy;
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
   }
 
   updateArch(arch: Arch, change: (a: ArchState) => void): Promise<void> {

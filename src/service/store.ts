@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Arch } from '../arch.ts';
 import { FarmError } from '../errors.ts';
 import type { BuildStatus } from '../records/state.ts';
-import { writeJsonAtomic } from '../records/atomic.ts';
+import { JsonRecord } from '../records/atomic.ts';
 
 export type TriggerKind = 'source' | 'schedule' | 'inactivity' | 'api' | 'github' | 'gitlab';
 
@@ -60,13 +60,10 @@ const KEEP_RUNS = 200;
 
 export const SERVICE_STATE_FILE = 'service.json';
 
-export class ServiceStore {
-  private chain: Promise<unknown> = Promise.resolve();
-
-  private constructor(
-    readonly path: string,
-    private state: ServiceState,
-  ) {}
+export class ServiceStore extends JsonRecord<ServiceState> {
+  private constructor(path: string, state: ServiceState) {
+    super(path, state);
+  }
 
   static async open(stateDir: string): Promise<ServiceStore> {
     await mkdir(stateDir, { recursive: true });
@@ -91,20 +88,8 @@ export class ServiceStore {
     return new ServiceStore(path, state);
   }
 
-  get current(): Readonly<ServiceState> {
-    return this.state;
-  }
-
-  /** Applies a change and writes the file; changes are serialized. */
-  update(change: (s: ServiceState) => void): Promise<void> {
-    const next = this.chain.then(async () => {
-      const copy = structuredClone(this.state);
-      change(copy);
-      copy.runs = copy.runs.slice(0, KEEP_RUNS);
-      await writeJsonAtomic(this.path, copy);
-      this.state = copy;
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
+  /** Only the newest runs are kept. */
+  protected override normalize(state: ServiceState): void {
+    state.runs = state.runs.slice(0, KEEP_RUNS);
   }
 }

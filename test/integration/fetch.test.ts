@@ -11,7 +11,7 @@ import { FarmError } from '../../src/errors.ts';
 import { PassThrough } from 'node:stream';
 import { fetchArtifacts } from '../../src/build/fetch-artifacts.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { WorkerTransport } from '../../workers/transport.ts';
+import type { RemoteProcess, SpawnOptions, WorkerTransport } from '../../workers/transport.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
 import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
 import { OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
@@ -33,6 +33,21 @@ const SPARSE_REGIONS = [
   { offset: 63 * MiB, size: 1 * MiB },
 ];
 const SPARSE_DATA = SPARSE_REGIONS.reduce((n, r) => n + r.size, 0);
+
+/** `inner`, with `onSpawn` seeing (and free to tamper with) every process it spawns. */
+function watching(inner: WorkerTransport, onSpawn: (p: RemoteProcess, o: SpawnOptions | undefined) => void): WorkerTransport {
+  return {
+    worker: inner.worker,
+    exec: (argv, o) => inner.exec(argv, o),
+    openUnixSocket: (path) => inner.openUnixSocket(path),
+    close: async () => {},
+    spawn: async (argv, o) => {
+      const p = await inner.spawn(argv, o);
+      onSpawn(p, o);
+      return p;
+    },
+  };
+}
 
 /** Whether no process matches `pattern` (pgrep -f) within 5 s. */
 async function gone(pattern: string): Promise<boolean> {
@@ -77,9 +92,22 @@ afterAll(async () => {
 });
 
 describe('transports', () => {
-  it('sends bulk data through OpenSSH by default, through ssh2 when told', () => {
+  it('sends bulk data through OpenSSH by default (a connection of its own), through ssh2 when told', async () => {
     expect(t.bulkTransfer).toBe('openssh');
     expect(t2.bulkTransfer).toBe('ssh2');
+    // sshd tells each session its client's address and port: a bulk stream through OpenSSH comes
+    // from another TCP connection than the commands; through ssh2 from the same one.
+    const clientOf = async (x: SshTransport, bulk: boolean) => {
+      const argv = ['sh', '-c', 'echo "$SSH_CONNECTION"'];
+      if (!bulk) return (await x.exec(argv)).stdout.trim();
+      const p = await x.spawn(argv, { bulk: true });
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      await p.done;
+      return out.trim();
+    };
+    expect(await clientOf(t, true)).not.toBe(await clientOf(t, false));
+    expect(await clientOf(t2, true)).toBe(await clientOf(t2, false));
   });
 
   it('the OpenSSH client trusts only the key the connection verified', async () => {
@@ -144,6 +172,26 @@ describe.each([
     expect(r.bytesReceived).toBeGreaterThanOrEqual(16 * MiB);
     expect(progress.at(-1)).toMatchObject({ received: 16 * MiB, total: 16 * MiB });
     expect(existsSync(`${dst}.partial`)).toBe(false);
+  });
+
+  it('lets the reader write a dense file itself and streams a sparse one through Node', async () => {
+    /** Which kind of bulk reader got the ranges, i.e. carried the data. */
+    const carrier = async (file: string) => {
+      let carried: 'file' | 'stream' | undefined;
+      const recording = watching(t, (p, o) => {
+        if (!o?.bulk) return;
+        const end = p.stdin.end.bind(p.stdin) as (chunk?: unknown) => typeof p.stdin;
+        p.stdin.end = ((chunk?: unknown) => {
+          if (chunk) carried = o.stdoutFd === undefined ? 'stream' : 'file';
+          return end(chunk);
+        }) as typeof p.stdin.end;
+      });
+      const r = await fetchFile(recording, join(remote, file), join(local, `carried-${file}`));
+      expect(r.sha256).toBe(sha256sum(join(remote, file)));
+      return carried;
+    };
+    expect(await carrier('dense.bin')).toBe('file');
+    expect(await carrier('disk.raw')).toBe('stream');
   });
 
   it('refuses a dense file whose bytes do not match the worker checksum', async () => {
@@ -254,17 +302,9 @@ describe('fetchArtifacts', () => {
   /** The real transport, with the first `cut` bulk streams cut off after their first bytes. */
   function cutting(cut: number): WorkerTransport {
     let cuts = 0;
-    return {
-      worker: t.worker,
-      exec: (argv, o) => t.exec(argv, o),
-      openUnixSocket: (path) => t.openUnixSocket(path),
-      close: async () => {},
-      spawn: async (argv, o) => {
-        const p = await t.spawn(argv, o);
-        if (o?.bulk && cuts++ < cut) p.stdout.once('data', () => p.kill());
-        return p;
-      },
-    };
+    return watching(t, (p, o) => {
+      if (o?.bulk && cuts++ < cut) p.stdout.once('data', () => p.kill());
+    });
   }
 
   function reporter(): { log: ReturnType<Reporter['scoped']>; text: () => string } {

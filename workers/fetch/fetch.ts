@@ -22,6 +22,7 @@ import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FarmError, errorMessage } from '../../src/errors.ts';
+import { syncDir } from '../../src/records/atomic.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
 import { remoteLayout, tarArgv, type FileLayout } from './layout.ts';
@@ -239,15 +240,5 @@ async function settledWithin<T>(p: Promise<T>, ms: number): Promise<{ value?: T;
     return await Promise.race([p.then((value) => ({ value }), (error: unknown) => ({ error })), timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Makes a rename durable: fsync the directory that holds the new name. */
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
   }
 }

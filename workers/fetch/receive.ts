@@ -105,7 +105,7 @@ async function receive(
  * written at their offsets, small holes sent along are dropped, everything else is a hole.
  */
 export async function receiveRanges(
-  stream: Readable | undefined,
+  stream: Readable,
   fh: FileHandle,
   size: number,
   segments: readonly Segment[],
@@ -115,13 +115,11 @@ export async function receiveRanges(
   const hasher = new FileHasher(fh.fd);
   try {
     const writer = new HoleAwareWriter(fh, hasher, size, segments);
-    if (stream) {
-      await consume(stream, (chunk) => {
-        const wait = writer.write(chunk);
-        onData?.({ reached: writer.reached, total: size });
-        return wait;
-      });
-    }
+    await consume(stream, (chunk) => {
+      const wait = writer.write(chunk);
+      onData?.({ reached: writer.reached, total: size });
+      return wait;
+    });
     await writer.finish();
     onData?.({ reached: size, total: size });
     return { size, sha256: await hasher.digest(size), dataBytes: writer.dataBytes, sparse: kept < size };
