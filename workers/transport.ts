@@ -51,6 +51,10 @@ export interface WorkerTransport {
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Runs argv with its stdout as a stream. */
   spawn(argv: readonly string[], options?: SpawnOptions): Promise<RemoteProcess>;
+  /** Readies the path bulk streams take (OpenSSH: the worker's master connection), so the next
+   *  bulk spawn starts at once; callers overlap it with other work. Rejects only when `signal`
+   *  fires: a path that could not be readied is reported by the spawn itself. */
+  prepareBulk?(signal?: AbortSignal): Promise<void>;
   /** A byte stream to a unix socket on the worker (e.g. podman's API), over the same connection. */
   openUnixSocket(path: string): Promise<Duplex>;
   close(): Promise<void>;

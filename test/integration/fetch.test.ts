@@ -14,7 +14,8 @@ import { Reporter } from '../../src/ui/reporter.ts';
 import type { RemoteProcess, SpawnOptions, WorkerTransport } from '../../workers/transport.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
 import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
-import { OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
+import { MUX_STREAMS, OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
+import { commandLine } from '../../workers/ssh/quote.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { identical } from '../support/assert.ts';
@@ -40,6 +41,7 @@ function watching(inner: WorkerTransport, onSpawn: (p: RemoteProcess, o: SpawnOp
     worker: inner.worker,
     exec: (argv, o) => inner.exec(argv, o),
     openUnixSocket: (path) => inner.openUnixSocket(path),
+    ...(inner.prepareBulk ? { prepareBulk: (signal?: AbortSignal) => inner.prepareBulk!(signal) } : {}),
     close: async () => {},
     spawn: async (argv, o) => {
       const p = await inner.spawn(argv, o);
@@ -60,6 +62,32 @@ async function gone(pattern: string): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
+}
+
+const PRINT_CONNECTION = ['sh', '-c', 'echo "$SSH_CONNECTION"'];
+
+/** The first line a stream prints. */
+function firstLine(stream: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onData = (c: Buffer) => {
+      text += c.toString();
+      const nl = text.indexOf('\n');
+      if (nl >= 0) {
+        stream.off('data', onData);
+        resolve(text.slice(0, nl));
+      }
+    };
+    stream.on('data', onData);
+    stream.once('end', () => reject(new Error(`stream ended before a line: ${JSON.stringify(text)}`)));
+  });
+}
+
+/** The SSH_CONNECTION a finished stream printed. */
+async function connectionOf(p: RemoteProcess): Promise<string> {
+  const line = await firstLine(p.stdout);
+  await p.done;
+  return line;
 }
 
 function sha256sum(file: string): string {
@@ -110,6 +138,19 @@ describe('transports', () => {
     expect(await clientOf(t2, true)).toBe(await clientOf(t2, false));
   });
 
+  it('once the bulk path is ready, streams share the master connection (not the commands’ one)', async () => {
+    const x = await connectWorker(sshd.worker());
+    try {
+      await x.prepareBulk();
+      const a = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
+      const b = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
+      expect(a).toBe(b);
+      expect(a).not.toBe((await x.exec(['sh', '-c', 'echo "$SSH_CONNECTION"'])).stdout.trim());
+    } finally {
+      await x.close();
+    }
+  });
+
   it('the OpenSSH client trusts only the key the connection verified', async () => {
     // Give it another key than the server's: ssh must refuse, as the ssh2 connection would.
     const other = sshd.clientKey; // any key that is not the server's host key
@@ -125,6 +166,65 @@ describe('transports', () => {
       expect(out).toBe('');
     } finally {
       await bulk.dispose();
+    }
+  });
+});
+
+describe('the OpenSSH master connection', () => {
+  let bulk: OpenSshBulk;
+  beforeAll(async () => {
+    bulk = await OpenSshBulk.prepare(findSshClient()!, sshd.worker(), sshd.hostKey, { identityFile: sshd.clientKey.file });
+  });
+  afterAll(() => bulk?.dispose());
+
+  /** Starts `n` streams at once, each holding its channel open until all have said their connection. */
+  async function connectionsAtOnce(n: number): Promise<string[]> {
+    const ps = Array.from({ length: n }, () => bulk.spawn(commandLine(['sh', '-c', 'echo "$SSH_CONNECTION"; cat > /dev/null'])));
+    const seen = await Promise.all(ps.map((p) => firstLine(p.stdout)));
+    for (const p of ps) p.stdin.end();
+    for (const p of ps) expect((await p.done).code).toBe(0);
+    return seen;
+  }
+
+  it('streams connect on their own until the master is up', async () => {
+    expect(new Set(await connectionsAtOnce(2)).size).toBe(2);
+  });
+
+  it(`carries up to ${MUX_STREAMS} streams at once over the master; more connect on their own`, async () => {
+    expect(await bulk.ready()).toBe(true);
+    const seen = await connectionsAtOnce(MUX_STREAMS + 1);
+    const perConnection = [...new Set(seen)].map((c) => seen.filter((s) => s === c).length).sort();
+    expect(perConnection).toEqual([1, MUX_STREAMS]);
+  });
+
+  it('a master that died leaves streams to connect on their own; dispose ends a live one', async () => {
+    const pid = bulk.masterPid!;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGKILL'); // our own child
+    for (let i = 0; i < 50 && bulk.masterPid !== undefined; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(bulk.masterPid).toBeUndefined();
+    expect(await connectionsAtOnce(1)).toHaveLength(1);
+    // Readied again, it connects again, over its old socket's path.
+    expect(await bulk.ready()).toBe(true);
+    expect(bulk.masterPid).not.toBe(pid);
+    expect(new Set(await connectionsAtOnce(2)).size).toBe(1);
+
+    const other = await OpenSshBulk.prepare(findSshClient()!, sshd.worker(), sshd.hostKey, { identityFile: sshd.clientKey.file });
+    expect(await other.ready()).toBe(true);
+    const live = other.masterPid!;
+    await other.dispose();
+    expect(() => process.kill(live, 0)).toThrow(/ESRCH/);
+  });
+
+  it('reports a master that cannot log in, and streams then say why themselves', async () => {
+    const wrong = await OpenSshBulk.prepare(findSshClient()!, sshd.worker(), hostKeyFromBlob(sshd.clientKey.blob), { identityFile: sshd.clientKey.file });
+    try {
+      expect(await wrong.ready()).toBe(false);
+      expect(wrong.masterError).toMatch(/host key verification failed/i);
+      const err = await wrong.spawn('echo reached').done.catch((e: unknown) => e);
+      expect((err as FarmError).message).toMatch(/host key verification failed/i);
+    } finally {
+      await wrong.dispose();
     }
   });
 });

@@ -65,6 +65,28 @@ describe('sshArgv', () => {
     expect(a).not.toContain('-i');
   });
 
+  it('makes the master a login with no command that listens on the private socket', () => {
+    const m = sshArgv(worker, '/k', { agent: '/s' }, undefined, { control: { mode: 'master', socket: '/tmp/farm-ssh-x/mux' } });
+    const mo = options(m);
+    expect(m).toEqual(expect.arrayContaining(['-M', '-N']));
+    expect(mo.get('ControlMaster')).toBe('yes');
+    expect(mo.get('ControlPath')).toBe('/tmp/farm-ssh-x/mux');
+    expect(mo.get('ControlPersist')).toBe('no'); // stays our own child, ended by its PID
+    expect(mo.get('StrictHostKeyChecking')).toBe('yes');
+    expect(m.slice(-2)).toEqual(['--', 'builder.example.org']);
+  });
+
+  it('sends a stream over the master, keeping everything it needs to connect alone', () => {
+    const c = sshArgv(worker, '/k', { identityFile: '/keys/id' }, line, { control: { mode: 'client', socket: '/tmp/farm-ssh-x/mux' } });
+    const co = options(c);
+    expect(co.get('ControlMaster')).toBe('no');
+    expect(co.get('ControlPath')).toBe('/tmp/farm-ssh-x/mux');
+    expect(co.get('StrictHostKeyChecking')).toBe('yes'); // the fallback when the master is gone
+    expect(co.get('UserKnownHostsFile')).toBe('/k');
+    expect(c).not.toContain('-M');
+    expect(c.slice(-3)).toEqual(['--', 'builder.example.org', line]);
+  });
+
   it('gives odd worker names a safe alias', () => {
     const odd = { ...worker, name: 'a b/c' };
     expect(options(sshArgv(odd, '/k', { agent: '/s' }, 'true')).get('HostKeyAlias')).toBe('farm-worker-a_b_c');

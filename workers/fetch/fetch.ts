@@ -10,11 +10,11 @@
 // the shared ssh2 connection (workers/ssh/openssh.ts). Two ways to move it (FetchOptions.method):
 //  - `ranges` (default): only the head of tar's stream is read (headers + map), then dd reads the
 //    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
-//    bottleneck on the lab for files with holes. The dd reader starts with the map request and
-//    waits for its ranges on stdin, so its connection is set up while the map is read. A dense
-//    file (one region, as qcow2 outputs are) is instead written by a reader whose stdout is the
-//    partial file itself, and the hasher follows it on disk: no pipe and no copy through Node,
-//    which made the difference against scp on the lab (see test/bench/fetch.bench.ts).
+//    bottleneck on the lab for files with holes. The bulk path (OpenSSH's master connection to
+//    the worker) is readied while the map is read, so the reader starts with a channel, not a
+//    login. A dense file (one region, as qcow2 outputs are) is written by a reader whose stdout
+//    is the partial file itself, and the hasher follows it on disk: no pipe and no copy through
+//    Node, which made the difference against scp on the lab (see test/bench/fetch.bench.ts).
 //  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
 //    read up front.
 
@@ -140,27 +140,16 @@ export async function fetchFile(
     remoteHash.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
 
     const method = options.method ?? 'ranges';
-    let layout: FileLayout | undefined;
-    if (method !== 'tar') {
-      // The reader starts alongside the map request and waits for its ranges on stdin.
-      const opened = await Promise.allSettled([
-        transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true }),
-        remoteLayout(transport, remotePath, { signal: stop.signal }),
-      ]);
-      if (opened[0].status === 'fulfilled') proc = opened[0].value;
-      if (opened[0].status === 'rejected') throw opened[0].reason;
-      if (opened[1].status === 'rejected') throw opened[1].reason;
-      layout = opened[1].value;
-    }
+    // The bulk path (OpenSSH's master connection) comes up while the map is read.
+    const [layout] = await Promise.all([
+      method === 'tar' ? undefined : remoteLayout(transport, remotePath, { signal: stop.signal }),
+      transport.prepareBulk?.(stop.signal),
+    ]);
     let received: Received;
-    if (layout && isDense(layout) && proc) {
+    if (layout && isDense(layout)) {
       // A dense file (qcow2 outputs are) goes straight from the reader into the file: no pipe,
-      // no copy through Node; the hasher follows it on disk. The reader started above gets no
-      // ranges and ends.
+      // no copy through Node; the hasher follows it on disk.
       bytesReceived += layout.headBytes;
-      proc.stdin.end();
-      proc.stdout.resume();
-      await proc.done.catch(() => undefined);
       const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true, stdoutFd: fh.fd });
       proc = reader;
       reader.stdin.end(rangesInput(layout.regions));
@@ -175,7 +164,8 @@ export async function fetchFile(
     } else if (layout) {
       bytesReceived += layout.headBytes;
       const plan = planRanges(layout.regions);
-      const reader = proc!;
+      const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true });
+      proc = reader;
       reader.stdin.end(rangesInput(plan.ranges));
       const stdout = counted(reader.stdout);
       received = await receiving(
@@ -184,12 +174,6 @@ export async function fetchFile(
         receiveRanges(stdout, fh, layout.size, plan.segments, (p) => progress(p, false)),
       );
     } else {
-      if (proc) {
-        // Not needed: with no ranges on its stdin the reader ends at once.
-        proc.stdin.end();
-        proc.stdout.resume();
-        await proc.done.catch(() => undefined);
-      }
       proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal, bulk: true });
       proc.stdin.end();
       const stdout = counted(proc.stdout);

@@ -7,10 +7,18 @@
 // The child trusts exactly the host key that the ssh2 connection verified (written to a private
 // known_hosts under an alias, StrictHostKeyChecking=yes), authenticates the same way (the same
 // identity file, or the same agent), reads no ssh_config (-F /dev/null) and never prompts.
+//
+// One master connection per worker (ssh -M, our own child, its control socket in our private
+// directory) carries the streams once it is up: a stream then starts with a channel, not a new
+// key exchange and login (~0.25 s on the lab). ready() starts it, so a caller can overlap that
+// with other work. A stream falls back to a connection of its own while the master is not up,
+// when it has died (ssh does so itself when the socket does not answer), and beyond
+// MUX_STREAMS at once (sshd's MaxSessions is 10 by default; separate processes also spread the
+// decryption over cores).
 
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -25,6 +33,8 @@ export type BulkTransfer = 'auto' | 'openssh' | 'ssh2';
 // AES-GCM first: AES-NI makes it the cheapest cipher on both ends (chacha20 is OpenSSH's default).
 const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';
 const STDERR_CAP = 64 * 1024;
+/** Streams at once over the master connection; more get connections of their own. */
+export const MUX_STREAMS = 4;
 
 export type BulkAuth = { identityFile: string } | { agent: string };
 
@@ -50,14 +60,18 @@ export function knownHostsLine(alias: string, key: HostKey): string {
 
 /** argv (after the program) for running `commandLine` on the worker. `commandLine` is already
  *  quoted for the remote shell; ssh passes it on as the exec request, as ssh2 does. */
+/** How a command's ssh uses the worker's master connection: none (a connection of its own),
+ *  master (-M -N: be the master, listening on the socket) or a path (a stream over that master). */
+export type SshControl = { mode: 'none' } | { mode: 'master'; socket: string } | { mode: 'client'; socket: string };
+
 export function sshArgv(
   worker: Pick<Worker, 'host' | 'port' | 'user' | 'name'>,
   knownHostsFile: string,
   auth: BulkAuth,
-  commandLine: string,
-  options: { connectTimeoutS?: number; keepaliveS?: number } = {},
+  commandLine: string | undefined,
+  options: { connectTimeoutS?: number; keepaliveS?: number; control?: SshControl } = {},
 ): string[] {
-  const { connectTimeoutS = 20, keepaliveS = 15 } = options;
+  const { connectTimeoutS = 20, keepaliveS = 15, control = { mode: 'none' } } = options;
   const o = (kv: string) => ['-o', kv];
   return [
     '-F', '/dev/null', // no user or system ssh_config: same host, port, user and key as the ssh2 connection
@@ -75,8 +89,9 @@ export function sshArgv(
     ...o(`ConnectTimeout=${Math.ceil(connectTimeoutS)}`),
     ...o(`ServerAliveInterval=${Math.ceil(keepaliveS)}`),
     ...o('ServerAliveCountMax=4'),
-    ...o('ControlMaster=no'),
-    ...o('ControlPath=none'),
+    ...(control.mode === 'none' ? [...o('ControlMaster=no'), ...o('ControlPath=none')] : []),
+    ...(control.mode === 'master' ? ['-M', '-N', ...o('ControlMaster=yes'), ...o(`ControlPath=${control.socket}`), ...o('ControlPersist=no')] : []),
+    ...(control.mode === 'client' ? [...o('ControlMaster=no'), ...o(`ControlPath=${control.socket}`)] : []),
     ...o('ClearAllForwardings=yes'),
     ...o('PermitLocalCommand=no'),
     ...o('LogLevel=ERROR'),
@@ -85,7 +100,7 @@ export function sshArgv(
       : [...o(`IdentityAgent=${auth.agent}`)]),
     '--',
     worker.host,
-    commandLine,
+    ...(commandLine === undefined ? [] : [commandLine]),
   ];
 }
 
@@ -95,6 +110,13 @@ function hostAlias(workerName: string): string {
 
 /** Starts bulk streams on one worker through the OpenSSH client. */
 export class OpenSshBulk {
+  private master: ChildProcess | undefined;
+  private masterUp: Promise<boolean> | undefined;
+  private masterFailure = '';
+  private up = false;
+  private streams = 0;
+  private disposed = false;
+
   private constructor(
     private readonly program: string,
     private readonly worker: Worker,
@@ -116,16 +138,111 @@ export class OpenSshBulk {
     return new OpenSshBulk(program, worker, dir, auth, options);
   }
 
+  private get socket(): string {
+    return join(this.dir, 'mux');
+  }
+
+  /** Starts the master connection (once) and resolves when streams can use it: true when it is up,
+   *  false when it could not come up (streams then connect on their own; why is in masterError). */
+  ready(signal?: AbortSignal): Promise<boolean> {
+    throwIfAborted(signal);
+    if (this.up && this.masterPid === undefined) {
+      // It was up and has ended (the link dropped, ServerAlive gave up): connect it again.
+      this.up = false;
+      this.masterFailure = '';
+      this.masterUp = undefined;
+    }
+    this.masterUp ??= this.startMaster();
+    if (!signal) return this.masterUp;
+    // Waiting is cancellable; the master itself belongs to this object and ends with dispose().
+    return new Promise<boolean>((resolve, reject) => {
+      const onAbort = () => reject(new FarmError('ABORTED', `cancelled while connecting to ${this.worker.name}`));
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.masterUp!.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+
+  /** Why the master connection is not up, if it failed. */
+  get masterError(): string {
+    return this.masterFailure;
+  }
+
+  /** The master connection's process, while it runs. */
+  get masterPid(): number | undefined {
+    return this.master && this.master.exitCode === null && this.master.signalCode === null ? this.master.pid : undefined;
+  }
+
+  /** Whether streams started now go over the master connection. */
+  get multiplexing(): boolean {
+    return this.up && this.master !== undefined && this.master.exitCode === null && this.master.signalCode === null && !this.masterFailure;
+  }
+
+  private async startMaster(): Promise<boolean> {
+    if (this.disposed) return false;
+    // A socket left by a master that was killed would make ssh run without one.
+    await rm(this.socket, { force: true });
+    const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, undefined, {
+      ...this.options,
+      control: { mode: 'master', socket: this.socket },
+    });
+    const master = spawnChild(this.program, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.master = master;
+    let stderr = '';
+    master.stderr!.on('data', (chunk: Buffer) => {
+      if (stderr.length < STDERR_CAP) stderr += chunk.toString('utf8');
+    });
+    let exited = false; // this master, not a later one
+    const exit = new Promise<void>((resolve) => {
+      master.once('error', (err) => {
+        if (this.master === master) this.masterFailure ||= `cannot run ssh: ${err.message}`;
+        exited = true;
+        resolve();
+      });
+      master.once('close', (code) => {
+        if (this.master === master) this.masterFailure ||= stderr.trim().slice(-1000) || `ssh exited with code ${code}`;
+        exited = true;
+        resolve();
+      });
+    });
+    // ssh opens its control socket once the connection is authenticated.
+    const deadline = performance.now() + ((this.options.connectTimeoutS ?? 20) + 10) * 1000;
+    while (!exited && performance.now() < deadline) {
+      if (await stat(this.socket).then((st) => st.isSocket(), () => false)) return (this.up = !exited);
+      await Promise.race([exit, new Promise((r) => setTimeout(r, 10))]);
+    }
+    if (!exited) {
+      this.masterFailure = 'the master connection did not come up in time';
+      master.kill('SIGTERM');
+    }
+    return false;
+  }
+
   /** Runs `commandLine`; the child is killed when `signal` fires or kill() is called. With
    *  `stdoutFd`, ssh writes the output into that file itself: no pipe, nothing passes Node. */
   spawn(commandLine: string, signal?: AbortSignal, stdoutFd?: number): RemoteProcess {
     throwIfAborted(signal);
-    const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, commandLine, this.options);
+    const shared = this.multiplexing && this.streams < MUX_STREAMS;
+    const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, commandLine, {
+      ...this.options,
+      control: shared ? { mode: 'client', socket: this.socket } : { mode: 'none' },
+    });
     const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
+    if (shared) {
+      this.streams++;
+      child.once('close', () => this.streams--);
+    }
     return childProcess(child, this.worker, commandLine, signal);
   }
 
+  /** Ends the master connection (our own child, by its PID) and removes the private directory. */
   async dispose(): Promise<void> {
+    this.disposed = true;
+    const master = this.master;
+    if (master && master.exitCode === null && master.signalCode === null) {
+      const closed = new Promise((r) => master.once('close', r));
+      master.kill('SIGTERM');
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 }

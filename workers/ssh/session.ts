@@ -434,6 +434,14 @@ export class SshTransport implements WorkerTransport {
     };
   }
 
+  async prepareBulk(signal?: AbortSignal): Promise<void> {
+    if (!this.bulkSetup || this.closedReason !== undefined) return;
+    this.bulk ??= this.bulkSetup();
+    // A setup or master that failed is left to the spawn, which reports it (or connects alone).
+    const bulk = await this.bulk.catch(() => undefined);
+    await bulk?.ready(signal);
+  }
+
   async openUnixSocket(path: string): Promise<Duplex> {
     this.assertOpen();
     try {
