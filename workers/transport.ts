@@ -40,8 +40,9 @@ export interface SpawnOptions {
   /** The stream carries bulk data (image bytes): the transport may move it on a path built for
    *  throughput rather than over its shared connection. */
   bulk?: boolean;
-  /** Write the command's stdout straight into this open file, from offset 0, instead of the
-   *  `stdout` stream (which then only ends). `done` resolves once everything is in the file. */
+  /** Write the command's stdout straight into this open file, at its offset (for a file opened
+   *  to append: at its end), instead of the `stdout` stream (which then only ends). `done`
+   *  resolves once everything is in the file. */
   stdoutFd?: number;
 }
 

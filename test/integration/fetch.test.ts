@@ -274,24 +274,34 @@ describe.each([
     expect(existsSync(`${dst}.partial`)).toBe(false);
   });
 
-  it('lets the reader write a dense file itself and streams a sparse one through Node', async () => {
-    /** Which kind of bulk reader got the ranges, i.e. carried the data. */
-    const carrier = async (file: string) => {
-      let carried: 'file' | 'stream' | undefined;
+  it('lets readers write a file of few ranges themselves, one per range, and streams one of many through Node', async () => {
+    // 40 regions of 4 KiB a MiB apart: more ranges than readers of their own are worth.
+    const many = join(remote, 'many.raw');
+    execFileSync('truncate', ['-s', String(40 * MiB), many]);
+    const fd = openSync(many, 'r+');
+    for (let i = 0; i < 40; i++) writeSync(fd, Buffer.alloc(4096, i + 1), 0, 4096, i * MiB);
+    closeSync(fd);
+    /** The ranges each bulk reader got, and whether it wrote the file itself or streamed. */
+    const carriers = async (file: string) => {
+      const carried: string[] = [];
       const recording = watching(t, (p, o) => {
         if (!o?.bulk) return;
         const end = p.stdin.end.bind(p.stdin) as (chunk?: unknown) => typeof p.stdin;
         p.stdin.end = ((chunk?: unknown) => {
-          if (chunk) carried = o.stdoutFd === undefined ? 'stream' : 'file';
+          if (chunk) carried.push(`${o.stdoutFd === undefined ? 'stream' : 'file'}:${String(chunk).trim().split('\n').length}`);
           return end(chunk);
         }) as typeof p.stdin.end;
       });
-      const r = await fetchFile(recording, join(remote, file), join(local, `carried-${file}`));
+      const dst = join(local, `carried-${file}`);
+      const r = await fetchFile(recording, join(remote, file), dst);
       expect(r.sha256).toBe(sha256sum(join(remote, file)));
+      expect(identical(join(remote, file), dst)).toBe(true);
       return carried;
     };
-    expect(await carrier('dense.bin')).toBe('file');
-    expect(await carrier('disk.raw')).toBe('stream');
+    expect(await carriers('dense.bin')).toEqual(['file:1']);
+    expect(await carriers('disk.raw')).toEqual(['file:1', 'file:1', 'file:1', 'file:1']); // SPARSE_REGIONS
+    expect(await carriers('many.raw')).toEqual(['stream:40']);
+    expect(statSync(join(local, 'carried-disk.raw')).blocks * 512).toBeLessThan(SPARSE_DATA + 1024 * 1024);
   });
 
   it('refuses a dense file whose bytes do not match the worker checksum', async () => {
@@ -399,11 +409,21 @@ describe.each([
 });
 
 describe('fetchArtifacts', () => {
-  /** The real transport, with the first `cut` bulk streams cut off after their first bytes. */
+  /** The real transport, with the first `cut` bulk readers cut off as soon as they get work:
+   *  at their first bytes when they stream, right after their ranges when they write the file. */
   function cutting(cut: number): WorkerTransport {
     let cuts = 0;
     return watching(t, (p, o) => {
-      if (o?.bulk && cuts++ < cut) p.stdout.once('data', () => p.kill());
+      if (!o?.bulk) return;
+      const end = p.stdin.end.bind(p.stdin) as (chunk?: unknown) => typeof p.stdin;
+      p.stdin.end = ((chunk?: unknown) => {
+        const r = end(chunk);
+        if (chunk && cuts++ < cut) {
+          if (o.stdoutFd !== undefined) p.kill();
+          else p.stdout.once('data', () => p.kill());
+        }
+        return r;
+      }) as typeof p.stdin.end;
     });
   }
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/errors.ts';
 import { FileHasher } from '../../workers/fetch/hasher.ts';
-import { followFile } from '../../workers/fetch/receive.ts';
+import { followRanges, type RangeWriter } from '../../workers/fetch/receive.ts';
+import type { SparseRegion } from '../../workers/fetch/sparse.ts';
 import { spawn } from 'node:child_process';
 
 const MiB = 1024 * 1024;
@@ -103,36 +104,125 @@ describe('FileHasher', () => {
   });
 });
 
-describe('followFile', () => {
-  /** A local writer process whose stdout is the file, as the reader's is in a dense fetch. */
-  function writer(fd: number, script: string): Promise<void> {
-    const child = spawn('sh', ['-c', script], { stdio: ['ignore', fd, 'inherit'] });
-    return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`)))));
+describe('followRanges', () => {
+  /** A local process that appends one range of `source` to the file (its stdout, opened to
+   *  append), as a worker's reader does through OpenSSH; `script` replaces dd to misbehave. */
+  function appender(fd: number, source: string, script?: string): () => Promise<RangeWriter> {
+    return async () => {
+      let go: (range: SparseRegion) => void = () => {};
+      const started = new Promise<SparseRegion>((r) => (go = r));
+      let child: ReturnType<typeof spawn> | undefined;
+      const done = started.then(
+        (range) =>
+          new Promise<void>((resolve, reject) => {
+            const cmd = script ?? 'dd if="$1" bs=64K iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none';
+            child = spawn('sh', ['-c', cmd, 'sh', source, String(range.offset), String(range.size)], { stdio: ['ignore', fd, 'inherit'] });
+            child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+          }),
+      );
+      return { start: go, done, cancel: () => child?.kill() };
+    };
   }
 
-  it('hashes what another process writes, as it grows, and reports progress to the end', async () => {
-    const fh = await open(join(dir, 'followed.bin'), 'w+');
+  async function sourceWith(name: string, size: number, extents: Array<{ offset: number; data: Buffer }>): Promise<string> {
+    const fh = await fileWith(name, extents);
+    await fh.truncate(size);
+    await fh.close();
+    return join(dir, name);
+  }
+
+  it('puts each range at its offset, keeps the holes, hashes it all and reports progress to the end', async () => {
+    const extents = [
+      { offset: 0, data: randomBytes(3 * MiB) },
+      { offset: 9 * MiB, data: randomBytes(MiB + 123) },
+      { offset: 20 * MiB, data: randomBytes(2 * MiB) },
+    ];
+    const size = 30 * MiB;
+    const source = await sourceWith('ranges-src.bin', size, extents);
+    const target = join(dir, 'ranges-dst.bin');
+    const fh = await open(target, 'w+');
+    const append = await open(target, 'a');
     try {
-      const done = writer(fh.fd, 'head -c 3000000 /dev/urandom; sleep 0.2; head -c 5000000 /dev/urandom');
       const seen: number[] = [];
-      const r = await followFile(fh, 8_000_000, done, (p) => seen.push(p.reached));
-      const bytes = readFileSync(join(dir, 'followed.bin'));
-      expect(r).toMatchObject({ size: 8_000_000, dataBytes: 8_000_000, sparse: false });
-      expect(r.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
-      expect(seen.length).toBeGreaterThan(1);
-      expect(seen.at(-1)).toBe(8_000_000);
+      const ranges = extents.map((e) => ({ offset: e.offset, size: e.data.length }));
+      const r = await followRanges(fh, size, ranges, appender(append.fd, source), (p) => seen.push(p.reached));
+      expect(r).toMatchObject({ size, dataBytes: 6 * MiB + 123, sparse: true });
+      expect(r.sha256).toBe(reference(size, extents));
+      expect(readFileSync(target).equals(readFileSync(source))).toBe(true);
+      expect((await fh.stat()).blocks * 512).toBeLessThan(8 * MiB); // the holes were never written
+      expect(seen.at(-1)).toBe(size);
+    } finally {
+      await append.close();
+      await fh.close();
+    }
+  });
+
+  it('takes a dense file as one range, and a file with no data as holes only', async () => {
+    const data = randomBytes(5 * MiB);
+    const source = await sourceWith('dense-src.bin', data.length, [{ offset: 0, data }]);
+    const fh = await open(join(dir, 'dense-dst.bin'), 'w+');
+    const append = await open(join(dir, 'dense-dst.bin'), 'a');
+    try {
+      const r = await followRanges(fh, data.length, [{ offset: 0, size: data.length }], appender(append.fd, source));
+      expect(r).toMatchObject({ size: data.length, dataBytes: data.length, sparse: false });
+      expect(r.sha256).toBe(createHash('sha256').update(data).digest('hex'));
+    } finally {
+      await append.close();
+      await fh.close();
+    }
+    const empty = await open(join(dir, 'holes.bin'), 'w+');
+    try {
+      const r = await followRanges(empty, 4 * MiB, [], () => Promise.reject(new Error('no writer is needed')));
+      expect(r).toMatchObject({ size: 4 * MiB, dataBytes: 0, sparse: true });
+      expect(r.sha256).toBe(reference(4 * MiB, []));
+      expect((await empty.stat()).size).toBe(4 * MiB);
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it('fails when a writer brings too little or too much, or fails itself, and stops the next one', async () => {
+    const data = randomBytes(2 * MiB);
+    const source = await sourceWith('short-src.bin', 8 * MiB, [{ offset: 0, data }, { offset: 6 * MiB, data }]);
+    const ranges = [{ offset: 0, size: 2 * MiB }, { offset: 6 * MiB, size: 2 * MiB }];
+    const attempt = async (name: string, script: string) => {
+      const fh = await open(join(dir, name), 'w+');
+      const append = await open(join(dir, name), 'a');
+      try {
+        return await followRanges(fh, 8 * MiB, ranges, appender(append.fd, source, script)).catch((e: unknown) => e);
+      } finally {
+        await append.close();
+        await fh.close();
+      }
+    };
+    expect(String(await attempt('short.bin', 'head -c 1000000 "$1"'))).toMatch(
+      /1097152 bytes of the file missing \(1000000 of 2097152 bytes of the range at offset 0 arrived\)/,
+    );
+    expect(String(await attempt('long.bin', 'head -c 3000000 "$1"'))).toMatch(/brought 902848 bytes more than its 2097152/);
+    expect(String(await attempt('failed.bin', 'exit 3'))).toMatch(/exit 3/);
+    let opened = 0;
+    const cancelled: number[] = [];
+    const fh = await open(join(dir, 'cancel.bin'), 'w+');
+    try {
+      const err = await followRanges(fh, 8 * MiB, ranges, async () => {
+        const n = ++opened;
+        return { start: () => {}, done: n === 1 ? Promise.reject(new Error('reader 1 failed')) : new Promise(() => {}), cancel: () => cancelled.push(n) };
+      }).catch((e: unknown) => e);
+      expect(String(err)).toMatch(/reader 1 failed/);
+      expect(opened).toBe(2); // the next reader was opened ahead...
+      expect(cancelled).toContain(2); // ...and stopped
     } finally {
       await fh.close();
     }
   });
 
-  it('fails when the writer ends before the file is complete, or fails itself', async () => {
-    const fh = await open(join(dir, 'short.bin'), 'w+');
+  it('refuses ranges out of order, empty or past the end', async () => {
+    const fh = await open(join(dir, 'bad-ranges.bin'), 'w+');
+    const never = () => Promise.reject(new Error('not reached'));
     try {
-      await expect(followFile(fh, 2_000_000, writer(fh.fd, 'head -c 1000000 /dev/urandom'))).rejects.toThrow(
-        /1000000 bytes of the file missing \(1000000 of 2000000 arrived\)/,
-      );
-      await expect(followFile(fh, 10, writer(fh.fd, 'exit 3'))).rejects.toThrow(/exit 3/);
+      await expect(followRanges(fh, 10, [{ offset: 5, size: 2 }, { offset: 4, size: 1 }], never)).rejects.toThrow(/out of order/);
+      await expect(followRanges(fh, 10, [{ offset: 5, size: 0 }], never)).rejects.toThrow(/empty/);
+      await expect(followRanges(fh, 10, [{ offset: 8, size: 3 }], never)).rejects.toThrow(/past the file size 10/);
     } finally {
       await fh.close();
     }

@@ -11,10 +11,13 @@
 //  - `ranges` (default): only the head of tar's stream is read (headers + map), then dd reads the
 //    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
 //    bottleneck on the lab for files with holes. The bulk path (OpenSSH's master connection to
-//    the worker) is readied while the map is read, so the reader starts with a channel, not a
-//    login. A dense file (one region, as qcow2 outputs are) is written by a reader whose stdout
-//    is the partial file itself, and the hasher follows it on disk: no pipe and no copy through
-//    Node, which made the difference against scp on the lab (see test/bench/fetch.bench.ts).
+//    the worker) is readied while the map is read, so readers start with a channel, not a login.
+//    A file of few ranges (a dense one, as qcow2 outputs are, or a raw disk of a few extents) is
+//    written by one reader per range whose stdout is the partial file itself, opened for
+//    appending and extended to the range's offset first; the hasher follows the file on disk.
+//    Nothing passes through a pipe or Node, which on the lab cost ~1.5 s per GiB (the copy into
+//    the page cache from cold buffers) and made the difference against scp. Files of many ranges
+//    come as one stream of the concatenated ranges, written at their offsets by Node.
 //  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
 //    read up front.
 
@@ -25,9 +28,9 @@ import { FarmError, errorMessage } from '../../src/errors.ts';
 import { syncDir } from '../../src/records/atomic.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
-import { remoteLayout, tarArgv, type FileLayout } from './layout.ts';
-import { planRanges, rangesArgv, rangesInput } from './ranges.ts';
-import { followFile, receiveRanges, receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
+import { remoteLayout, tarArgv } from './layout.ts';
+import { directRanges, planRanges, rangesArgv, rangesInput } from './ranges.ts';
+import { followRanges, receiveRanges, receiveTarFile, type ReceiveProgress, type Received } from './receive.ts';
 
 export { tarArgv } from './layout.ts';
 
@@ -65,11 +68,6 @@ export interface FetchResult {
   seconds: number;
 }
 
-/** One data region from offset 0 to the end: nothing to skip. */
-function isDense(layout: FileLayout): boolean {
-  return layout.size > 0 && layout.regions.length === 1 && layout.regions[0]!.offset === 0 && layout.regions[0]!.size === layout.size;
-}
-
 /** Fetches remotePath from the worker into localPath, verified against the worker's sha256. */
 export async function fetchFile(
   transport: WorkerTransport,
@@ -91,6 +89,7 @@ export async function fetchFile(
   signal?.addEventListener('abort', onAbort, { once: true });
 
   let fh: FileHandle | undefined;
+  let appendFh: FileHandle | undefined;
   let proc: RemoteProcess | undefined;
   let bytesReceived = 0;
   let lastProgress = 0;
@@ -146,21 +145,30 @@ export async function fetchFile(
       transport.prepareBulk?.(stop.signal),
     ]);
     let received: Received;
-    if (layout && isDense(layout)) {
-      // A dense file (qcow2 outputs are) goes straight from the reader into the file: no pipe,
-      // no copy through Node; the hasher follows it on disk.
+    const direct = layout ? directRanges(layout.regions) : undefined;
+    if (layout && direct) {
+      // Few ranges (one for a dense file, as qcow2 outputs are): each is written by a reader whose
+      // stdout is the file itself, opened for appending: no pipe, no copy through Node; the hasher
+      // follows the file on disk. The file is extended to each range's offset before its reader
+      // starts, so the holes in between stay holes.
       bytesReceived += layout.headBytes;
-      const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true, stdoutFd: fh.fd });
-      proc = reader;
-      reader.stdin.end(rangesInput(layout.regions));
-      received = await receiving(
-        'dd',
-        reader,
-        followFile(fh, layout.size, reader.done.then((exit) => {
-          if (exit.code !== 0) throw commandFailed('dd', exit);
-        }), (p) => progress(p, false)),
+      appendFh = await open(partial, 'a');
+      const appendFd = appendFh.fd;
+      received = await followRanges(
+        fh,
+        layout.size,
+        direct,
+        async () => {
+          const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true, stdoutFd: appendFd });
+          const done = reader.done.then((exit) => {
+            if (exit.code !== 0) throw commandFailed('dd', exit);
+          });
+          done.catch(() => {}); // a reader opened ahead and then cancelled is never awaited
+          return { start: (range) => reader.stdin.end(rangesInput([range])), done, cancel: () => reader.kill() };
+        },
+        (p) => progress(p, false),
       );
-      bytesReceived += received.size;
+      bytesReceived += received.dataBytes;
     } else if (layout) {
       bytesReceived += layout.headBytes;
       const plan = planRanges(layout.regions);
@@ -193,6 +201,8 @@ export async function fetchFile(
     }
     progress({ reached: received.size, total: received.size }, true);
     await fh.sync();
+    await appendFh?.close();
+    appendFh = undefined;
     await fh.close();
     fh = undefined;
     await rename(partial, localPath);
@@ -201,6 +211,7 @@ export async function fetchFile(
   } catch (err) {
     stop.abort();
     proc?.kill();
+    await appendFh?.close().catch(() => {});
     await fh?.close().catch(() => {});
     await unlink(partial).catch(() => {});
     if (signal?.aborted) throw new FarmError('ABORTED', `cancelled while fetching ${remotePath} from ${worker}`);

@@ -1,6 +1,7 @@
 // Streams a file's data regions with dd in 1 MiB reads. GNU tar's sparse mode reads data 512
 // bytes at a time (2 million read calls per GiB), which made it the slowest step of a sparse
-// fetch on the lab; dd reads the same regions in ~1,000 calls per GiB.
+// fetch on the lab; dd reads the same regions in ~1,000 calls per GiB. The same reader serves a
+// single range (a reader per range, writing into the file itself) and a whole plan (one stream).
 
 import type { SparseRegion, Segment } from './sparse.ts';
 
@@ -14,6 +15,17 @@ export interface RangePlan {
 // Each range costs a dd process (a few ms); a hole this small costs less to send than to skip.
 const FIRST_GAP = 64 * 1024;
 const MAX_RANGES = 256;
+
+// Ranges written into the file by readers of their own (fetch.ts) cost a stream each; beyond this
+// many the ranges go through one stream instead.
+const DIRECT_RANGES = 32;
+
+/** The ranges for readers that write into the file themselves: data regions, small holes merged
+ *  (and then written as zeros), if few enough; undefined when the file has too many. */
+export function directRanges(regions: readonly SparseRegion[], maxRanges = DIRECT_RANGES): SparseRegion[] | undefined {
+  const plan = coalesce(regions.filter((r) => r.size > 0), FIRST_GAP);
+  return plan.ranges.length <= maxRanges ? plan.ranges : undefined;
+}
 
 /** Merges regions separated by small holes until at most maxRanges ranges remain. */
 export function planRanges(regions: readonly SparseRegion[], maxRanges = MAX_RANGES): RangePlan {

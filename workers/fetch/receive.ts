@@ -1,14 +1,14 @@
 // Receives a file into an open file handle: from a one-file tar stream (GNU tar, PAX, optionally
-// sparse 1.0), from its concatenated data ranges (ranges.ts), or, for a dense file, by following
-// another process that writes it (followFile). Region data lands at its offsets, holes stay holes,
-// and the sha256 of the whole file is computed from what landed (hasher.ts).
+// sparse 1.0), from its concatenated data ranges (ranges.ts), or by following other processes that
+// write its ranges into the file themselves (followRanges). Region data lands at its offsets, holes
+// stay holes, and the sha256 of the whole file is computed from what landed (hasher.ts).
 
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { FarmError } from '../../src/errors.ts';
 import { FileHasher, type Hasher } from './hasher.ts';
-import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment } from './sparse.ts';
+import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment, type SparseRegion } from './sparse.ts';
 import { WriteBehind } from './write-behind.ts';
 
 const EXTRACT_HIGH_WATER_MARK = 1024 * 1024;
@@ -169,21 +169,52 @@ function consume(stream: Readable, handle: (chunk: Buffer) => Promise<void> | vo
 // How often a file written by another process is looked at (size, hashing, progress).
 const FOLLOW_INTERVAL_MS = 50;
 
+/** Another process that writes one range of the file by appending to it (its stdout is the file,
+ *  opened O_APPEND), e.g. a reader on the worker whose output OpenSSH writes into the file. */
+export interface RangeWriter {
+  /** Starts writing `range`; the file already ends where the range begins. */
+  start(range: SparseRegion): void;
+  /** Settles once the writer ended and everything it wrote is in the file. */
+  readonly done: Promise<unknown>;
+  cancel(): void;
+}
+
 /**
- * Follows a dense file that another process writes into `fh` from offset 0 (a reader whose
- * stdout is the file): what has landed is hashed (read back by the FileHasher) and flushed to
- * disk as it grows, and `done` says when the writer ended. The file must then hold `size` bytes.
+ * Receives a file whose ranges other processes write into it directly, one range after another:
+ * before each range the file is extended to the range's offset (a hole), and its writer appends
+ * from there. What lands is hashed (read back by the FileHasher) and flushed to disk as the file
+ * grows; each writer must deliver exactly its range. The next writer is opened while the current
+ * one runs, so a range starts without waiting for a connection. Holes between ranges stay holes.
  */
-export async function followFile(
+export async function followRanges(
   fh: FileHandle,
   size: number,
-  done: Promise<unknown>,
+  ranges: readonly SparseRegion[],
+  openWriter: () => Promise<RangeWriter>,
   onData?: (p: ReceiveProgress) => void,
 ): Promise<Received> {
+  let end = 0;
+  for (const r of ranges) {
+    if (r.offset < end || r.size <= 0 || r.offset + r.size > size) {
+      throw new FarmError('FETCH', `range ${r.offset}+${r.size} is empty, out of order or past the file size ${size}`);
+    }
+    end = r.offset + r.size;
+  }
   const hasher = new FileHasher(fh.fd);
   const flusher = new WriteBehind(fh);
+  const open = new Set<RangeWriter>();
+  const opening = (): Promise<RangeWriter> => {
+    const w = openWriter().then((writer) => {
+      open.add(writer);
+      return writer;
+    });
+    w.catch(() => {}); // awaited in turn; a failure meanwhile must not go unhandled
+    return w;
+  };
   let seen = 0;
+  let writing = false; // a writer is under way: only then does the file grow on its own
   const look = async () => {
+    if (!writing) return;
     const now = (await fh.stat()).size;
     if (now <= seen) return;
     hasher.written(seen, now - seen);
@@ -195,17 +226,46 @@ export async function followFile(
   const timer = setInterval(() => {
     looking = looking.then(look, look);
   }, FOLLOW_INTERVAL_MS);
+  let dataBytes = 0;
   try {
-    await done;
-    clearInterval(timer);
-    await looking.catch(() => {});
-    await look();
-    await flusher.settle();
-    if (seen !== size) {
-      throw new FarmError('FETCH', `the stream ended with ${size - seen} bytes of the file missing (${seen} of ${size} arrived)`);
+    let next = ranges.length > 0 ? opening() : undefined;
+    for (let i = 0; i < ranges.length; i++) {
+      const range = ranges[i]!;
+      const writer = await next!;
+      next = i + 1 < ranges.length ? opening() : undefined;
+      // The hole before the range (the file holds exactly what was seen so far).
+      if (seen < range.offset) {
+        await fh.truncate(range.offset);
+        seen = range.offset;
+      }
+      writing = true;
+      writer.start(range);
+      await writer.done;
+      open.delete(writer);
+      looking = looking.then(look, look);
+      await looking;
+      writing = false;
+      const rangeEnd = range.offset + range.size;
+      if (seen !== rangeEnd) {
+        const got = seen - range.offset;
+        throw new FarmError(
+          'FETCH',
+          got > range.size
+            ? `the stream for the range at offset ${range.offset} brought ${got - range.size} bytes more than its ${range.size}`
+            : `the stream ended with ${rangeEnd - seen} bytes of the file missing (${got} of ${range.size} bytes of the range at offset ${range.offset} arrived)`,
+        );
+      }
+      dataBytes += range.size;
     }
+    clearInterval(timer);
+    await looking;
+    if (seen < size) await fh.truncate(size);
+    await flusher.settle();
     onData?.({ reached: size, total: size });
-    return { size, sha256: await hasher.digest(size), dataBytes: size, sparse: false };
+    return { size, sha256: await hasher.digest(size), dataBytes, sparse: dataBytes < size };
+  } catch (err) {
+    for (const w of open) w.cancel();
+    throw err;
   } finally {
     clearInterval(timer);
     hasher.dispose();

@@ -419,7 +419,8 @@ export class SshTransport implements WorkerTransport {
     let done = exited;
     if (options.stdoutFd !== undefined) {
       // A large mark lets chunks gather while a write is under way; they go out as one writev.
-      const file = createWriteStream('', { fd: options.stdoutFd, autoClose: false, start: 0, highWaterMark: 4 * 1024 * 1024 });
+      // No start: writes go where the file's offset is (for a file opened to append: its end).
+      const file = createWriteStream('', { fd: options.stdoutFd, autoClose: false, highWaterMark: 4 * 1024 * 1024 });
       cmd.channel.pipe(file);
       const written = finished(file);
       done = Promise.all([exited, written]).then(([r]) => r);
