@@ -9,7 +9,7 @@ LAB_IMAGES="$LAB_DIR/images"
 LAB_HASH_LABEL=farm.lab.hash
 
 # Host binaries the stand-in runs, copied with their shared libraries (ldd).
-BIB_BINARIES=(node mke2fs sfdisk qemu-img mkfs.fat mkfs.vfat mkfs.btrfs)
+BIB_BINARIES=(node mke2fs sfdisk qemu-img mkfs.fat mkfs.vfat mkfs.btrfs mkfs.xfs)
 BIB_ENTRYPOINT='ENTRYPOINT ["/usr/bin/node", "/usr/lib/farm-bib/bib.mjs"]'
 
 bin_path() { command -v "$1" || PATH=/usr/sbin:/sbin:$PATH command -v "$1" || die "missing $1; run scripts/install-deps"; }

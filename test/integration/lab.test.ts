@@ -4,7 +4,7 @@
 
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,6 +222,31 @@ describe('stand-in bootc-image-builder', () => {
     const manifest = JSON.parse(await readFile(join(out, 'manifest-qcow2.json'), 'utf8'));
     expect(manifest.arch).toBe('s390x');
     expect(await qemuImgFormat(join(out, 'qcow2', 'disk.qcow2'))).toBe('qcow2');
+  });
+
+  it('writes an xfs root filesystem when asked, as Fedora images default to (ppc64le)', async () => {
+    await buildLabImage('lab-ppc64le');
+    await labExec('lab-ppc64le', ['mkdir', '-p', `/var/lib/farm/${OUT}/xfs`]);
+    const r = await bib(
+      'lab-ppc64le',
+      ['--privileged', '-v', `${STORAGE}:${STORAGE}`, '-v', `/var/lib/farm/${OUT}/xfs:/output`],
+      ['--type', 'raw', '--type', 'qcow2', '--rootfs', 'xfs', IMAGE],
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = join(hostFarmDir('lab-ppc64le'), OUT, 'xfs');
+    const raw = join(out, 'image', 'disk.raw');
+    const { sectorSize, parts } = await partitions(raw);
+    const magic = Buffer.alloc(4);
+    const fh = await open(raw, 'r');
+    await fh.read(magic, 0, 4, parts[1]!.start * sectorSize).finally(() => fh.close());
+    expect(magic.toString('latin1')).toBe('XFSB');
+    expect(await readFromDisk(raw, 'raw', '/usr/share/farm/marker')).toBe('farm lab image\n');
+    expect(await readFromDisk(raw, 'raw', '/etc/motd')).toBe(await readFile(join(REPO, 'inventory', 'lab', 'motd'), 'utf8'));
+    expect(await readFromDisk(join(out, 'qcow2', 'disk.qcow2'), 'qcow2', '/usr/share/farm/marker')).toBe('farm lab image\n');
+    expect(await allocatedBytes(raw)).toBeLessThan(64 * 2 ** 20); // still sparse
+    const manifest = JSON.parse(await readFile(join(out, 'manifest-raw-qcow2.json'), 'utf8'));
+    expect(manifest).toMatchObject({ arch: 'ppc64le', rootfs: 'xfs' });
+    expect(manifest.disk.partition_table.partitions[1].filesystem).toBe('xfs');
   });
 
   it('refuses to run without --privileged', async () => {

@@ -185,7 +185,7 @@ Usage:
 
 Flags:
       --type stringArray     image types to build [ami, gce, qcow2, raw, vhd, vmdk] (default [qcow2])
-      --rootfs string        root filesystem type: ext4 or btrfs (xfs is not supported by the stand-in)
+      --rootfs string        root filesystem type (xfs, ext4, btrfs)
       --progress string      type of progress bar to use (auto, verbose, term, debug) (default "auto")
       --chown string         chown the output directory to match the specified UID:GID
       --use-librepo          accepted for compatibility (the stand-in downloads nothing)

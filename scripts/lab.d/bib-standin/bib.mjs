@@ -101,9 +101,6 @@ async function build(opts) {
     if (!rootfs) {
       throw new Error('cannot build manifest: no default root filesystem type specified in container, please use "--rootfs" to set manually');
     }
-    if (rootfs === 'xfs') {
-      throw new Error('the farm lab stand-in supports --rootfs ext4|btrfs (xfs needs a populated mkfs it does not have)');
-    }
 
     log.step('Disk image building step');
     const content = contentSize(rootfsView.dir);

@@ -1,11 +1,12 @@
 // Writes a real, sparse GPT disk: an EFI System partition (FAT16, empty) and a Linux root
 // partition whose filesystem holds the image's files. No loop devices: mkfs tools write into the
 // file at the partition's offset (mke2fs -E offset, mkfs.fat --offset) or into a side file that is
-// copied in sparsely (mkfs.btrfs --rootdir cannot write at an offset).
-import { open, rm, truncate } from 'node:fs/promises';
+// copied in sparsely (mkfs.btrfs --rootdir and mkfs.xfs -p, see xfs-proto.mjs, have no offset).
+import { open, rm, truncate, writeFile } from 'node:fs/promises';
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from './run.mjs';
+import { xfsProto } from './xfs-proto.mjs';
 
 const SECTOR = 512;
 const MiB = 2 ** 20;
@@ -13,6 +14,7 @@ const GiB = 2 ** 30;
 const ESP_SIZE = 32 * MiB;
 const FIRST_LBA = 2048; // 1 MiB alignment, as partitioning tools do
 const DEFAULT_DISK = GiB;
+const XFS_MIN = 300 * MiB; // mkfs.xfs refuses smaller filesystems
 
 export const GUID = {
   esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
@@ -115,8 +117,23 @@ export async function makeDisk({ path, size, rootDir, rootfs, log }) {
     } finally {
       await rm(side, { force: true });
     }
+  } else if (rootfs === 'xfs') {
+    if (rootBytes < XFS_MIN) {
+      throw new Error(`the root partition (${Math.floor(rootBytes / MiB)} MiB) is below xfs's minimum of ${XFS_MIN / MiB} MiB; raise the root minsize`);
+    }
+    const side = `${path}.xfs`;
+    const proto = `${path}.xfs-proto`;
+    try {
+      await createSparse(side, rootBytes);
+      await writeFile(proto, xfsProto(rootDir));
+      await run('mkfs.xfs', ['-q', '-f', '-L', 'root', '-p', proto, side]);
+      await copySparse(side, path, root.start * SECTOR);
+    } finally {
+      await rm(side, { force: true });
+      await rm(proto, { force: true });
+    }
   } else {
-    throw new Error(`the farm lab stand-in supports --rootfs ext4|btrfs, not ${rootfs}`);
+    throw new Error(`the farm lab stand-in supports --rootfs ext4|xfs|btrfs, not ${rootfs}`);
   }
 
   return {
