@@ -2,7 +2,7 @@
 // Every transfer case runs twice: data through OpenSSH's client (the default when `ssh` is
 // installed) and through the ssh2 connection itself.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,6 +214,41 @@ describe('the OpenSSH master connection', () => {
     const live = other.masterPid!;
     await other.dispose();
     expect(() => process.kill(live, 0)).toThrow(/ESRCH/);
+  });
+
+  it('does not outlive a farm that dies without cleaning up', async () => {
+    const input = { worker: sshd.worker(), hostKey: sshd.hostKey.blob.toString('base64'), identityFile: sshd.clientKey.file };
+    // Its private directory lands in a temporary directory of this test's (no dispose() removes it).
+    const tmp = mkdtempSync(join(tmpdir(), 'farm-crash-'));
+    const child = spawn(process.execPath, ['bin/tsnode.js', 'test/support/bulk-master-child.ts', JSON.stringify(input)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: tmp },
+    });
+    let pid = 0;
+    try {
+      pid = Number(await firstLine(child.stdout));
+      expect(pid).toBeGreaterThan(0);
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      child.kill('SIGKILL'); // no dispose(), no exit handlers
+      let alive = true;
+      for (let i = 0; i < 50 && alive; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          process.kill(pid, 0);
+        } catch {
+          alive = false;
+        }
+      }
+      expect(alive).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      try {
+        if (pid > 0) process.kill(pid, 'SIGKILL'); // the master, if it did outlive it (started by this test)
+      } catch {
+        // gone, as it should be
+      }
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('reports a master that cannot log in, and streams then say why themselves', async () => {

@@ -33,6 +33,8 @@ export type BulkTransfer = 'auto' | 'openssh' | 'ssh2';
 // AES-GCM first: AES-NI makes it the cheapest cipher on both ends (chacha20 is OpenSSH's default).
 const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';
 const STDERR_CAP = 64 * 1024;
+/** The master connection's own session: it lasts as long as its stdin (see startMaster). */
+const MASTER_COMMAND = 'exec cat >/dev/null';
 /** Streams at once over the master connection; more get connections of their own. */
 export const MUX_STREAMS = 4;
 
@@ -61,14 +63,14 @@ export function knownHostsLine(alias: string, key: HostKey): string {
 /** argv (after the program) for running `commandLine` on the worker. `commandLine` is already
  *  quoted for the remote shell; ssh passes it on as the exec request, as ssh2 does. */
 /** How a command's ssh uses the worker's master connection: none (a connection of its own),
- *  master (-M -N: be the master, listening on the socket) or a path (a stream over that master). */
+ *  master (-M: be the master, listening on the socket) or client (a stream over that master). */
 export type SshControl = { mode: 'none' } | { mode: 'master'; socket: string } | { mode: 'client'; socket: string };
 
 export function sshArgv(
   worker: Pick<Worker, 'host' | 'port' | 'user' | 'name'>,
   knownHostsFile: string,
   auth: BulkAuth,
-  commandLine: string | undefined,
+  commandLine: string,
   options: { connectTimeoutS?: number; keepaliveS?: number; control?: SshControl } = {},
 ): string[] {
   const { connectTimeoutS = 20, keepaliveS = 15, control = { mode: 'none' } } = options;
@@ -90,7 +92,7 @@ export function sshArgv(
     ...o(`ServerAliveInterval=${Math.ceil(keepaliveS)}`),
     ...o('ServerAliveCountMax=4'),
     ...(control.mode === 'none' ? [...o('ControlMaster=no'), ...o('ControlPath=none')] : []),
-    ...(control.mode === 'master' ? ['-M', '-N', ...o('ControlMaster=yes'), ...o(`ControlPath=${control.socket}`), ...o('ControlPersist=no')] : []),
+    ...(control.mode === 'master' ? ['-M', ...o('ControlMaster=yes'), ...o(`ControlPath=${control.socket}`), ...o('ControlPersist=no')] : []),
     ...(control.mode === 'client' ? [...o('ControlMaster=no'), ...o(`ControlPath=${control.socket}`)] : []),
     ...o('ClearAllForwardings=yes'),
     ...o('PermitLocalCommand=no'),
@@ -100,7 +102,7 @@ export function sshArgv(
       : [...o(`IdentityAgent=${auth.agent}`)]),
     '--',
     worker.host,
-    ...(commandLine === undefined ? [] : [commandLine]),
+    commandLine,
   ];
 }
 
@@ -181,11 +183,15 @@ export class OpenSshBulk {
     if (this.disposed) return false;
     // A socket left by a master that was killed would make ssh run without one.
     await rm(this.socket, { force: true });
-    const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, undefined, {
+    // The master's own session reads its stdin, a pipe from this process: if the farm dies
+    // without dispose() (SIGKILL, OOM), the pipe closes, `cat` ends and so does the master,
+    // rather than a connection kept alive by keepalives forever.
+    const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, MASTER_COMMAND, {
       ...this.options,
       control: { mode: 'master', socket: this.socket },
     });
-    const master = spawnChild(this.program, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const master = spawnChild(this.program, argv, { stdio: ['pipe', 'ignore', 'pipe'] });
+    master.stdin!.on('error', () => {});
     this.master = master;
     let stderr = '';
     master.stderr!.on('data', (chunk: Buffer) => {
