@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layoutArgv, parseLayout, LayoutTruncated } from '../../workers/fetch/layout.ts';
-import { planRanges, rangesArgv, rangesInput } from '../../workers/fetch/ranges.ts';
+import { directRanges, planRanges, rangesArgv, rangesInput } from '../../workers/fetch/ranges.ts';
 import { receiveRanges } from '../../workers/fetch/receive.ts';
 
 const KiB = 1024;
@@ -89,6 +89,37 @@ describe('planRanges', () => {
 
   it('plans nothing for a file that is all hole', () => {
     expect(planRanges([])).toEqual({ ranges: [], segments: [] });
+  });
+});
+
+describe('directRanges', () => {
+  it('gives a dense file one range, and a file with no data none', () => {
+    expect(directRanges([{ offset: 0, size: 5 * MiB }])).toEqual([{ offset: 0, size: 5 * MiB }]);
+    expect(directRanges([])).toEqual([]);
+  });
+
+  it('keeps a few far-apart regions as they are', () => {
+    const regions = Array.from({ length: 8 }, (_, i) => ({ offset: i * 512 * MiB + 192 * MiB, size: 128 * MiB }));
+    expect(directRanges(regions)).toEqual(regions);
+  });
+
+  it('merges holes until few ranges remain, while the zeros that costs stay small', () => {
+    // 200 extents of 4 MiB, 256 KiB apart in 4 groups 1 GiB apart (a filesystem's data runs):
+    // 49 MiB of holes merged for 800 MiB of data.
+    const regions = [0, 1, 2, 3].flatMap((g) => Array.from({ length: 50 }, (_, i) => ({ offset: g * 1024 * MiB + i * (4 * MiB + 256 * KiB), size: 4 * MiB })));
+    const ranges = directRanges(regions)!;
+    expect(ranges).toHaveLength(4);
+    expect(ranges[1]).toEqual({ offset: 1024 * MiB, size: 200 * MiB + 49 * 256 * KiB });
+    // The same runs with 1 MiB extents: merging them would write more zeros than data.
+    const small = regions.map((r) => ({ offset: r.offset, size: MiB }));
+    expect(directRanges(small)).toBeUndefined();
+  });
+
+  it('says no when few ranges would cost many zeros (leaving the file to one stream)', () => {
+    const regions = Array.from({ length: 1500 }, (_, i) => ({ offset: i * 128 * KiB, size: 4 * KiB }));
+    expect(directRanges(regions)).toBeUndefined();
+    const spread = Array.from({ length: 40 }, (_, i) => ({ offset: i * 1024 * MiB, size: 4 * KiB }));
+    expect(directRanges(spread)).toBeUndefined();
   });
 });
 

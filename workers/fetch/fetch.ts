@@ -12,12 +12,13 @@
 //    regions in 1 MiB blocks; tar's own sparse reader reads 512 bytes per call, which was the
 //    bottleneck on the lab for files with holes. The bulk path (OpenSSH's master connection to
 //    the worker) is readied while the map is read, so readers start with a channel, not a login.
-//    A file of few ranges (a dense one, as qcow2 outputs are, or a raw disk of a few extents) is
-//    written by one reader per range whose stdout is the partial file itself, opened for
-//    appending and extended to the range's offset first; the hasher follows the file on disk.
-//    Nothing passes through a pipe or Node, which on the lab cost ~1.5 s per GiB (the copy into
-//    the page cache from cold buffers) and made the difference against scp. Files of many ranges
-//    come as one stream of the concatenated ranges, written at their offsets by Node.
+//    A file of few ranges (a dense one, as qcow2 outputs are, or a raw disk whose extents merge
+//    into a few ranges, see directRanges) is written by one reader per range whose stdout is the
+//    partial file itself, opened for appending and extended to the range's offset first; the
+//    hasher follows the file on disk. Nothing passes through a pipe or Node, which on the lab
+//    cost ~1.5 s per GiB (the copy into the page cache from cold buffers) and made the
+//    difference against scp. Files of many scattered ranges come as one stream of the
+//    concatenated ranges, written at their offsets by Node.
 //  - `tar`: tar's whole stream, parsed with tar-stream. Also the fallback for maps too large to
 //    read up front.
 
