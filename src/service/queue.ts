@@ -62,6 +62,10 @@ export class BuildQueue {
   private startTimer: Timer | undefined;
   private stopping = false;
   private idleWaiters: Array<() => void> = [];
+  /** Runs that ended and are being recorded and announced. */
+  private finishing = 0;
+  /** The last run's whole life, recording and announcing included (stop() waits for it). */
+  private executing: Promise<void> | undefined;
 
   constructor(private readonly opts: QueueOptions) {}
 
@@ -107,7 +111,7 @@ export class BuildQueue {
 
   /** Resolves once nothing runs and nothing waits. */
   idle(): Promise<void> {
-    if (!this.active && !this.waiting) return Promise.resolve();
+    if (!this.active && !this.waiting && this.finishing === 0) return Promise.resolve();
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
@@ -120,6 +124,7 @@ export class BuildQueue {
     this.startTimer?.cancel();
     if (this.active && mode === 'cancel') this.active.controller.abort(new Error('farm serve is stopping'));
     await this.active?.done;
+    await this.executing;
     await this.persist();
   }
 
@@ -147,7 +152,7 @@ export class BuildQueue {
     const controller = new AbortController();
     let finished!: () => void;
     this.active = { run, controller, done: new Promise<void>((r) => (finished = r)) };
-    void this.execute(run, controller).finally(finished);
+    this.executing = this.execute(run, controller).finally(finished);
   }
 
   private async execute(run: RunRecord, controller: AbortController): Promise<void> {
@@ -168,18 +173,22 @@ export class BuildQueue {
     Object.assign(run, result);
     run.finishedAt = new Date(this.opts.clock.now()).toISOString();
     this.opts.log(`run ${run.id} ${run.status}${run.buildId ? ` (build ${run.buildId})` : ''}${run.message ? `: ${run.message}` : ''}`);
+    // No longer running, but not idle until recorded and announced (metrics, notifications).
+    this.finishing++;
     this.active = undefined;
-    await this.opts.store.update((s) => {
-      s.runs.unshift(structuredClone(run));
-    });
-    await this.persist();
     try {
+      await this.opts.store.update((s) => {
+        s.runs.unshift(structuredClone(run));
+      });
+      await this.persist();
       await this.opts.onFinished?.(run);
     } catch (err) {
       this.opts.log(`after run ${run.id}: ${errorMessage(err)}`);
+    } finally {
+      this.finishing--;
     }
     if (this.waiting) this.schedule();
-    else if (!this.active) for (const w of this.idleWaiters.splice(0)) w();
+    else if (!this.active && this.finishing === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private persist(): Promise<void> {

@@ -78,6 +78,38 @@ describe('build queue', () => {
     expect(gate.started).toHaveLength(2);
   });
 
+  it('is not idle, and stop() does not return, until a finished run is recorded and announced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'farm-queue-'));
+    const store = await ServiceStore.open(dir);
+    const clock = new ManualClock();
+    const gate = gatedExecute();
+    let announce!: () => void;
+    const announced: string[] = [];
+    const queue = new BuildQueue({
+      clock,
+      store,
+      debounceMs: 0,
+      execute: gate.execute,
+      log: () => undefined,
+      onFinished: (r) => new Promise<void>((resolve) => (announce = () => resolve(void announced.push(r.id)))),
+    });
+    const { run } = queue.submit(reason('api'));
+    await clock.advance(0);
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    gate.started[0]!.finish({ status: 'succeeded' });
+    await vi.waitFor(() => expect(queue.running).toBeUndefined());
+    let idle = false;
+    let stopped = false;
+    void queue.idle().then(() => (idle = true));
+    await vi.waitFor(() => expect(announce).toBeDefined());
+    void queue.stop('finish').then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect([idle, stopped]).toEqual([false, false]); // the announcement (metrics, notifications) is under way
+    announce();
+    await vi.waitFor(() => expect([idle, stopped]).toEqual([true, true]));
+    expect(announced).toEqual([run.id]);
+  });
+
   it('stop(cancel) aborts the running build and keeps the waiting run for the next start', async () => {
     const { clock, queue, gate, dir } = await setup(0);
     queue.submit(reason('source'));
@@ -92,14 +124,15 @@ describe('build queue', () => {
     expect(reread.current.runs[0]!.status).toBe('cancelled');
     expect(reread.current.pending!.reasons.map((r) => r.kind)).toEqual(['api']);
 
-    // The next process takes the waiting run back.
+    // The next process takes the waiting run back (and clears it from the store once started).
+    const waiting = reread.current.pending!;
     const gate2 = gatedExecute();
     const clock2 = new ManualClock();
     const q2 = new BuildQueue({ clock: clock2, store: reread, debounceMs: 0, execute: gate2.execute, log: () => undefined });
     q2.restore(reread.current.pending);
     await clock2.advance(0);
     await vi.waitFor(() => expect(gate2.started).toHaveLength(1));
-    expect(gate2.started[0]!.run.id).toBe(reread.current.pending!.id);
+    expect(gate2.started[0]!.run.id).toBe(waiting.id);
     expect(gate2.started[0]!.run.reasons.map((r) => r.kind)).toEqual(['api']);
   });
 
