@@ -1,7 +1,7 @@
 # The lab's parts besides the worker hosts, each run by its own script in lab.d/services/:
 #   hypervisors  libvirt.sh   two libvirt hosts, 10.231.0.21 (x86_64) and .22 (ppc64le)
 #   openstack    openstack.sh Keystone 127.0.0.1:15000, Glance 127.0.0.1:19292
-#   cloud        cloud.sh     S3 :19000, AWS fake :19001, IBM fake :19002 (env file)
+#   cloud        cloud.sh     S3 :19000, AWS fake :19001, IBM fake :19002, IBM COS :19003 (env file)
 # Shared state: the worker hosts create the bridge and rewrite their known_hosts lines (keeping
 # every other line) before libvirt.sh plugs in and adds or replaces only its own; both writers
 # also take known_hosts.lock, so a libvirt.sh run by a test at the same time loses nothing.

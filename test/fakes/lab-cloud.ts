@@ -1,14 +1,15 @@
 // The lab's cloud services in one long-running process, on fixed loopback ports:
 //   127.0.0.1:19000  S3 (s3rver): AWS s3-import staging and IBM Cloud Object Storage
 //   127.0.0.1:19001  AWS fake: EC2 + EBS direct; ImportSnapshot reads from that S3 server
-//   127.0.0.1:19002  IBM fake: IAM, Resource Manager, VPC (/{region}/v1); COS is that S3 server
+//   127.0.0.1:19002  IBM fake: IAM, Resource Manager, VPC (/{region}/v1)
+//   127.0.0.1:19003  IBM Cloud Object Storage: HMAC or IAM bearer, in front of that S3 server
 // One key pair serves S3, EC2/EBS and COS HMAC (so the SDK's default chain gives one identity);
 // the IBM API key is the lab's own. Both are generated once and kept in <dir>/secrets.json.
 // State (buckets, objects, snapshots, images) lives in <dir> and survives restarts. Writes
 // <dir>/env (0600) for `. "$(scripts/lab env)"`; logs to <dir>/lab-cloud.log.
 //
 //   node bin/tsnode.js test/fakes/lab-cloud.ts --dir .lab/cloud [--clouds-yaml PATH]
-//     [--ports S3,AWS,IBM]   other ports (tests run a second instance beside the lab's)
+//     [--ports S3,AWS,IBM,COS]   other ports (tests run a second instance beside the lab's)
 //
 // Started and stopped by scripts/lab.d/services/cloud.sh (pid file); SIGTERM stops it cleanly.
 
@@ -20,7 +21,7 @@ import { startAwsFake, type AwsFake } from './aws/server.ts';
 import { startIbmFake, type IbmFake } from './ibm/index.ts';
 import { s3ClientConfig, startS3, type S3Server } from '../support/s3.ts';
 
-export const LAB_CLOUD_PORTS = { s3: 19000, aws: 19001, ibm: 19002 } as const;
+export const LAB_CLOUD_PORTS = { s3: 19000, aws: 19001, ibm: 19002, cos: 19003 } as const;
 export const LAB_BUCKETS = { awsImports: 'farm-lab-imports', ibmCos: 'farm-lab-cos' } as const;
 export const LAB_RESOURCE_GROUP = 'farm-lab';
 const AWS_REGIONS = ['us-east-1', 'us-west-2', 'eu-central-1', 'eu-west-1', 'ap-southeast-1'];
@@ -36,7 +37,7 @@ interface Secrets {
   resourceGroupIds: Record<string, string>;
 }
 
-const USAGE = 'usage: lab-cloud.ts --dir STATE_DIR [--clouds-yaml PATH] [--ports S3,AWS,IBM]';
+const USAGE = 'usage: lab-cloud.ts --dir STATE_DIR [--clouds-yaml PATH] [--ports S3,AWS,IBM,COS]';
 const { values: args } = parseArgs({
   options: { dir: { type: 'string' }, 'clouds-yaml': { type: 'string' }, ports: { type: 'string' } },
   strict: true,
@@ -47,13 +48,13 @@ if (!args.dir) {
 }
 const ports = (() => {
   if (args.ports === undefined) return LAB_CLOUD_PORTS;
-  const [s3, aws, ibm, ...rest] = args.ports.split(',').map(Number);
+  const [s3, aws, ibm, cos, ...rest] = args.ports.split(',').map(Number);
   const ok = (p: number | undefined): p is number => p !== undefined && Number.isInteger(p) && p > 0 && p < 65536;
-  if (!ok(s3) || !ok(aws) || !ok(ibm) || rest.length) {
-    console.error(`${USAGE}\n--ports takes three port numbers`);
+  if (!ok(s3) || !ok(aws) || !ok(ibm) || !ok(cos) || rest.length) {
+    console.error(`${USAGE}\n--ports takes four port numbers`);
     process.exit(2);
   }
-  return { s3, aws, ibm };
+  return { s3, aws, ibm, cos };
 })();
 const dir = resolve(args.dir);
 const cloudsYaml = resolve(args['clouds-yaml'] ?? join(dir, '..', 'openstack', 'clouds.yaml'));
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
   const ibm = await startIbmFake({
     port: ports.ibm,
     cos: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    cosDoor: { upstream: s3.endpoint, port: ports.cos },
     apiKeys: [secrets.ibmApiKey],
     accountId: secrets.ibmAccountId,
     resourceGroups: [
@@ -191,13 +193,13 @@ async function main(): Promise<void> {
   log(
     `ready (pid ${process.pid}): S3 ${s3.endpoint} (buckets ${Object.values(LAB_BUCKETS).join(', ')}), ` +
       `AWS ${aws.endpoint} (${aws.images().length} images, ${aws.snapshots().length} snapshots), ` +
-      `IBM ${ibm.url} (resource group ${LAB_RESOURCE_GROUP}, ${ibm.images().length} images); env in ${envFile}`,
+      `IBM ${ibm.url} (resource group ${LAB_RESOURCE_GROUP}, ${ibm.images().length} images), COS ${ibm.cosUrl}; env in ${envFile}`,
   );
 }
 
 main().catch((err: unknown) => {
   const message = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
-    ? `${String(err)}: another process holds a lab cloud port (ss -ltnp 'sport >= :19000 and sport <= :19002')`
+    ? `${String(err)}: another process holds a lab cloud port (ss -ltnp 'sport >= :19000 and sport <= :19003')`
     : String((err as Error).stack ?? err);
   log(`failed to start: ${message}`);
   console.error(`lab-cloud: failed to start: ${message}`);

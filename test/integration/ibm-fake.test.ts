@@ -41,6 +41,7 @@ beforeAll(async () => {
   await s3c.send(new CreateBucketCommand({ Bucket: BUCKET }));
   fake = await startIbmFake({
     cos: { ...s3 },
+    cosDoor: { upstream: s3.endpoint },
     resourceGroups: [{ name: 'Default', default: true }, { name: 'images' }],
     importPolls: 2,
   });
@@ -239,5 +240,35 @@ describe('VPC', () => {
     const images = await vpc('us-east').findImages('fake-good');
     expect(images.map((i) => i.name)).toEqual(['fake-good']);
     expect(fake.requests.slice(before).map((r) => r.status)).toEqual([503, 503, 200]);
+  });
+});
+
+describe('COS front door', () => {
+  const get = (key: string, headers: Record<string, string> = {}) => fetch(`${fake.cosUrl}/${BUCKET}/${key}`, { headers });
+
+  it('serves an object to a bearer token the fake IAM issued, and to HMAC keys the S3 server behind it knows', async () => {
+    const viaToken = await get('junk.qcow2', { Authorization: await token() });
+    expect(viaToken.status).toBe(200);
+    expect(await viaToken.text()).toBe('not a qcow2 at all, just text');
+    const hmac = new S3Client({ ...s3ClientConfig(s3), endpoint: fake.cosUrl! });
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    expect((await hmac.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'junk.qcow2' }))).ContentLength).toBe(29);
+    // s3rver checks the access key (it does not recompute V4 signatures).
+    const forged = new S3Client({ ...s3ClientConfig(s3), endpoint: fake.cosUrl!, credentials: { accessKeyId: 'AKIAUNKNOWNKEY000000', secretAccessKey: 'x' } });
+    await expect(forged.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'junk.qcow2' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 403 } });
+    hmac.destroy();
+    forged.destroy();
+  });
+
+  it('refuses anonymous requests and tokens it did not issue, with S3 AccessDenied', async () => {
+    const anonymous = await get('junk.qcow2');
+    expect(anonymous.status).toBe(403);
+    expect(await anonymous.text()).toContain('<Code>AccessDenied</Code>');
+    const good = await token();
+    const forged = `${good.slice(0, -4)}AAAA`;
+    const refused = await get('junk.qcow2', { Authorization: forged });
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toContain('The provided token is invalid');
+    expect(fake.cosRequests.slice(-2).map((r) => [r.auth, r.status])).toEqual([['none', 403], ['bearer', 403]]);
   });
 });

@@ -88,6 +88,7 @@ beforeAll(async () => {
   await s3c.send(new CreateBucketCommand({ Bucket: BUCKET }));
   fake = await startIbmFake({
     cos: { ...s3 },
+    cosDoor: { upstream: s3.endpoint },
     resourceGroups: [{ name: 'Default', default: true }, { name: 'farm-images' }],
     importPolls: 2,
   });
@@ -174,6 +175,35 @@ describe('IBM Cloud uploader', () => {
     for (const p of out) await u.delete(p, new AbortController().signal);
     for (const r of REGIONS) expect(fake.images(r).filter((i) => i.name === name)).toEqual([]);
     expect(await u.find(name, artifact(), new AbortController().signal)).toEqual([]);
+  });
+
+  it('reaches COS with the IAM API key when no HMAC keys are set (bearer tokens on its S3 API)', async () => {
+    const name = 'farm-iam-cos-s390x';
+    const iam = () =>
+      createIbmCloudUploader(target({ regions: ['us-east'], cos: { bucket: BUCKET, region: 'us-east', endpoint: fake.cosUrl! } }), {
+        env: { IBMCLOUD_API_KEY: fake.apiKey, AWS_ACCESS_KEY_ID: 'AKIAFORTHEAWSTARGET', AWS_SECRET_ACCESS_KEY: 'not-for-cos' },
+        importPoll: FAST,
+        deletePoll: FAST,
+        cosPartSize: 5 * 1024 * 1024,
+      });
+    const seen = fake.cosRequests.length;
+    const u = iam();
+    await u.preflight(new AbortController().signal);
+    const out = await u.upload(artifact(), name, context().ctx);
+    expect(fake.images('us-east').find((i) => i.id === out[0]!.imageId)).toMatchObject({ status: 'available', file: { sha256: qcow2.sha256 } });
+    const door = fake.cosRequests.slice(seen);
+    // HEAD bucket, the multipart upload (create, three parts, complete) and the staging object's removal.
+    expect(door.filter((r) => r.method === 'PUT').length).toBeGreaterThanOrEqual(3);
+    expect(door.some((r) => r.method === 'DELETE')).toBe(true);
+    expect(door.every((r) => r.auth === 'bearer' && r.status < 300)).toBe(true);
+    expect(await objects()).toEqual([]);
+    await iam().delete(out[0]!, new AbortController().signal);
+
+    // A token COS no longer takes (the uploader still holds it): the preflight says so, and what to do.
+    fake.expireTokens();
+    const err = await rejection(u.preflight(new AbortController().signal));
+    expect(err.message).toMatch(/reach COS bucket 'farm-staging' failed: .*HTTP 403/);
+    expect(err.message).toContain('COS refused the IAM token: give the API key Writer on the bucket');
   });
 
   it('imports only into regions that lack the image on a re-run', async () => {

@@ -251,6 +251,7 @@ describe('scripts/lab status', () => {
     expect(r.stdout).toMatch(/^s3\s+127\.0\.0\.1:19000\s+up/m);
     expect(r.stdout).toMatch(/^aws\s+127\.0\.0\.1:19001\s+up/m);
     expect(r.stdout).toMatch(/^ibm\s+127\.0\.0\.1:19002\s+up/m);
+    expect(r.stdout).toMatch(/^cos\s+127\.0\.0\.1:19003\s+up/m);
     // Secrets stay out of the status output.
     expect(r.stdout + r.stderr).not.toContain(labEnv.AWS_SECRET_ACCESS_KEY!);
     expect(r.stdout + r.stderr).not.toContain(labEnv.IBMCLOUD_API_KEY!);
@@ -303,7 +304,7 @@ describe('lab-cloud.ts across a restart', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'farm-lab-cloud-'));
-    ports = await freePorts(3);
+    ports = await freePorts(4);
   });
 
   afterAll(async () => {

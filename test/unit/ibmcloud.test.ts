@@ -8,7 +8,7 @@ import {
   vpcServiceUrl,
   DEFAULT_VPC_TEMPLATE,
 } from '../../uploaders/ibmcloud/endpoints.ts';
-import { readCredentials, secretsOf } from '../../uploaders/ibmcloud/credentials.ts';
+import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from '../../uploaders/ibmcloud/credentials.ts';
 import { faultText, hintFor, redact, serviceFault, stepError } from '../../uploaders/ibmcloud/errors.ts';
 import { objectMetadata, partSizeFor, S3_MIN_PART } from '../../uploaders/ibmcloud/cos.ts';
 import { PollTimeout, pollUntil } from '../../uploaders/ibmcloud/wait.ts';
@@ -81,20 +81,16 @@ describe('image names', () => {
 });
 
 describe('credentials', () => {
-  it('reads the API key and HMAC keys, preferring the COS names', () => {
-    const r = readCredentials({
-      IBMCLOUD_API_KEY: 'k1',
-      COS_HMAC_ACCESS_KEY_ID: 'a1',
-      COS_HMAC_SECRET_ACCESS_KEY: 's1',
-      AWS_ACCESS_KEY_ID: 'a2',
-      AWS_SECRET_ACCESS_KEY: 's2',
-    });
+  it('reads the API key and the COS HMAC keys', () => {
+    const r = readCredentials({ IBMCLOUD_API_KEY: 'k1', COS_HMAC_ACCESS_KEY_ID: 'a1', COS_HMAC_SECRET_ACCESS_KEY: 's1' });
     expect(r).toEqual({ ok: true, creds: { apiKey: 'k1', hmac: { accessKeyId: 'a1', secretAccessKey: 's1' } } });
+    expect(cosAuth((r as { creds: IbmCredentials }).creds)).toBe('hmac');
   });
 
-  it('falls back to IC_API_KEY and the AWS variable names', () => {
+  it('falls back to IC_API_KEY; without HMAC keys COS takes the IAM key, never the AWS target’s keys', () => {
     const r = readCredentials({ IC_API_KEY: 'k', AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 's' });
-    expect(r).toEqual({ ok: true, creds: { apiKey: 'k', hmac: { accessKeyId: 'a', secretAccessKey: 's' } } });
+    expect(r).toEqual({ ok: true, creds: { apiKey: 'k' } });
+    expect(cosAuth((r as { creds: IbmCredentials }).creds)).toBe('iam');
   });
 
   it('names every missing variable, never a value', () => {
@@ -102,9 +98,9 @@ describe('credentials', () => {
     expect(r.ok).toBe(false);
     const problems = (r as { problems: string[] }).problems.join('\n');
     expect(problems).toMatch(/IBMCLOUD_API_KEY is not set/);
-    expect(problems).toMatch(/COS_HMAC_ACCESS_KEY_ID is not set but COS_HMAC_SECRET_ACCESS_KEY is/);
+    expect(problems).toMatch(/COS_HMAC_ACCESS_KEY_ID is not set but COS_HMAC_SECRET_ACCESS_KEY is: COS HMAC keys come in pairs \(or set neither/);
     expect(problems).not.toContain('very-secret-value');
-    expect((readCredentials({}) as { problems: string[] }).problems).toHaveLength(2);
+    expect((readCredentials({}) as { problems: string[] }).problems).toEqual(['IBMCLOUD_API_KEY is not set (an IBM Cloud IAM API key)']);
   });
 
   it('lists the secrets to redact', () => {
@@ -113,6 +109,7 @@ describe('credentials', () => {
       'secret-1234',
       'id-1234',
     ]);
+    expect(secretsOf({ apiKey: 'apikey-1234' })).toEqual(['apikey-1234']);
   });
 });
 
@@ -154,6 +151,7 @@ describe('error mapping', () => {
     expect(hintFor(serviceFault(iamError), 'get an IAM token')).toMatch(/IBMCLOUD_API_KEY/);
     expect(hintFor(serviceFault(vpcError), 'create image')).toMatch(/already exists/);
     expect(hintFor({ status: 403, message: 'x' }, 'upload to COS')).toMatch(/HMAC/);
+    expect(hintFor({ status: 403, message: 'x' }, 'upload to COS', 'iam')).toMatch(/COS refused the IAM token: give the API key Writer on the bucket/);
     expect(hintFor({ status: 403, message: 'x' }, 'create image')).toMatch(/Editor/);
     expect(hintFor({ status: 503, message: 'x' }, 'list images')).toMatch(/retry/);
   });

@@ -1,10 +1,11 @@
-// Cloud Object Storage through its S3-compatible API with HMAC keys: the staging object VPC
-// imports from. The qcow2 is streamed from disk in parallel multipart parts (lib-storage), never
+// Cloud Object Storage through its S3-compatible API, with HMAC keys or IAM bearer tokens: the
+// staging object VPC imports from. The qcow2 is streamed from disk in parallel multipart parts (lib-storage), never
 // read into memory whole.
 
 import { createReadStream } from 'node:fs';
-import { DeleteObjectCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { IamAuthenticator } from 'ibm-cloud-sdk-core';
 
 /** Parts in flight; memory use is at most PARTS_IN_FLIGHT × part size. */
 const PARTS_IN_FLIGHT = 4;
@@ -19,17 +20,36 @@ export function partSizeFor(size: number, minPart = MIN_PART): number {
   return Math.max(S3_MIN_PART, minPart, Math.ceil(size / MAX_PARTS));
 }
 
-export function createCosClient(opts: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }): S3Client {
-  return new S3Client({
+/** HMAC keys (SigV4, as the AWS SDK signs) or IAM bearer tokens from the authenticator. */
+export type CosAuth = { hmac: { accessKeyId: string; secretAccessKey: string } } | { iam: Pick<IamAuthenticator, 'authenticate'> };
+
+export function createCosClient(opts: { endpoint: string; region: string; auth: CosAuth }): S3Client {
+  const auth = opts.auth;
+  const config: S3ClientConfig = {
     endpoint: opts.endpoint,
     region: opts.region,
-    credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey },
+    ...('hmac' in auth
+      ? { credentials: auth.hmac }
+      : {
+          // COS's S3 API takes "Authorization: Bearer <IAM token>" in place of a signature. The
+          // SDK resolves an identity before it calls the signer; this one is never used.
+          credentials: { accessKeyId: 'iam', secretAccessKey: 'iam' },
+          signer: {
+            sign: async (request) => {
+              const withToken: { headers: Record<string, string> } = { headers: {} };
+              await auth.iam.authenticate(withToken); // cached by the SDK core until near expiry
+              request.headers.authorization = withToken.headers.Authorization ?? '';
+              return request;
+            },
+          },
+        }),
     // COS serves path-style everywhere; virtual-host style needs DNS per bucket.
     forcePathStyle: true,
     // COS does not take the flexible checksums / aws-chunked bodies newer SDKs send by default.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  };
+  return new S3Client(config);
 }
 
 export async function uploadFile(

@@ -70,15 +70,16 @@ export function isIamError(f: ServiceFault): boolean {
 }
 
 /** What to do about a failure, by what the service said. */
-export function hintFor(f: ServiceFault, step: string): string | undefined {
+export function hintFor(f: ServiceFault, step: string, cos: 'hmac' | 'iam' = 'hmac'): string | undefined {
   if (isIamError(f)) {
     return 'IAM refused the API key: check IBMCLOUD_API_KEY (ibmcloud iam api-keys lists yours; ibmcloud iam api-key-create makes one)';
   }
   if (f.status === 401) return 'the IAM token was refused: check IBMCLOUD_API_KEY and that endpoints.iam matches the cloud you target';
   if (f.status === 403) {
-    return step.includes('COS')
-      ? 'COS refused the HMAC keys: check COS_HMAC_ACCESS_KEY_ID/COS_HMAC_SECRET_ACCESS_KEY and their access to the bucket'
-      : 'the API key lacks access: it needs Editor on VPC Infrastructure Services (images) and Viewer on the resource group';
+    if (!step.includes('COS')) return 'the API key lacks access: it needs Editor on VPC Infrastructure Services (images) and Viewer on the resource group';
+    return cos === 'iam'
+      ? 'COS refused the IAM token: give the API key Writer on the bucket (Cloud Object Storage), or set COS_HMAC_ACCESS_KEY_ID/COS_HMAC_SECRET_ACCESS_KEY'
+      : 'COS refused the HMAC keys: check COS_HMAC_ACCESS_KEY_ID/COS_HMAC_SECRET_ACCESS_KEY and their access to the bucket';
   }
   if (f.code === 'NoSuchBucket' || (step.includes('COS') && f.status === 404)) return 'create the bucket or fix cos.bucket and cos.region in the target';
   if (f.code === 'InvalidAccessKeyId' || f.code === 'SignatureDoesNotMatch') {
@@ -102,6 +103,7 @@ export function stepError(
   err: unknown,
   secrets: readonly string[],
   signal?: AbortSignal,
+  cos?: 'hmac' | 'iam',
 ): FarmError {
   if (err instanceof FarmError) {
     return err.code === 'ABORTED' || err.code === 'UPLOAD' ? err : new FarmError('UPLOAD', redact(err.message, secrets), { hint: err.hint, cause: err });
@@ -111,7 +113,7 @@ export function stepError(
   const fault = serviceFault(err);
   const where = region ? `IBM Cloud ${region}` : 'IBM Cloud';
   const message = redact(`${where}: ${step} failed: ${faultText(fault)}`, secrets);
-  const hint = hintFor(fault, step);
+  const hint = hintFor(fault, step, cos);
   // The SDK errors carry the response only (no request config), but keep just the parsed fault as cause.
   return new FarmError('UPLOAD', message, { ...(hint ? { hint } : {}), cause: { ...fault, message: redact(fault.message, secrets) } });
 }

@@ -1,8 +1,9 @@
 // IBM Cloud VPC uploader: stage the qcow2 in Cloud Object Storage, import it as a custom image
 // in every region of the target, wait until each is available, then remove the staging object.
 //
-// - Auth: IBMCLOUD_API_KEY through ibm-cloud-sdk-core's IamAuthenticator (VPC, Resource Manager);
-//   COS with HMAC keys from the environment (see credentials.ts). Secrets never reach messages.
+// - Auth: IBMCLOUD_API_KEY through ibm-cloud-sdk-core's IamAuthenticator (VPC, Resource Manager,
+//   and COS unless HMAC keys are in the environment; see credentials.ts). Secrets never reach
+//   messages.
 // - One object serves all regions: the cos://<bucket region>/<bucket>/<key> href carries the
 //   bucket's region and VPC reads it across regions (IBM's own guidance for publishing an image
 //   to several regions is one bucket, one import per region). The imports run in parallel.
@@ -62,7 +63,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
     try {
       return await fn();
     } catch (err) {
-      throw stepError(name, region, err, session?.secrets ?? [], signal);
+      throw stepError(name, region, err, session?.secrets ?? [], signal, session?.cosAuth);
     }
   }
 

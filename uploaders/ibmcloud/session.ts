@@ -1,12 +1,13 @@
 // The clients of one uploader, built once from the target and the environment: an
-// IamAuthenticator shared by Resource Manager and every regional VPC client, and the COS client.
+// IamAuthenticator shared by Resource Manager, every regional VPC client and (without HMAC keys)
+// the COS client.
 
 import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import ResourceManagerV2 from '@ibm-cloud/platform-services/resource-manager/v2.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FarmError } from '../../src/errors.ts';
 import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
-import { readCredentials, secretsOf, type IbmCredentials } from './credentials.ts';
+import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from './credentials.ts';
 import { DEFAULT_IAM_URL, DEFAULT_RESOURCE_MANAGER_URL, checkRegion, cosEndpoint, vpcServiceUrl } from './endpoints.ts';
 import { redact } from './errors.ts';
 import { VpcClient } from './vpc-client.ts';
@@ -19,6 +20,8 @@ export interface Session {
   authenticator: IamAuthenticator;
   rm: ResourceManagerV2;
   cos: S3Client;
+  /** How COS is reached: HMAC keys, or the IAM API key's bearer tokens. */
+  cosAuth: 'hmac' | 'iam';
   vpc(region: string): VpcClient;
 }
 
@@ -55,11 +58,11 @@ export function openSession(target: IbmCloudTarget, env: NodeJS.ProcessEnv, targ
     secrets,
     authenticator,
     rm,
+    cosAuth: cosAuth(creds),
     cos: createCosClient({
       endpoint: cosEndpoint(target.cos.region, target.cos.endpoint),
       region: target.cos.region,
-      accessKeyId: creds.hmac.accessKeyId,
-      secretAccessKey: creds.hmac.secretAccessKey,
+      auth: creds.hmac ? { hmac: creds.hmac } : { iam: authenticator },
     }),
     vpc(region) {
       let c = clients.get(region);

@@ -3,6 +3,7 @@
 #   S3 (s3rver)                          http://127.0.0.1:19000  buckets farm-lab-imports, farm-lab-cos
 #   AWS fake (EC2 + EBS direct)          http://127.0.0.1:19001  regions us-east-1, us-west-2, eu-central-1, ...
 #   IBM fake (IAM, Resource Manager, VPC) http://127.0.0.1:19002  resource group farm-lab
+#   IBM COS (HMAC or IAM bearer, to S3)  http://127.0.0.1:19003  bucket farm-lab-cos
 #
 #   cloud.sh up              start (idempotent; quick when running)
 #   cloud.sh down [--purge]  stop our process (by its pid file); --purge also deletes the state
@@ -22,7 +23,7 @@ LOG=$STATE/lab-cloud.log
 ENV_FILE=$STATE/env
 ENTRY=$REPO/test/fakes/lab-cloud.ts
 HOST=127.0.0.1
-PORTS=(19000 19001 19002)
+PORTS=(19000 19001 19002 19003)
 # Bounded waits (seconds): start-up (node, tsx, the SDKs on a busy 2-core machine), stop.
 START_WAIT=90
 STOP_WAIT=15
@@ -105,7 +106,7 @@ cmd_up() {
   (umask 077 && mkdir -p "$STATE")
   # One old log is kept; the service appends to a fresh one once the current passes 20 MiB.
   if [[ -f $LOG ]] && (($(stat -c %s "$LOG") > 20 << 20)); then mv -f "$LOG" "$LOG.1"; fi
-  log "starting lab-cloud (S3 :${PORTS[0]}, AWS :${PORTS[1]}, IBM :${PORTS[2]})"
+  log "starting lab-cloud (S3 :${PORTS[0]}, AWS :${PORTS[1]}, IBM :${PORTS[2]}, COS :${PORTS[3]})"
   # Its own session (a terminal's ^C does not reach it); fd 9 is our lock and must not be held
   # by the service. setsid and env exec, so $! is node's pid.
   setsid env AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true \
@@ -179,6 +180,15 @@ cmd_status() {
     printf '%-8s %-24s %s\n' ibm "$HOST:${PORTS[2]}" "up: IAM token issued for the lab API key"
   else
     printf '%-8s %-24s %s\n' ibm "$HOST:${PORTS[2]}" "unhealthy: IAM token: ${out:0:200}"
+    ok=1
+  fi
+
+  # COS's door refuses anonymous requests with S3's AccessDenied, as COS does.
+  out=$(curl -s --max-time 5 "http://$HOST:${PORTS[3]}/farm-lab-cos" 2>&1) || true
+  if [[ $out == *'<Code>AccessDenied</Code>'* ]]; then
+    printf '%-8s %-24s %s\n' cos "$HOST:${PORTS[3]}" "up: HMAC or IAM bearer, anonymous refused"
+  else
+    printf '%-8s %-24s %s\n' cos "$HOST:${PORTS[3]}" "unhealthy: anonymous request: ${out:0:200}"
     ok=1
   fi
   return $ok

@@ -14,9 +14,11 @@ import { handleResourceManager, makeResourceGroup, type FakeResourceGroup } from
 import { FakeVpc, type FakeImage, type StatusReason } from './vpc.ts';
 import { FakeCosReader, type FakeCosOptions } from './cos.ts';
 import { BodyTooLarge, sendVpcError } from './http.ts';
+import { authOf, handleCosDoor, type CosDoorRequest } from './cos-door.ts';
 import { readStateFile, StateFile } from '../state-file.ts';
 
 export type { FakeImage, StatusReason } from './vpc.ts';
+export type { CosDoorRequest } from './cos-door.ts';
 export type { FakeResourceGroup } from './resource-manager.ts';
 export { OPERATING_SYSTEMS } from './catalog.ts';
 
@@ -38,6 +40,8 @@ export interface IbmFakeOptions {
   deletePolls?: number;
   /** Port on 127.0.0.1 (default: any free one). */
   port?: number;
+  /** Also serve COS's S3 API (HMAC or IAM bearer) in front of this S3 server (cos-door.ts). */
+  cosDoor?: { upstream: string; port?: number };
   /**
    * JSON file keeping the images across restarts (default: none). Use it with a fixed accountId,
    * resource group ids and API keys, or the restored images belong to nobody.
@@ -68,6 +72,10 @@ export interface LoggedRequest {
 
 export interface IbmFake {
   url: string;
+  /** COS's S3 endpoint (HMAC or IAM bearer), when started with cosDoor. */
+  cosUrl: string | undefined;
+  /** Requests the COS door answered, with how each was authenticated. */
+  cosRequests: CosDoorRequest[];
   apiKey: string;
   accountId: string;
   endpoints: { iam: string; resourceManager: string; vpc: string };
@@ -170,8 +178,29 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
   });
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
+  const cosRequests: CosDoorRequest[] = [];
+  let door: Server | undefined;
+  let cosUrl: string | undefined;
+  if (opts.cosDoor) {
+    const upstream = new URL(opts.cosDoor.upstream);
+    door = createServer((req, res) => {
+      const auth = authOf(req);
+      res.on('finish', () => cosRequests.push({ method: req.method ?? '', path: new URL(req.url ?? '/', 'http://x').pathname, auth, status: res.statusCode }));
+      handleCosDoor(req, res, iam, upstream).catch(() =>
+        res.headersSent ? res.destroy() : sendVpcError(res, 502, 'bad_gateway', 'the S3 server behind the COS door failed'),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      door!.once('error', reject);
+      door!.listen(opts.cosDoor!.port ?? 0, '127.0.0.1', () => resolve());
+    });
+    cosUrl = `http://127.0.0.1:${(door.address() as AddressInfo).port}`;
+  }
+
   return {
     url,
+    cosUrl,
+    cosRequests,
     apiKey,
     accountId,
     endpoints: { iam: url, resourceManager: url, vpc: `${url}/{region}/v1` },
@@ -189,10 +218,13 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
       beforeImport = hook;
     },
     stop: async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      for (const srv of [server, door]) {
+        if (!srv) continue;
+        await new Promise<void>((resolve) => {
+          srv.close(() => resolve());
+          srv.closeAllConnections();
+        });
+      }
       await vpc.settle();
       await stateFile?.flush();
       cos.destroy();
