@@ -4,7 +4,8 @@
 //   127.0.0.1:19002  IBM fake: IAM, Resource Manager, VPC (/{region}/v1)
 //   127.0.0.1:19003  IBM Cloud Object Storage: HMAC or IAM bearer, in front of that S3 server
 // One key pair serves S3, EC2/EBS and COS HMAC (so the SDK's default chain gives one identity);
-// the IBM API key is the lab's own. Both are generated once and kept in <dir>/secrets.json.
+// the IBM API key and the key signing its IAM tokens are the lab's own. All are generated once and
+// kept in <dir>/secrets.json, so tokens issued before a restart stay valid after it.
 // State (buckets, objects, snapshots, images) lives in <dir> and survives restarts. Writes
 // <dir>/env (0600) for `. "$(scripts/lab env)"`; logs to <dir>/lab-cloud.log.
 //
@@ -33,6 +34,8 @@ interface Secrets {
   accessKeyId: string;
   secretAccessKey: string;
   ibmApiKey: string;
+  /** Signs the fake IAM's tokens (base64); kept so tokens issued before a restart stay valid. Added later: may be absent. */
+  ibmTokenSecret?: string;
   ibmAccountId: string;
   resourceGroupIds: Record<string, string>;
 }
@@ -68,7 +71,15 @@ function log(message: string): void {
 /** The lab's credentials, made on the first start and the same on every later one. */
 function loadSecrets(): Secrets {
   const file = join(dir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as Secrets;
+  if (existsSync(file)) {
+    const kept = JSON.parse(readFileSync(file, 'utf8')) as Secrets;
+    if (kept.ibmTokenSecret) return kept;
+    // Written by an older lab: add the token secret once, keeping everything else.
+    const upgraded = { ...kept, ibmTokenSecret: randomBytes(32).toString('base64') };
+    writeFileSync(`${file}.tmp`, JSON.stringify(upgraded, null, 2), { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+    return upgraded;
+  }
   // AWS's shapes: AKIA + 16 base32 characters, a 40-character secret.
   const base32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
   const secrets: Secrets = {
@@ -76,6 +87,7 @@ function loadSecrets(): Secrets {
     secretAccessKey: randomBytes(30).toString('base64'),
     ibmApiKey: randomBytes(33).toString('base64url'),
     ibmAccountId: randomBytes(16).toString('hex'),
+    ibmTokenSecret: randomBytes(32).toString('base64'),
     resourceGroupIds: { Default: randomUUID().replaceAll('-', ''), [LAB_RESOURCE_GROUP]: randomUUID().replaceAll('-', '') },
   };
   writeFileSync(`${file}.tmp`, JSON.stringify(secrets, null, 2), { mode: 0o600 });
@@ -178,6 +190,7 @@ async function main(): Promise<void> {
     cos: { endpoint: s3.endpoint, region: s3.region, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     cosDoor: { upstream: s3.endpoint, port: ports.cos },
     apiKeys: [secrets.ibmApiKey],
+    tokenSecret: Buffer.from(secrets.ibmTokenSecret!, 'base64'),
     accountId: secrets.ibmAccountId,
     resourceGroups: [
       { name: 'Default', default: true, id: secrets.resourceGroupIds.Default },

@@ -372,6 +372,9 @@ describe('lab-cloud.ts across a restart', () => {
       return img.status === 'available' ? img : undefined;
     });
     const envText = await readFile(join(dir, 'env'), 'utf8');
+    // A client holding a token across the restart (the farm's uploaders do) keeps using it.
+    const held = auth();
+    await held.authenticate({ headers: {} });
 
     expect(await stop()).toBe(0);
     expect(await readFile(join(dir, 'lab-cloud.log'), 'utf8')).toMatch(/SIGTERM: stopping\n.*stopped\n$/);
@@ -393,7 +396,7 @@ describe('lab-cloud.ts across a restart', () => {
     } finally {
       b.destroy();
     }
-    const after: VpcImage = await vpc().getImage(created.id);
+    const after: VpcImage = await new VpcClient({ serviceUrl: `${ibmUrl}/us-south/v1`, authenticator: held }).getImage(created.id);
     expect([after.name, after.status, after.resource_group.id, after.file?.checksums?.sha256]).toEqual([
       name, 'available', group.id, available.file?.checksums?.sha256,
     ]);

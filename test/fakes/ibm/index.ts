@@ -32,6 +32,8 @@ export interface IbmFakeOptions {
   /** VPC regions served (default: us-south, us-east, eu-de, eu-gb, jp-tok, br-sao, ca-tor). */
   regions?: string[];
   tokenTtlSeconds?: number;
+  /** Key that signs IAM tokens (default: random per process, so a restart invalidates tokens). */
+  tokenSecret?: Buffer;
   /** Observations of a pending image before it settles (default 2). */
   importPolls?: number;
   /** Or settle this many ms after creation, whichever comes first. */
@@ -101,7 +103,7 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
   const accountId = opts.accountId ?? randomBytes(16).toString('hex');
   const apiKey = randomBytes(33).toString('base64url');
   const iam: IamState = {
-    secret: randomBytes(32),
+    secret: opts.tokenSecret ?? randomBytes(32),
     apiKeys: new Set(opts.apiKeys ?? [apiKey]),
     accountId,
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 3600,
