@@ -251,6 +251,34 @@ describe('the OpenSSH master connection', () => {
     }
   });
 
+  it('learns a worker’s lower session limit: later streams skip the master from the start', async () => {
+    // MaxSessions 2: the master's own session and one stream.
+    const strict = await startSshd({ extraConfig: ['MaxSessions 2'] });
+    const b = await OpenSshBulk.prepare(findSshClient()!, strict.worker(), strict.hostKey, { identityFile: strict.clientKey.file });
+    const printConnection = () => b.spawn(commandLine(['sh', '-c', 'echo "$SSH_CONNECTION"']));
+    try {
+      expect(await b.ready()).toBe(true);
+      const first = b.spawn(commandLine(['sh', '-c', 'echo "$SSH_CONNECTION"; cat > /dev/null']));
+      const viaMaster = await firstLine(first.stdout);
+      // The worker refuses a second stream on the master; ssh connects it on its own.
+      const second = printConnection();
+      expect(await firstLine(second.stdout)).not.toBe(viaMaster);
+      const secondExit = await second.done;
+      expect([secondExit.code, secondExit.stderr]).toEqual([0, expect.stringMatching(/Session open refused/)]);
+      // The next one, with the first still open, does not ask the master at all.
+      const third = printConnection();
+      expect(await firstLine(third.stdout)).not.toBe(viaMaster);
+      expect(await third.done).toMatchObject({ code: 0, stderr: '' });
+      first.stdin.end();
+      expect((await first.done).code).toBe(0);
+      // One at a time still goes over the master.
+      expect(await connectionOf(printConnection())).toBe(viaMaster);
+    } finally {
+      await b.dispose();
+      await strict.stop();
+    }
+  });
+
   it('reports a master that cannot log in, and streams then say why themselves', async () => {
     const wrong = await OpenSshBulk.prepare(findSshClient()!, sshd.worker(), hostKeyFromBlob(sshd.clientKey.blob), { identityFile: sshd.clientKey.file });
     try {

@@ -35,6 +35,8 @@ const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305
 const STDERR_CAP = 64 * 1024;
 /** The master connection's own session: it lasts as long as its stdin (see startMaster). */
 const MASTER_COMMAND = 'exec cat >/dev/null';
+// What the mux client says when sshd refuses a session on the master's connection.
+const SESSION_REFUSED = /session request failed|Session open refused/i;
 /** Streams at once over the master connection; more get connections of their own. */
 export const MUX_STREAMS = 4;
 
@@ -117,6 +119,8 @@ export class OpenSshBulk {
   private masterFailure = '';
   private up = false;
   private streams = 0;
+  /** Streams the master may carry at once: MUX_STREAMS, or fewer once the worker refused one. */
+  private muxLimit = MUX_STREAMS;
   private disposed = false;
 
   private constructor(
@@ -227,15 +231,26 @@ export class OpenSshBulk {
    *  `stdoutFd`, ssh writes the output into that file itself: no pipe, nothing passes Node. */
   spawn(commandLine: string, signal?: AbortSignal, stdoutFd?: number): RemoteProcess {
     throwIfAborted(signal);
-    const shared = this.multiplexing && this.streams < MUX_STREAMS;
+    const shared = this.multiplexing && this.streams < this.muxLimit;
     const argv = sshArgv(this.worker, join(this.dir, 'known_hosts'), this.auth, commandLine, {
       ...this.options,
       control: shared ? { mode: 'client', socket: this.socket } : { mode: 'none' },
     });
     const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
     if (shared) {
+      // sshd's MaxSessions counts the master's own session and every stream on it. When a worker
+      // allows fewer, ssh falls back to a connection of its own for the refused stream; later
+      // streams beyond what was open then skip the master from the start.
+      const alongside = this.streams;
+      let refused = false;
+      child.stderr!.on('data', (chunk: Buffer) => {
+        refused ||= SESSION_REFUSED.test(chunk.toString('utf8'));
+      });
       this.streams++;
-      child.once('close', () => this.streams--);
+      child.once('close', () => {
+        this.streams--;
+        if (refused) this.muxLimit = Math.min(this.muxLimit, alongside);
+      });
     }
     return childProcess(child, this.worker, commandLine, signal);
   }
