@@ -227,8 +227,8 @@ export async function followRanges(
     looking = looking.then(look, look);
   }, FOLLOW_INTERVAL_MS);
   let dataBytes = 0;
+  let next = ranges.length > 0 ? opening() : undefined;
   try {
-    let next = ranges.length > 0 ? opening() : undefined;
     for (let i = 0; i < ranges.length; i++) {
       const range = ranges[i]!;
       const writer = await next!;
@@ -265,6 +265,7 @@ export async function followRanges(
     return { size, sha256: await hasher.digest(size), dataBytes, sparse: dataBytes < size };
   } catch (err) {
     for (const w of open) w.cancel();
+    void next?.then((w) => w.cancel(), () => {}); // one still being opened
     throw err;
   } finally {
     clearInterval(timer);
