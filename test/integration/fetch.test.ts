@@ -125,15 +125,8 @@ describe('transports', () => {
     expect(t2.bulkTransfer).toBe('ssh2');
     // sshd tells each session its client's address and port: a bulk stream through OpenSSH comes
     // from another TCP connection than the commands; through ssh2 from the same one.
-    const clientOf = async (x: SshTransport, bulk: boolean) => {
-      const argv = ['sh', '-c', 'echo "$SSH_CONNECTION"'];
-      if (!bulk) return (await x.exec(argv)).stdout.trim();
-      const p = await x.spawn(argv, { bulk: true });
-      let out = '';
-      p.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      await p.done;
-      return out.trim();
-    };
+    const clientOf = async (x: SshTransport, bulk: boolean) =>
+      bulk ? connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true })) : (await x.exec(PRINT_CONNECTION)).stdout.trim();
     expect(await clientOf(t, true)).not.toBe(await clientOf(t, false));
     expect(await clientOf(t2, true)).toBe(await clientOf(t2, false));
   });
@@ -145,7 +138,7 @@ describe('transports', () => {
       const a = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
       const b = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
       expect(a).toBe(b);
-      expect(a).not.toBe((await x.exec(['sh', '-c', 'echo "$SSH_CONNECTION"'])).stdout.trim());
+      expect(a).not.toBe((await x.exec(PRINT_CONNECTION)).stdout.trim());
     } finally {
       await x.close();
     }
@@ -255,7 +248,7 @@ describe('the OpenSSH master connection', () => {
     // MaxSessions 2: the master's own session and one stream.
     const strict = await startSshd({ extraConfig: ['MaxSessions 2'] });
     const b = await OpenSshBulk.prepare(findSshClient()!, strict.worker(), strict.hostKey, { identityFile: strict.clientKey.file });
-    const printConnection = () => b.spawn(commandLine(['sh', '-c', 'echo "$SSH_CONNECTION"']));
+    const printConnection = () => b.spawn(commandLine(PRINT_CONNECTION));
     try {
       expect(await b.ready()).toBe(true);
       const first = b.spawn(commandLine(['sh', '-c', 'echo "$SSH_CONNECTION"; cat > /dev/null']));

@@ -27,21 +27,25 @@ const DIRECT_ZEROS_MIN = 16 * 1024 * 1024;
 export function directRanges(regions: readonly SparseRegion[], maxRanges = DIRECT_RANGES): SparseRegion[] | undefined {
   const data = regions.filter((r) => r.size > 0);
   const budget = Math.max(DIRECT_ZEROS_MIN, data.reduce((n, r) => n + r.size, 0) / 16);
-  for (let gap = FIRST_GAP; ; gap *= 4) {
-    const plan = coalesce(data, gap);
+  for (const plan of widerGaps(data)) {
     const zeros = plan.segments.reduce((n, s) => n + (s.keep ? 0 : s.size), 0);
     if (zeros > budget) return undefined;
     if (plan.ranges.length <= maxRanges) return plan.ranges;
   }
+  return undefined; // not reached: widerGaps does not end
+}
+
+/** Plans merging ever wider holes, from FIRST_GAP by fours; the last ones have a single range. */
+function* widerGaps(data: readonly SparseRegion[]): Generator<RangePlan> {
+  for (let gap = FIRST_GAP; ; gap *= 4) yield coalesce(data, gap);
 }
 
 /** Merges regions separated by small holes until at most maxRanges ranges remain. */
 export function planRanges(regions: readonly SparseRegion[], maxRanges = MAX_RANGES): RangePlan {
-  const data = regions.filter((r) => r.size > 0);
-  for (let gap = FIRST_GAP; ; gap *= 4) {
-    const plan = coalesce(data, gap);
+  for (const plan of widerGaps(regions.filter((r) => r.size > 0))) {
     if (plan.ranges.length <= maxRanges) return plan;
   }
+  throw new Error('not reached: widerGaps does not end');
 }
 
 function coalesce(regions: readonly SparseRegion[], maxGap: number): RangePlan {

@@ -175,12 +175,12 @@ export class OpenSshBulk {
 
   /** The master connection's process, while it runs. */
   get masterPid(): number | undefined {
-    return this.master && this.master.exitCode === null && this.master.signalCode === null ? this.master.pid : undefined;
+    return this.master && running(this.master) ? this.master.pid : undefined;
   }
 
   /** Whether streams started now go over the master connection. */
   get multiplexing(): boolean {
-    return this.up && this.master !== undefined && this.master.exitCode === null && this.master.signalCode === null && !this.masterFailure;
+    return this.up && !this.masterFailure && this.masterPid !== undefined;
   }
 
   private async startMaster(): Promise<boolean> {
@@ -259,13 +259,18 @@ export class OpenSshBulk {
   async dispose(): Promise<void> {
     this.disposed = true;
     const master = this.master;
-    if (master && master.exitCode === null && master.signalCode === null) {
+    if (master && running(master)) {
       const closed = new Promise((r) => master.once('close', r));
       master.kill('SIGTERM');
       await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
     }
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Neither exited nor killed yet. */
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
 }
 
 function childProcess(child: ChildProcess, worker: Worker, commandLine: string, signal: AbortSignal | undefined): RemoteProcess {

@@ -28,7 +28,8 @@ function sendS3Error(res: ServerResponse, status: number, code: string, message:
 export function authOf(req: IncomingMessage): CosAuth {
   const h = req.headers.authorization ?? '';
   if (/^bearer /i.test(h)) return 'bearer';
-  if (h.startsWith('AWS4-HMAC-SHA256 ') || 'x-amz-signature' in Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams)) return 'hmac';
+  const presigned = [...new URL(req.url ?? '/', 'http://x').searchParams.keys()].some((k) => k.toLowerCase() === 'x-amz-signature');
+  if (h.startsWith('AWS4-HMAC-SHA256 ') || presigned) return 'hmac';
   return 'none';
 }
 
