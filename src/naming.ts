@@ -2,7 +2,7 @@
 // safe in paths and cloud names): 20261121t101500z. Image names come from a template so that new
 // images never overwrite ones in use.
 
-import type { Arch } from './arch.ts';
+import type { Arch } from './core/arch.ts';
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
@@ -48,4 +48,21 @@ export function renderName(
     }
     return v;
   });
+}
+
+/**
+ * Build ids at both ends of their width, for checking names before any build: an id alone, and
+ * with the largest suffix a build started in the same second can get (-2 ... -99, see
+ * claimBuildDir in src/pipeline/run-build.ts). {date} and {time} are always 8 and 6 digits.
+ */
+export const SAMPLE_BUILD_IDS = ['20261231t235959z', '20261231t235959z-99'] as const;
+
+/** The names a template gives for an arch, one per sample build id (duplicates dropped). */
+export function sampleNames(template: string, fields: { name: string; arch: Arch }): Array<{ name: string; buildId: string }> {
+  const out: Array<{ name: string; buildId: string }> = [];
+  for (const buildId of SAMPLE_BUILD_IDS) {
+    const name = renderName(template, { ...fields, buildId });
+    if (!out.some((o) => o.name === name)) out.push({ name, buildId });
+  }
+  return out;
 }

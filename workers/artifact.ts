@@ -1,7 +1,7 @@
 // The value that flows from workers/ to uploaders/: one fetched, verified disk image on the
 // coordinator. Uploaders take Artifacts and never look at workers.
 
-import type { Arch } from '../src/arch.ts';
+import type { Arch } from '../src/core/arch.ts';
 import type { ImageType } from '../src/inventory/schema.ts';
 
 export type DiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd';

@@ -1,18 +1,27 @@
-// The builder seam: turns the shared Containerfile into disk images on one worker. The real
-// implementation (workers/bib/) builds with podman and converts with bootc-image-builder; outputs
-// stay on the worker until fetched, then cleanup() removes everything the build created there.
+// The builder seam: turns the shared Containerfile into disk images on a worker. prepare() builds
+// the image there once; each builder run converts it into a group of types written to its own
+// output dir (an arch's runs may be spread over several workers, each preparing its own image).
+// Outputs stay on the worker until fetched, then cleanup() removes everything the build created
+// there. The real implementation (workers/bib/) builds with podman and converts with
+// bootc-image-builder.
 
-import type { Arch } from '../src/arch.ts';
+import type { Arch } from '../src/core/arch.ts';
 import type { ImageType, Inventory } from '../src/inventory/schema.ts';
+import type { ContextSummary } from './podman/context.ts';
 import type { WorkerTransport } from './transport.ts';
 
 export interface BuildRequest {
   buildId: string;
   arch: Arch;
-  /** bib runs: each a list of --type values written to its own output dir. */
-  runs: ImageType[][];
-  source: { contextDir: string; containerfile: string; buildArgs: Record<string, string> };
+  source: {
+    contextDir: string;
+    containerfile: string;
+    buildArgs: Record<string, string>;
+    /** Paths inside the context that are never sent. */
+    exclude: string[];
+  };
   builder: Inventory['builder'] & { configPath?: string | undefined };
+  /** Stops the image build and every run on this worker. */
   signal: AbortSignal;
   /** One line of build or builder output. */
   onLine: (line: string) => void;
@@ -26,16 +35,25 @@ export interface RemoteOutput {
   name: string;
 }
 
-export interface BuildResult {
-  imageRef: string;
-  imageId: string;
+/** What one builder run wrote on the worker. */
+export interface RunOutputs {
   disks: RemoteOutput[];
   /** bib manifests and other small outputs, with the types of the run that wrote them. */
   extras: Array<{ path: string; name: string; types: ImageType[] }>;
-  /** Removes the built image and the outputs from the worker (after a verified fetch). */
+}
+
+/** The image built on one worker, ready for builder runs. */
+export interface PreparedWorker {
+  imageRef: string;
+  imageId: string;
+  /** What the context tar carried to the worker. */
+  context: ContextSummary;
+  /** Builder run `index` (its number in the arch's plan, naming its output dir) for these types. */
+  run(index: number, types: ImageType[]): Promise<RunOutputs>;
+  /** Removes the image and every run's outputs from the worker (after a verified fetch, or a failure). */
   cleanup(): Promise<void>;
 }
 
 export interface Builder {
-  build(transport: WorkerTransport, request: BuildRequest): Promise<BuildResult>;
+  prepare(transport: WorkerTransport, request: BuildRequest): Promise<PreparedWorker>;
 }

@@ -3,8 +3,8 @@
 
 import type Docker from 'dockerode';
 import type { Inventory } from '../src/inventory/schema.ts';
-import { UNAME_MACHINE } from '../src/arch.ts';
-import { errorMessage } from '../src/errors.ts';
+import { UNAME_MACHINE } from '../src/core/arch.ts';
+import { errorMessage } from '../src/core/errors.ts';
 import type { WorkerTransport } from './transport.ts';
 import { podmanClient } from './podman/client.ts';
 import { imagePresent } from './podman/pull.ts';

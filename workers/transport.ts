@@ -58,5 +58,8 @@ export interface WorkerTransport {
   prepareBulk?(signal?: AbortSignal): Promise<void>;
   /** A byte stream to a unix socket on the worker (e.g. podman's API), over the same connection. */
   openUnixSocket(path: string): Promise<Duplex>;
+  /** Why the connection ended when the farm did not end it (a dead link, the worker gone), with
+   *  how long it had lived: what a failure seen through it (a stream cut "aborted") really is. */
+  connectionLost?(): Error | undefined;
   close(): Promise<void>;
 }

@@ -114,6 +114,11 @@ EOF
   # libpod.conf is the pre-containers.conf format (podman 4 ignores it); drop it to avoid confusion.
   rm -f "$etc/libpod.conf"
   host_containers_conf "$arch" >"$etc/containers.conf"
+  # The lab registry's CA (services/registry.sh keeps certs.d/HOST:PORT/ca.crt), once it exists.
+  if [[ -d $LAB_DIR/registry/certs.d ]]; then
+    mkdir -p "$etc/certs.d"
+    cp -a "$LAB_DIR/registry/certs.d/." "$etc/certs.d/"
+  fi
   # CNI network configs too (/etc/cni/net.d): a network created on one host stays there.
   # (ip netns exec can only cover what exists in /etc; podman's package ships /etc/cni/net.d.)
   if [[ -d /etc/cni ]]; then
@@ -129,6 +134,10 @@ runroot = "/run/containers/storage"
 graphroot = "/var/lib/containers/storage"
 EOF
 
+  # Every path host-init.sh mounts on must exist: a machine that never ran podman has no
+  # /var/lib/containers at all.
+  ensure_root_dir /var/lib/containers
+  ensure_root_dir /var/lib/containers/storage
   ensure_root_dir /var/lib/farm
   ensure_root_dir /var/lib/cni
 }
@@ -213,8 +222,20 @@ host_ns_pids() {
   [[ -e /run/netns/$ns ]] || return 0
   # host-init.sh records its mount namespace, which outlives sshd if containers still run.
   [[ -s $(host_dir "$arch")/mntns ]] && mnt=$(<"$(host_dir "$arch")/mntns")
+  local netpids
+  netpids=$(ip netns pids "$ns" 2>/dev/null || true)
+  # The recorded mount namespace counts only while a process of the host's network namespace
+  # still lives in it: a dead namespace's inode number is reused by new ones (another lab host's,
+  # or anybody's), and those processes are not ours.
+  if [[ -n $mnt ]]; then
+    local live=""
+    for p in $netpids; do
+      [[ $(readlink "/proc/$p/ns/mnt" 2>/dev/null) == "$mnt" ]] && { live=1; break; }
+    done
+    [[ -n $live ]] || mnt=""
+  fi
   {
-    if [[ -e /run/netns/$ns ]]; then ip netns pids "$ns" 2>/dev/null || true; fi
+    echo "$netpids"
     if [[ -n $mnt ]]; then
       # -lname matches the link text "mnt:[INODE]"; brackets escaped for its pattern.
       find /proc/[0-9]*/ns/mnt -maxdepth 0 -lname "${mnt//[/\\[}" 2>/dev/null | cut -d/ -f3 || true

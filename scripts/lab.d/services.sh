@@ -2,12 +2,16 @@
 #   hypervisors  libvirt.sh   two libvirt hosts, 10.231.0.21 (x86_64) and .22 (ppc64le)
 #   openstack    openstack.sh Keystone 127.0.0.1:15000, Glance 127.0.0.1:19292
 #   cloud        cloud.sh     S3 :19000, AWS fake :19001, IBM fake :19002, IBM COS :19003 (env file)
+#   registry     registry.sh  docker-registry https://10.231.0.30:5000 (lab CA, htpasswd; env file),
+#                             seeded with farm-lab/base:latest, a four-arch list of the lab base
 # Shared state: the worker hosts create the bridge and rewrite their known_hosts lines (keeping
 # every other line) before libvirt.sh plugs in and adds or replaces only its own; both writers
 # also take known_hosts.lock, so a libvirt.sh run by a test at the same time loses nothing.
-# openstack and cloud touch neither known_hosts nor the bridge.
+# openstack and cloud touch neither known_hosts nor the bridge. The registry plugs into the bridge
+# (making it if need be) and seeds its list from images.sh's base tarball: after the workers, which
+# make that tarball, so the two never build it at once.
 
-LAB_PARTS=(workers hypervisors openstack cloud)
+LAB_PARTS=(workers hypervisors openstack cloud registry)
 LAB_SERVICES="$LAB_D/services"
 
 # Parses a --only list (comma-separated; `libvirt` is an alias of hypervisors) into LAB_SELECTED.
@@ -76,9 +80,15 @@ services_up_hypervisors() {
   if selected hypervisors; then run_service libvirt up || die "hypervisors did not come up (libvirt.sh up)"; fi
 }
 
+# After the workers too: it puts its CA into their containers views and seeds from the base tarball.
+services_up_registry() {
+  if selected registry; then run_service registry up || die "the registry did not come up (registry.sh up)"; fi
+}
+
 # Reverse order of up. State is kept unless purging.
 services_down() {
   local purge=${1:-} st
+  if selected registry; then run_service registry down $purge || log "registry.sh down failed"; fi
   if selected cloud; then run_service cloud down $purge || log "cloud.sh down failed"; fi
   if selected openstack; then run_service openstack down $purge || log "openstack.sh down failed"; fi
   if selected hypervisors; then
@@ -104,6 +114,10 @@ services_status() {
   if selected cloud; then
     echo "# cloud fakes (cloud.sh status; env: $(run_service cloud env))"
     run_service cloud status 2>&1 || ok=1
+  fi
+  if selected registry; then
+    echo "# registry (registry.sh status; env: $(run_service registry env))"
+    run_service registry status 2>&1 || ok=1
   fi
   return $ok
 }

@@ -1,40 +1,17 @@
-// The entry point: builds the command tree, runs one command with its io, turns errors into
-// messages and exit codes. Only here do errors become exit codes.
+// The entry point: reads the command line against the command tree, runs one command with its io,
+// turns errors into messages and exit codes. Only here do errors become exit codes. The tree holds
+// definitions only (commands/); a command's own modules load when it runs (actions/).
 
-import { readFileSync } from 'node:fs';
-import { defineCommand, renderUsage, runCommand, type CommandDef } from 'citty';
-import { FarmError } from '../errors.ts';
+import { runCommand } from 'citty';
+import { FarmError } from '../core/errors.ts';
+import { wantColor } from '../ui/color.js';
+import { root } from './commands/index.ts';
+import { readArgv } from './argv.ts';
 import { withIo, type CliIo } from './io.ts';
-import build from './commands/build.ts';
-import inventory from './commands/inventory.ts';
-import workers from './commands/workers.ts';
-import upload from './commands/upload.ts';
-import serve from './commands/serve.ts';
-import images from './commands/images.ts';
+import { renderUsage } from './usage.ts';
+import { VERSION } from './version.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
-export const root = defineCommand({
-  meta: { name: 'farm', version: pkg.version, description: 'One bootc Containerfile into bootable disk images for every arch and every cloud' },
-  subCommands: { build, upload, images, inventory, workers, serve },
-});
-
-/** Follows argv through subcommands to the command whose usage --help should print. */
-async function resolveCommand(argv: string[]): Promise<{ cmd: CommandDef; parent?: CommandDef }> {
-  let cmd: CommandDef = root as CommandDef;
-  let parent: CommandDef | undefined;
-  for (const word of argv) {
-    if (word.startsWith('-')) break;
-    const subs = typeof cmd.subCommands === 'function' ? await cmd.subCommands() : await cmd.subCommands;
-    const next = subs?.[word];
-    if (!next) break;
-    parent = cmd;
-    cmd = (typeof next === 'function' ? await next() : await next) as CommandDef;
-  }
-  return parent ? { cmd, parent } : { cmd };
-}
-
-const EXIT_USAGE = 2;
+export const EXIT_USAGE = 2;
 
 export async function main(argv: string[], partial: Partial<CliIo> = {}): Promise<number> {
   const io: CliIo = {
@@ -46,19 +23,25 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
     signal: partial.signal ?? new AbortController().signal,
     exitCode: 0,
   };
+  const usage = (stream: NodeJS.WritableStream, path: string[], cmd: Parameters<typeof renderUsage>[0]) =>
+    stream.write(renderUsage(cmd, { path, version: VERSION, color: wantColor(stream as { isTTY?: boolean }, io.env) }));
   return withIo(io, async () => {
-    if (argv.length === 0 || argv.includes('--help') || argv.includes('-h')) {
-      const { cmd, parent } = await resolveCommand(argv);
-      io.stdout.write((await renderUsage(cmd, parent)) + '\n');
-      return argv.length === 0 ? EXIT_USAGE : 0;
-    }
-    if (argv[0] === '--version' || argv[0] === '-v') {
-      io.stdout.write(pkg.version + '\n');
-      return 0;
-    }
     try {
-      await runCommand(root, { rawArgs: argv });
-      return io.exitCode;
+      const request = readArgv(root, argv);
+      switch (request.kind) {
+        case 'version':
+          io.stdout.write(`${VERSION}\n`);
+          return 0;
+        case 'help':
+          usage(io.stdout, request.path, request.cmd);
+          return 0;
+        case 'usage':
+          usage(io.stderr, request.path, request.cmd);
+          return EXIT_USAGE;
+        case 'run':
+          await runCommand(request.cmd, { rawArgs: request.argv, data: request.data });
+          return io.exitCode;
+      }
     } catch (err) {
       if (err instanceof FarmError) {
         if (err.code === 'ABORTED') {
@@ -69,12 +52,7 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
         if (err.hint) io.stderr.write(`hint: ${err.hint}\n`);
         return err.code === 'USAGE' || err.code === 'INVENTORY' ? EXIT_USAGE : 1;
       }
-      const e = err as Error & { code?: string };
-      if (e?.name === 'CLIError') {
-        const { cmd, parent } = await resolveCommand(argv);
-        io.stderr.write(`farm: ${e.message}\n\n${await renderUsage(cmd, parent)}\n`);
-        return EXIT_USAGE;
-      }
+      const e = err as Error;
       io.stderr.write(`farm: unexpected error\n${e?.stack ?? String(err)}\n`);
       return 1;
     }

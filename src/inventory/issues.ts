@@ -2,7 +2,7 @@
 // (unknown key, unknown arch, missing field) and the concrete fix, with a "did you mean" for typos.
 
 import type { z } from 'zod';
-import { ARCHES, isArch } from '../arch.ts';
+import { ARCHES, isArch } from '../core/arch.ts';
 import { inventorySchema, targetSchema } from './schema.ts';
 import { closest, suggestArch } from './suggest.ts';
 import { isSecretKey } from './secrets.ts';
@@ -277,6 +277,11 @@ export function issueToDrafts(issue: Issue, data: unknown): Draft[] {
       // The schema's own messages are phrased as the fix; zod's defaults are not.
       const own = !issue.message.startsWith('Invalid');
       return [{ path, message: `invalid ${fieldName(path)} ${show(value)}`, fix: own ? issue.message : `it must match ${issue.pattern ?? issue.format}` }];
+    }
+    case 'custom': {
+      // The schema's own rules (field-rules.ts) carry their fix.
+      const fix = (issue.params as { fix?: unknown } | undefined)?.fix;
+      return [{ path, message: issue.message, fix: typeof fix === 'string' ? fix : 'see inventory/farm.schema.json for the accepted values' }];
     }
     default:
       return [{ path, message: issue.message, fix: 'see inventory/farm.schema.json for the accepted values' }];

@@ -1,8 +1,11 @@
-// Loads and validates an inventory file: YAML syntax, the schema, the rules the schema cannot
-// express and (optionally) the local files it names. Every problem is gathered, placed at its line
-// and column, and reported together in one InventoryError; nothing else happens when any exist.
+// Loads and validates an inventory file: the YAML's limits (size, nesting, aliases) and syntax, the
+// schema, the rules the schema cannot express (names each target refuses, the build context,
+// control characters, ...) and (optionally) the local files it names. Every problem is gathered,
+// placed at its line and column, and reported together in one InventoryError; nothing else happens
+// when any exist.
 
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, type Document, type YAMLError } from 'yaml';
 import { inventorySchema, type LoadedInventory } from './schema.ts';
@@ -12,6 +15,10 @@ import { locate } from './locate.ts';
 import { InventoryError, formatPath, sortProblems, type InventoryProblem } from './problems.ts';
 import { findSecrets } from './secrets.ts';
 import { semanticChecks } from './semantic.ts';
+import { imageNameChecks } from './image-names.ts';
+import { sourceChecks } from './source-rules.ts';
+import { controlCharacterChecks } from './strings.ts';
+import { MAX_ALIAS_EXPANSIONS, MAX_INVENTORY_BYTES, aliasLimit, depthLimit, sizeLimit, type Limit } from './yaml-limits.ts';
 
 export { InventoryError, formatProblems, formatPath, type InventoryProblem } from './problems.ts';
 export { resolveTargetName } from './target-name.ts';
@@ -45,6 +52,14 @@ function yamlProblem(file: string, err: YAMLError): InventoryProblem {
   };
 }
 
+/** A YAML limit passed, as the one problem of the file, at its line and column. */
+function limitError(file: string, text: string, limit: Limit): InventoryError {
+  const before = text.slice(0, limit.offset);
+  const line = before.split('\n').length;
+  const column = limit.offset - (before.lastIndexOf('\n') + 1) + 1;
+  return new InventoryError([{ file, line, column, field: '', message: limit.message, fix: limit.fix }]);
+}
+
 function place(file: string, doc: Document, lines: LineCounter, d: Draft): InventoryProblem {
   const pos = locate(doc, lines, d.path);
   return { file, ...(pos ? { line: pos.line, column: pos.column } : {}), field: formatPath(d.path), message: d.message, fix: d.fix };
@@ -60,14 +75,17 @@ export async function parseInventory(
   opts: LoadOptions = {},
 ): Promise<LoadedInventory> {
   const shown = where.displayName ?? where.file;
+  const limit = sizeLimit(Buffer.byteLength(text), text) ?? depthLimit(text);
+  if (limit) throw limitError(shown, text, limit);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, merge: true, uniqueKeys: true });
   if (doc.errors.length > 0) throw new InventoryError(doc.errors.map((e) => yamlProblem(shown, e)));
 
   let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: 100 });
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSIONS });
   } catch (err) {
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) throw limitError(shown, text, aliasLimit(doc));
     throw new InventoryError([{ file: shown, field: '', message: `YAML: ${(err as Error).message}`, fix: YAML_FIX }]);
   }
 
@@ -76,6 +94,9 @@ export async function parseInventory(
     ...(parsed.success ? [] : dropExplainedMissing(parsed.error.issues.flatMap((i) => issueToDrafts(i, data)))),
     ...findSecrets(data),
     ...semanticChecks(data),
+    ...imageNameChecks(data),
+    ...sourceChecks(data, where.dir),
+    ...controlCharacterChecks(data),
     ...(opts.checkFiles === false ? [] : await checkLocalFiles(data, where.dir)),
   ];
   if (drafts.length > 0 || !parsed.success) {
@@ -87,13 +108,42 @@ export async function parseInventory(
   return { file: where.file, dir: where.dir, inventory: resolvePaths(parsed.data, where.dir) };
 }
 
+/**
+ * The file's text, refusing what is not a regular file (a FIFO or device would block or never end)
+ * and reading no more than one byte past MAX_INVENTORY_BYTES.
+ */
+async function readBounded(file: string, shown = file): Promise<string> {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer before the check below refuses it.
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      throw new InventoryError([{ file: shown, field: '', message: 'the inventory is not a regular file', fix: 'point --inventory at a YAML file' }]);
+    }
+    const buf = Buffer.alloc(MAX_INVENTORY_BYTES + 1); // not st.size: some files report 0
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await handle.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    const text = buf.subarray(0, n).toString('utf8');
+    const over = sizeLimit(Math.max(st.size, n), text);
+    if (over) throw limitError(shown, text, over);
+    return text;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Reads, validates and resolves the inventory at `path`; throws InventoryError listing every problem. */
 export async function loadInventory(path: string, opts: LoadOptions = {}): Promise<LoadedInventory> {
   const file = resolve(path);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readBounded(file, path);
   } catch (err) {
+    if (err instanceof InventoryError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new InventoryError([
       {

@@ -1,7 +1,8 @@
 // What is wrong with an inventory, where, and how to fix it. All problems are gathered and reported
 // together so one `farm inventory check` run shows everything to fix.
 
-import { FarmError } from '../errors.ts';
+import { FarmError } from '../core/errors.ts';
+import { printable } from './strings.ts';
 
 export interface InventoryProblem {
   /** The inventory file as the user named it. */
@@ -57,7 +58,9 @@ export function sortProblems(problems: readonly InventoryProblem[]): InventoryPr
 export class InventoryError extends FarmError {
   readonly problems: InventoryProblem[];
 
-  constructor(problems: InventoryProblem[]) {
+  constructor(found: InventoryProblem[]) {
+    // Values from the file reach messages ("unknown key ..."): never print its control characters.
+    const problems = found.map((p) => ({ ...p, file: printable(p.file), field: printable(p.field), message: printable(p.message), fix: printable(p.fix) }));
     const n = problems.length;
     super('INVENTORY', formatProblems(problems), {
       hint: `${n} problem${n === 1 ? '' : 's'} in the inventory; nothing was done`,

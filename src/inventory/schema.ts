@@ -4,7 +4,9 @@
 
 import { z } from 'zod';
 import { Cron } from 'croner';
-import { ARCHES } from '../arch.ts';
+import { ARCHES } from '../core/arch.ts';
+import { hypervisorUriProblems } from '../../uploaders/libvirt/uri.ts';
+import { gitUrlRule, identityFileRule, knownHostsRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
 
 export const archSchema = z.enum(ARCHES);
 
@@ -55,7 +57,15 @@ const hostKey = z
   .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned key is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints');
 
 // Paths on the worker, not on this host: nothing to resolve them against, so they must be absolute.
-const remotePath = nonEmpty.regex(/^\//, 'use an absolute path on the worker, e.g. /var/lib/farm/output');
+const remotePath = ruled(nonEmpty.regex(/^\//, 'use an absolute path on the worker, e.g. /var/lib/farm/output'), remotePathRule);
+
+// Local files that OpenSSH opens by name (field-rules.ts says why some characters cannot be in them).
+const identityFile = ruled(nonEmpty, identityFileRule);
+const knownHostsFile = ruled(nonEmpty, knownHostsRule);
+
+const hypervisorUri = ruled(z.string().regex(/^qemu\+ssh:\/\//, 'use a qemu+ssh://user@host/system URI'), (uri) =>
+  /^qemu\+ssh:\/\//.test(uri) ? hypervisorUriProblems(uri).map(({ message, fix }) => ({ message, fix })) : undefined,
+);
 
 export const workerSchema = z
   .object({
@@ -64,8 +74,8 @@ export const workerSchema = z
     port: z.number().int().min(1).max(65535).default(22).describe('SSH port'),
     user: nonEmpty.default('root').describe('SSH user; bib needs rootful podman'),
     arch: archSchema.describe('Native arch of the worker, as `uname -m` prints it'),
-    identity_file: nonEmpty.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
-    known_hosts: nonEmpty.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
+    identity_file: identityFile.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
+    known_hosts: knownHostsFile.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
     host_key: hostKey.optional().describe('Pinned host key fingerprint; takes precedence over known_hosts'),
     podman_socket: remotePath.default('/run/podman/podman.sock').describe('Podman API socket on the worker'),
     storage: remotePath.default('/var/lib/containers/storage').describe('Container storage on the worker'),
@@ -129,10 +139,10 @@ export const libvirtTargetSchema = z
       .array(
         z
           .object({
-            uri: z.string().regex(/^qemu\+ssh:\/\//, 'use a qemu+ssh://user@host/system URI'),
+            uri: hypervisorUri,
             arch: archSchema.describe('Arch of the hypervisor: it runs guests of this arch only'),
-            identity_file: nonEmpty.optional(),
-            known_hosts: nonEmpty.optional(),
+            identity_file: identityFile.optional(),
+            known_hosts: knownHostsFile.optional(),
             host_key: hostKey.optional(),
           })
           .strict(),
@@ -212,13 +222,11 @@ export const cronPatternSchema = z
 
 export const gitSourceSchema = z
   .object({
-    url: nonEmpty
-      .regex(/^[^-]/, 'a repository URL or path, not an option')
-      .refine((u) => !/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(u), 'no password in the URL: use an SSH key, or a git credential helper')
+    url: ruled(nonEmpty.regex(/^[^-]/, 'a repository URL or path, not an option'), gitUrlRule)
       .describe('Repository URL (https://, ssh://, git@host:path or a local path) cloned into builds_dir/.service/git'),
     branch: nonEmpty.default('main').describe('Branch to build'),
-    containerfile: nonEmpty.default('Containerfile').describe('Containerfile path inside the repository'),
-    context: nonEmpty.default('.').describe('Build context directory inside the repository'),
+    containerfile: ruled(nonEmpty, repoPathRule).default('Containerfile').describe('Containerfile path inside the repository'),
+    context: ruled(nonEmpty, repoPathRule).default('.').describe('Build context directory inside the repository'),
   })
   .strict();
 
@@ -228,6 +236,11 @@ export const serviceSchema = z
       .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:8080')
       .default('127.0.0.1:8080')
       .describe('Address of the status page and API (host:port); put a TLS proxy in front to expose it'),
+    public_url: z
+      .string()
+      .regex(/^https?:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/, 'an origin: http:// or https://, a host name and an optional port, nothing after, e.g. https://farm.example.org')
+      .optional()
+      .describe('The address clients and forges use (behind a proxy): its host is answered besides the listen host, localhost and IP addresses; status links use it'),
     source: z
       .object({
         git: gitSourceSchema.optional().describe("Build from this git branch instead of the inventory's source"),
@@ -253,9 +266,13 @@ export const serviceSchema = z
         webhook: httpUrl.optional().describe('POST the build result (JSON) to this URL'),
         webhook_env: envName.optional().describe('Environment variable holding the webhook URL, for URLs that carry a secret'),
         command: z.array(nonEmpty).min(1).optional().describe('Run this command (argv, no shell) with the build result (JSON) on stdin'),
+        env: z
+          .array(envName)
+          .default([])
+          .describe("Environment variables passed to the command besides PATH, HOME and LANG (it never gets the service's cloud credentials)"),
       })
       .strict()
-      .default({}),
+      .default({ env: [] }),
     on_shutdown: z.enum(['cancel', 'finish']).default('cancel').describe('On SIGTERM: cancel the running build, or let it finish'),
     arches: z.array(archSchema).min(1).optional().describe('Arches the service builds (default: every arch of the inventory)'),
   })

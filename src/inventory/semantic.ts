@@ -3,12 +3,13 @@
 // they run even when the schema found problems and everything is reported in one go; a value the
 // schema already rejects is skipped here rather than reported twice.
 
-import { isArch, type Arch } from '../arch.ts';
+import { isArch, type Arch } from '../core/arch.ts';
 import { TEMPLATE_FIELDS } from '../naming.ts';
-import { TARGET_ARCHES, type TargetKind } from './schema.ts';
+import { TARGET_ARCHES, workerSchema, type TargetKind } from './schema.ts';
 import { resolveTargetName } from './target-name.ts';
 import { closest, suggestArch } from './suggest.ts';
 import { isRecord } from './zod-walk.ts';
+import { TAG_KEY_MAX, TAG_VALUE_MAX, tagProblem } from '../../uploaders/aws/tags.ts';
 import type { Draft } from './issues.ts';
 import type { PathSegment } from './problems.ts';
 
@@ -38,11 +39,30 @@ function checkTemplate(template: unknown, path: PathSegment[]): Draft[] {
   return out;
 }
 
+const DEFAULT_STORAGE = workerSchema.shape.storage.parse(undefined);
+const DEFAULT_OUTPUT = workerSchema.shape.output_dir.parse(undefined);
+const within = (a: string, b: string) => a === b || a.startsWith(`${b}/`);
+
+/** bib mounts both: outputs inside container storage (or the reverse) corrupt one or the other. */
+function checkOverlap(w: Record<string, unknown>, i: number): Draft[] {
+  const storage = w.storage === undefined ? DEFAULT_STORAGE : str(w.storage);
+  const output = w.output_dir === undefined ? DEFAULT_OUTPUT : str(w.output_dir);
+  if (!storage?.startsWith('/') || !output?.startsWith('/') || !(within(storage, output) || within(output, storage))) return [];
+  return [
+    {
+      path: ['workers', i, w.output_dir === undefined ? 'storage' : 'output_dir'],
+      message: `output_dir ${output} and storage ${storage} overlap: bib would write disk images into container storage, and the farm removes outputs after each fetch`,
+      fix: `give them separate directories, e.g. output_dir: ${DEFAULT_OUTPUT === storage ? '/var/lib/farm-output' : DEFAULT_OUTPUT}`,
+    },
+  ];
+}
+
 function checkWorkers(workers: unknown[]): Draft[] {
   const out: Draft[] = [];
   const seen = new Map<string, number>();
   workers.forEach((w, i) => {
     if (!isRecord(w)) return;
+    out.push(...checkOverlap(w, i));
     const name = str(w.name);
     if (name === undefined) return;
     const first = seen.get(name);
@@ -71,6 +91,13 @@ function checkTarget(arch: Arch, target: Record<string, unknown>, path: PathSegm
       message: `${ARCH_REASON[kind] ?? `${kind} takes ${allowed.join(', ')} only`}; ${kind} targets cannot take ${arch} images`,
       fix: `move this target to ${allowed.map((a) => `arches.${a}`).join(' or ')}; ${arch} images can go to ${anyArch.join(' or ')} targets`,
     });
+  }
+
+  if (kind === 'aws' && isRecord(target.tags)) {
+    for (const [key, value] of Object.entries(target.tags)) {
+      const problem = typeof value === 'string' ? tagProblem(key, value) : undefined;
+      if (problem) out.push({ path: [...path, 'tags', key], message: problem, fix: `AWS tag keys have 1-${TAG_KEY_MAX} characters, values at most ${TAG_VALUE_MAX}, neither starting with 'aws:'` });
+    }
   }
 
   if (kind === 'aws' && target.method === 's3-import' && str(target.bucket) === undefined) {

@@ -1,7 +1,7 @@
 // "Did you mean ...?" for inventory typos: the closest known word, and the names other tools give
 // the four arches (Debian, Go and OCI say amd64/arm64; Fedora's kernel and the farm say x86_64/aarch64).
 
-import { ARCHES, type Arch } from '../arch.ts';
+import { ARCHES, type Arch } from '../core/arch.ts';
 
 const ARCH_ALIASES: Record<string, Arch> = {
   amd64: 'x86_64',

@@ -1,8 +1,8 @@
 // Planning: from an inventory and the requested arches to what each arch will do. Pure: it touches
-// no host, so `farm build --dry-run` and tests can show the plan without side effects.
+// no host, so `farm inventory check` can show the plan and targets can be checked before a build.
 
-import type { Arch } from '../arch.ts';
-import { ARCHES } from '../arch.ts';
+import type { Arch } from '../core/arch.ts';
+import { ARCHES } from '../core/arch.ts';
 import type { ImageType, LoadedInventory, Target, Worker } from '../inventory/schema.ts';
 import { renderName } from '../naming.ts';
 import { builderRuns, imageTypesFor } from './image-types.ts';
@@ -12,7 +12,7 @@ export interface ArchPlan {
   types: ImageType[];
   /** bib invocations; each writes to its own output dir. */
   runs: ImageType[][];
-  /** Workers of this arch, in inventory order (the scheduler picks among them). */
+  /** Workers of this arch, in inventory order (the scheduler spreads the runs over the healthy ones). */
   workers: Worker[];
   targets: Target[];
   imageName: string;

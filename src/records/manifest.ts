@@ -49,7 +49,7 @@ export function buildManifest(state: BuildState): Manifest {
         arch: a.arch,
         type: art.type,
         image_name: art.imageName,
-        ...(a.worker ? { worker: a.worker } : {}),
+        ...((art.worker ?? a.worker) ? { worker: art.worker ?? a.worker } : {}),
         custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}) },
       });
       for (const up of Object.values(a.uploads)) {

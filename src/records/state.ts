@@ -3,21 +3,30 @@
 // (`farm upload BUILD_ID`) and no partial image is ever recorded as done.
 
 import { readFile } from 'node:fs/promises';
-import type { Arch } from '../arch.ts';
+import type { Arch } from '../core/arch.ts';
 import type { ImageType } from '../inventory/schema.ts';
-import { FarmError } from '../errors.ts';
-import { JsonRecord, writeJsonAtomic } from './atomic.ts';
+import { FarmError } from '../core/errors.ts';
+import { JsonRecord, writeJsonAtomic } from '../core/atomic.ts';
 import type { ArtifactFile } from '../../workers/artifact.ts';
-import type { PublishedImage } from '../../uploaders/uploader.ts';
+import type { HalfMade, PublishedImage } from '../../uploaders/uploader.ts';
 
 export type ArchStep = 'planned' | 'building' | 'built' | 'fetching' | 'fetched' | 'failed';
-export type UploadStep = 'pending' | 'uploading' | 'uploaded' | 'failed' | 'skipped';
+export type UploadStep = 'uploading' | 'uploaded' | 'failed';
 
 export interface ArtifactRecord {
   type: ImageType;
   imageName: string;
   disk: ArtifactFile;
   extra: ArtifactFile[];
+  /** The worker that built it. */
+  worker?: string;
+}
+
+/** One builder run of an arch: its types, the worker it ran on, and when it started and ended. */
+export interface RunRecord {
+  types: ImageType[];
+  worker?: string;
+  at: { started?: string; built?: string };
 }
 
 export interface UploadRecord {
@@ -29,6 +38,15 @@ export interface UploadRecord {
   images: PublishedImage[];
   error?: string;
   at: Record<string, string>;
+  /** Objects an upload began to create and has not finished or removed (see upload-journal.ts):
+   *  a rerun removes them before it looks for or uploads the image. */
+  halfMade?: HalfMadeRecord[];
+}
+
+/** A journal record: the object, and when and under which key it was recorded. */
+export interface HalfMadeRecord extends HalfMade {
+  key: string;
+  at: string;
 }
 
 export interface ArchState {
@@ -36,8 +54,11 @@ export interface ArchState {
   step: ArchStep;
   types: ImageType[];
   imageName: string;
+  /** The workers its runs were placed on. */
   worker?: string;
   error?: string;
+  /** Its builder runs, in plan order (set once it starts building). */
+  runs?: RunRecord[];
   artifacts: ArtifactRecord[];
   uploads: Record<string, UploadRecord>;
   /** UTC ISO time each step was reached. */

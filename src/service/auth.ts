@@ -1,7 +1,8 @@
 // Who may trigger builds: a bearer token for the API, GitHub's HMAC signature and GitLab's token
 // for webhooks. Every comparison is constant-time; a secret comes from the environment only.
+// Whatever a header alone can decide is decided before the body is read.
 
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, type Hmac } from 'node:crypto';
 
 /** Equal strings, compared in constant time whatever their lengths (digests have one length). */
 export function safeEqual(a: string, b: string): boolean {
@@ -20,14 +21,27 @@ export function checkBearer(header: string | undefined, token: string | undefine
   return safeEqual(m[1]!, token) ? { ok: true } : { ok: false, status: 403, message: 'wrong token' };
 }
 
-/** GitHub's X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256 of the raw body with the secret. */
-export function checkGithubSignature(body: Buffer, header: string | undefined, secret: string): AuthResult {
+export type SignatureHeader = { ok: true; digest: Buffer } | { ok: false; status: 401; message: string };
+
+/**
+ * GitHub's X-Hub-Signature-256 ("sha256=" + hex HMAC-SHA256 of the raw body with the secret),
+ * parsed before any of the body is read: a request without a well-formed one is refused at once.
+ */
+export function githubSignatureHeader(header: string | undefined): SignatureHeader {
   if (!header) return { ok: false, status: 401, message: 'missing X-Hub-Signature-256' };
   const m = /^sha256=([0-9a-f]{64})$/i.exec(header.trim());
   if (!m) return { ok: false, status: 401, message: 'malformed X-Hub-Signature-256' };
-  const expected = createHmac('sha256', secret).update(body).digest();
-  const given = Buffer.from(m[1]!, 'hex');
-  return timingSafeEqual(expected, given) ? { ok: true } : { ok: false, status: 401, message: 'bad signature' };
+  return { ok: true, digest: Buffer.from(m[1]!, 'hex') };
+}
+
+/** The HMAC that the body is fed to while it is read. */
+export function githubHmac(secret: string): Hmac {
+  return createHmac('sha256', secret);
+}
+
+/** The body's HMAC (computed while reading it) against the header's. */
+export function checkGithubDigest(computed: Buffer, header: Extract<SignatureHeader, { ok: true }>): AuthResult {
+  return timingSafeEqual(computed, header.digest) ? { ok: true } : { ok: false, status: 401, message: 'bad signature' };
 }
 
 /** GitLab's X-Gitlab-Token: the configured token, as is. */

@@ -1,8 +1,8 @@
 // `farm build --server URL`: queue a build on a running `farm serve` instead of building here.
 // The token comes from FARM_TOKEN in the environment, never from the command line (ps shows argv).
 
-import type { Arch } from '../arch.ts';
-import { FarmError, errorMessage } from '../errors.ts';
+import type { Arch } from '../core/arch.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
 import type { RunView } from './views.ts';
 
 export interface QueuedBuild {

@@ -2,8 +2,8 @@
 // milliseconds and command-line overrides (--listen) on top.
 
 import { join, resolve } from 'node:path';
-import type { Arch } from '../arch.ts';
-import { FarmError } from '../errors.ts';
+import type { Arch } from '../core/arch.ts';
+import { FarmError } from '../core/errors.ts';
 import { serviceSchema, type LoadedInventory } from '../inventory/schema.ts';
 import { parseDuration } from './duration.ts';
 
@@ -13,6 +13,8 @@ export type SourceConfig =
 
 export interface ServiceSettings {
   listen: { host: string; port: number };
+  /** service.public_url without a trailing slash. */
+  publicUrl?: string;
   source: SourceConfig;
   watch: boolean;
   pollMs: number;
@@ -22,7 +24,7 @@ export interface ServiceSettings {
   tokenEnv: string;
   githubSecretEnv?: string;
   gitlabTokenEnv?: string;
-  notify: { webhook?: string; webhookEnv?: string; command?: string[] };
+  notify: { webhook?: string; webhookEnv?: string; command?: string[]; env: string[] };
   onShutdown: 'cancel' | 'finish';
   arches?: Arch[];
   buildsDir: string;
@@ -43,6 +45,7 @@ export function serviceSettings(loaded: LoadedInventory, overrides: { listen?: s
   const git = s.source.git;
   return {
     listen: parseListen(overrides.listen ?? s.listen),
+    ...(s.public_url ? { publicUrl: s.public_url.replace(/\/$/, '') } : {}),
     source: git
       ? { kind: 'git', url: git.url, branch: git.branch, containerfile: git.containerfile, context: git.context }
       : { kind: 'path', containerfile: loaded.inventory.source.containerfile, context: loaded.inventory.source.context },
@@ -58,6 +61,7 @@ export function serviceSettings(loaded: LoadedInventory, overrides: { listen?: s
       ...(s.notify.webhook ? { webhook: s.notify.webhook } : {}),
       ...(s.notify.webhook_env ? { webhookEnv: s.notify.webhook_env } : {}),
       ...(s.notify.command ? { command: s.notify.command } : {}),
+      env: s.notify.env,
     },
     onShutdown: s.on_shutdown,
     ...(s.arches ? { arches: s.arches } : {}),

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FarmError } from '../errors.ts';
+import { FarmError } from '../core/errors.ts';
 
 const GIT_TIMEOUT_MS = 10 * 60_000; // a first clone of a big repository over a slow link
 

@@ -1,67 +1,54 @@
 // The service's HTTP surface (node:http, no framework: a dozen routes). Reads are open (the
 // listener defaults to loopback; put a TLS proxy with its own access rules in front to expose it);
-// everything that queues a build is authenticated: a bearer token or the forge's webhook secret.
+// everything that queues a build is authenticated: a bearer token or the forge's webhook secret,
+// checked before the body is read (hooks.ts). Every request must name the service in its Host
+// (hosts.ts), and the server itself bounds how long and how many connections it holds.
 
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { isArch, parseArchList, type Arch } from '../arch.ts';
-import { errorMessage } from '../errors.ts';
+import { isArch, parseArchList, type Arch } from '../core/arch.ts';
+import { errorMessage } from '../core/errors.ts';
 import { isBuildId } from '../naming.ts';
-import { checkBearer, checkGithubSignature, checkGitlabToken, type AuthResult } from './auth.ts';
+import { checkBearer, type AuthResult } from './auth.ts';
+import { readBody } from './body.ts';
+import { BODY_TIMEOUT_MS, Hooks, parseJson } from './hooks.ts';
 import { pageHtml } from './page.ts';
+import { printable } from './printable.ts';
+import { HttpError, json, queued, send } from './reply.ts';
 import type { FarmService } from './service.ts';
-import type { Reason } from './store.ts';
-import { runView } from './views.ts';
 
 const API_BODY_LIMIT = 64 * 1024;
-const HOOK_BODY_LIMIT = 25 * 1024 * 1024; // GitHub caps webhook payloads at 25 MB
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+/**
+ * The Node server's own limits: a client gets 10 s to send its headers and 30 s for the whole
+ * request (a slowloris connection is dropped within seconds, not the default minutes), an idle
+ * keep-alive connection 5 s, any connection 60 s without traffic; at most 128 connections.
+ */
+export const SERVER_LIMITS = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  idleTimeout: 60_000,
+  maxConnections: 128,
+  /** How often Node looks for connections past headersTimeout/requestTimeout (default 30 s). */
+  connectionsCheckingInterval: 1_000,
+} as const;
 
-function send(res: ServerResponse, status: number, body: string, type: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
-  res.end(body);
-}
-
-function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json; charset=utf-8', headers);
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) return reject(new HttpError(413, `body larger than ${limit} bytes`));
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > limit) {
-        reject(new HttpError(413, `body larger than ${limit} bytes`));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
-}
-
-function parseJson(body: Buffer): unknown {
-  if (body.length === 0) return {};
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'the body is not valid JSON');
-  }
+export function createServiceServer(service: FarmService): Server {
+  const l = SERVER_LIMITS;
+  const listener = handler(service);
+  const server = createServer(
+    { headersTimeout: l.headersTimeout, requestTimeout: l.requestTimeout, keepAliveTimeout: l.keepAliveTimeout, connectionsCheckingInterval: l.connectionsCheckingInterval, requireHostHeader: true },
+    listener,
+  );
+  // Expect: 100-continue is answered by the route: a refused body is never asked for (readBody continues).
+  server.on('checkContinue', listener);
+  server.maxConnections = l.maxConnections;
+  server.timeout = l.idleTimeout;
+  return server;
 }
 
 function refuse(res: ServerResponse, auth: Exclude<AuthResult, { ok: true }>, bearer = false): void {
@@ -87,13 +74,6 @@ function manualRequest(value: unknown): { arches?: Arch[]; force: boolean } {
     if (arches.length === 0) throw new HttpError(400, 'arches is empty');
   }
   return { ...(arches ? { arches } : {}), force: v.force !== false };
-}
-
-function queued(res: ServerResponse, service: FarmService, reason: Reason): void {
-  const result = service.submit(reason);
-  if (!result) return json(res, 503, { error: 'the service is stopping; try again once it is back' });
-  const view = runView(result.run);
-  json(res, 202, { outcome: result.outcome, status: view.status_text, run: view, url: `/api/builds/${view.id}` }, { location: `/api/builds/${view.id}` });
 }
 
 /** Serves a file under builds_dir only: the id and arch are checked by form, then the real path. */
@@ -122,16 +102,23 @@ async function serveBuildFile(res: ServerResponse, buildsDir: string, parts: str
 
 export function handler(service: FarmService): RequestListener {
   const s = service.settings;
+  const hooks = new Hooks(service);
   return (req, res) => {
     void route(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
-      if (status === 500) service.log(`${req.method} ${req.url}: ${errorMessage(err)}`);
+      if (status === 500) service.log(`${req.method} ${printable(req.url ?? '', 200)}: ${errorMessage(err)}`);
       if (!res.headersSent) json(res, status, { error: status === 500 ? 'internal error (see the service log)' : errorMessage(err) });
       else res.destroy();
     });
   };
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Before anything else: a name the service does not know is a browser misled by DNS rebinding.
+    const host = service.hosts.check(req.headers.host);
+    if (!host.ok) {
+      service.quietLog('host', `refused ${printable(req.method ?? '', 10)} ${printable(req.url ?? '', 100)}: ${host.message}`);
+      throw new HttpError(host.status, host.message);
+    }
     const url = new URL(req.url ?? '/', 'http://farm');
     const path = url.pathname;
     const method = req.method ?? 'GET';
@@ -162,11 +149,12 @@ export function handler(service: FarmService): RequestListener {
       const auth = checkBearer(req.headers.authorization, service.env[s.tokenEnv], s.tokenEnv);
       if (!auth.ok) {
         service.metrics.trigger('api', 'refused');
+        service.quietLog('refused-api', `refused POST /api/builds: ${auth.message}`);
         return refuse(res, auth, true);
       }
-      const body = manualRequest(parseJson(await readBody(req, API_BODY_LIMIT)));
-      const who = typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'].slice(0, 80) : 'unknown client';
-      return queued(res, service, service.reason('api', `POST /api/builds (${who})${body.force ? '' : ', if changed'}`, body.force, body.arches));
+      const body = manualRequest(parseJson(await readBody(req, res, { limit: API_BODY_LIMIT, timeoutMs: BODY_TIMEOUT_MS })));
+      const who = typeof req.headers['user-agent'] === 'string' ? printable(req.headers['user-agent'], 80) : 'unknown client';
+      return queued(res, service.submit(service.reason('api', `POST /api/builds (${who})${body.force ? '' : ', if changed'}`, body.force, body.arches)));
     }
     const one = /^\/api\/builds\/([A-Za-z0-9-]+)$/.exec(path);
     if (one) {
@@ -177,34 +165,11 @@ export function handler(service: FarmService): RequestListener {
     }
     if (path === '/hooks/github') {
       only('POST');
-      const secret = s.githubSecretEnv ? service.env[s.githubSecretEnv] : undefined;
-      if (!secret) throw new HttpError(404, 'GitHub webhooks are not configured (service.webhooks.github_secret_env)');
-      const raw = await readBody(req, HOOK_BODY_LIMIT);
-      const auth = checkGithubSignature(raw, header(req, 'x-hub-signature-256'), secret);
-      if (!auth.ok) {
-        service.metrics.trigger('github', 'refused');
-        service.log(`refused a GitHub webhook: ${auth.message}`);
-        return refuse(res, auth);
-      }
-      const event = header(req, 'x-github-event');
-      if (event === 'ping') return json(res, 200, { ok: true, pong: true });
-      if (event !== 'push') return ignored(res, 'github', `event ${event ?? '(none)'} is not a push`);
-      return pushed(res, 'github', parseJson(raw), header(req, 'x-github-delivery'));
+      return hooks.github(req, res);
     }
     if (path === '/hooks/gitlab') {
       only('POST');
-      const token = s.gitlabTokenEnv ? service.env[s.gitlabTokenEnv] : undefined;
-      if (!token) throw new HttpError(404, 'GitLab webhooks are not configured (service.webhooks.gitlab_token_env)');
-      const auth = checkGitlabToken(header(req, 'x-gitlab-token'), token);
-      if (!auth.ok) {
-        service.metrics.trigger('gitlab', 'refused');
-        service.log(`refused a GitLab webhook: ${auth.message}`);
-        await readBody(req, HOOK_BODY_LIMIT).catch(() => undefined);
-        return refuse(res, auth);
-      }
-      const body = parseJson(await readBody(req, HOOK_BODY_LIMIT)) as { object_kind?: unknown };
-      if (body.object_kind !== 'push') return ignored(res, 'gitlab', `object_kind ${String(body.object_kind)} is not a push`);
-      return pushed(res, 'gitlab', body, header(req, 'x-gitlab-event-uuid'));
+      return hooks.gitlab(req, res);
     }
     if (path.startsWith('/builds/')) {
       only('GET', 'HEAD');
@@ -212,25 +177,4 @@ export function handler(service: FarmService): RequestListener {
     }
     throw new HttpError(404, 'not found');
   }
-
-  function ignored(res: ServerResponse, kind: 'github' | 'gitlab', why: string): void {
-    service.metrics.trigger(kind, 'ignored');
-    json(res, 202, { ignored: why });
-  }
-
-  /** A push on the watched branch (any branch for a path source) queues a build. */
-  function pushed(res: ServerResponse, kind: 'github' | 'gitlab', body: unknown, delivery: string | undefined): void {
-    const push = (typeof body === 'object' && body !== null ? body : {}) as { ref?: unknown; after?: unknown; deleted?: unknown };
-    const ref = typeof push.ref === 'string' ? push.ref : '';
-    if (s.source.kind === 'git' && ref !== `refs/heads/${s.source.branch}`) return ignored(res, kind, `push to ${ref || '(no ref)'}, not refs/heads/${s.source.branch}`);
-    if (push.deleted === true || (typeof push.after === 'string' && /^0+$/.test(push.after))) return ignored(res, kind, `${ref} was deleted`);
-    const commit = typeof push.after === 'string' ? push.after.slice(0, 12) : '';
-    const detail = `push to ${ref}${commit ? ` (${commit})` : ''}${delivery ? `, delivery ${delivery.slice(0, 40)}` : ''}`;
-    queued(res, service, service.reason(kind, detail, true));
-  }
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }

@@ -4,7 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import pRetry, { AbortError } from 'p-retry';
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import type { ArchState } from '../records/state.ts';
 import type { BuildSummary } from '../records/history.ts';
 import type { RunRecord } from './store.ts';
@@ -134,12 +134,26 @@ export async function postWebhook(url: string, payload: unknown, opts: WebhookOp
   );
 }
 
+/** What every command needs to run at all; anything else it gets only when service.notify.env names it. */
+const BASE_ENV = ['PATH', 'HOME', 'LANG'];
+
+/**
+ * The notify command's environment: PATH, HOME, LANG and the variables the inventory names. It
+ * runs someone else's program, which has no use for the cloud credentials and tokens the service
+ * holds (AWS_*, IBMCLOUD_API_KEY, OS_*, the API token, the webhook secrets).
+ */
+export function notifyEnv(env: NodeJS.ProcessEnv, names: readonly string[]): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const name of [...BASE_ENV, ...names]) if (env[name] !== undefined) out[name] = env[name];
+  return out;
+}
+
 /** Runs argv with the payload as JSON on stdin; resolves with the exit code. */
-export function runNotifyCommand(argv: string[], payload: unknown, opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; log?: (line: string) => void } = {}): Promise<number> {
+export function runNotifyCommand(argv: string[], payload: unknown, opts: { timeoutMs?: number; env: NodeJS.ProcessEnv; log?: (line: string) => void }): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ['pipe', 'ignore', 'pipe'],
-      env: opts.env ?? process.env,
+      env: opts.env,
       timeout: opts.timeoutMs ?? 60_000,
       killSignal: 'SIGTERM',
     });

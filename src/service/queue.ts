@@ -4,8 +4,8 @@
 // together (a push seen by the webhook and the poller) are one build too.
 
 import { randomBytes } from 'node:crypto';
-import type { Arch } from '../arch.ts';
-import { errorMessage } from '../errors.ts';
+import type { Arch } from '../core/arch.ts';
+import { errorMessage } from '../core/errors.ts';
 import type { Clock, Timer } from './clock.ts';
 import type { Reason, RunRecord, ServiceStore } from './store.ts';
 

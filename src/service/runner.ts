@@ -3,9 +3,9 @@
 // the run's AbortSignal. The build records itself (builds/<id>/); the run returns its outcome.
 
 import { basename, dirname, join, resolve } from 'node:path';
-import { runBuildJob, selectArches, type JobOptions } from '../build/job.ts';
-import type { BuildOutcome } from '../build/run-build.ts';
-import { errorMessage } from '../errors.ts';
+import { runBuildJob, selectArches, type JobOptions } from '../pipeline/job.ts';
+import type { BuildOutcome } from '../pipeline/run-build.ts';
+import { errorMessage } from '../core/errors.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { StateStore } from '../records/state.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';

@@ -5,7 +5,7 @@
 // Persistent=true timers do.
 
 import { Cron } from 'croner';
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import type { Clock, Timer } from './clock.ts';
 import { formatSeconds } from './duration.ts';
 import type { ServiceStore } from './store.ts';

@@ -3,21 +3,25 @@
 // metrics and notifications. Everything it remembers is on disk (builds/ and builds/.service/).
 
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { lastSuccessful, listBuilds, type BuildSummary } from '../records/history.ts';
 import type { KeyOptions } from '../triggers/key.ts';
-import type { JobOptions } from '../build/job.ts';
-import type { BuildOutcome } from '../build/run-build.ts';
+import type { JobOptions } from '../pipeline/job.ts';
+import type { BuildOutcome } from '../pipeline/run-build.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { serviceSettings, type ServiceSettings } from './config.ts';
 import { GitSource } from './git.ts';
-import { handler } from './http.ts';
+import { HostCheck } from './hosts.ts';
+import { createServiceServer } from './http.ts';
 import { ServiceMetrics } from './metrics.ts';
-import { notifyPayload, postWebhook, runNotifyCommand } from './notify.ts';
+import { notifyEnv, notifyPayload, postWebhook, runNotifyCommand } from './notify.ts';
+import { printable } from './printable.ts';
+import { PushGate } from './pushes.ts';
 import { BuildQueue, type SubmitResult } from './queue.ts';
+import { QuietLog } from './quiet-log.ts';
 import { makeExecute } from './runner.ts';
 import { CronTrigger, InactivityTrigger } from './schedule.ts';
 import { ServiceStore, type Reason, type RunRecord } from './store.ts';
@@ -60,6 +64,11 @@ const HISTORY = 20;
 export class FarmService {
   readonly metrics = new ServiceMetrics();
   readonly queue: BuildQueue;
+  /** The Host names answered (DNS rebinding). */
+  readonly hosts: HostCheck;
+  /** Which pushes start a build (replays and built commits do not). */
+  readonly pushes: PushGate;
+  private readonly quiet: QuietLog;
   private server: Server | undefined;
   private watcher: SourceWatcher | undefined;
   private cron: CronTrigger | undefined;
@@ -79,6 +88,8 @@ export class FarmService {
     this.clock = opts.clock ?? systemClock;
     this.stream = opts.stream ?? process.stderr;
     this.env = opts.env ?? process.env;
+    this.hosts = new HostCheck(settings.listen.host, settings.publicUrl);
+    this.quiet = new QuietLog((l) => this.log(l), () => this.clock.now());
     if (settings.source.kind === 'git') {
       this.git = new GitSource({ url: settings.source.url, branch: settings.source.branch }, { root: join(settings.stateDir, 'git'), env: this.env });
     }
@@ -100,6 +111,13 @@ export class FarmService {
       }),
       onFinished: (run) => this.finished(run),
     });
+    this.pushes = new PushGate({
+      source: settings.source,
+      store,
+      inFlight: () => [this.queue.running, this.queue.pending],
+      now: () => this.clock.now(),
+      log: (l) => this.log(l),
+    });
   }
 
   static async create(opts: ServiceOptions): Promise<FarmService> {
@@ -109,8 +127,14 @@ export class FarmService {
     return new FarmService(opts, settings, store);
   }
 
+  /** One line of the service log; control characters in it (from request data) are escaped. */
   log(line: string): void {
-    this.stream.write(`[serve] ${line}\n`);
+    this.stream.write(`[serve] ${printable(line)}\n`);
+  }
+
+  /** A line a stranger can cause (a refused request): a few a minute of each kind. */
+  quietLog(kind: string, line: string): void {
+    this.quiet.line(kind, line);
   }
 
   get url(): string {
@@ -131,7 +155,7 @@ export class FarmService {
     }
     this.metrics.seed(await lastSuccessful(s.buildsDir).catch(() => undefined));
 
-    this.server = createServer(handler(this));
+    this.server = createServiceServer(this);
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(s.listen.port, s.listen.host, () => resolve());
@@ -267,7 +291,8 @@ export class FarmService {
     const n = this.settings.notify;
     const webhook = n.webhook ?? (n.webhookEnv ? this.env[n.webhookEnv] : undefined);
     if (!webhook && !n.command) return;
-    const payload = notifyPayload(run, build, this.baseUrl ? `${this.baseUrl}/api/builds/${run.buildId ?? run.id}` : undefined);
+    const base = this.settings.publicUrl ?? this.baseUrl;
+    const payload = notifyPayload(run, build, base ? `${base}/api/builds/${run.buildId ?? run.id}` : undefined);
     const jobs: Promise<unknown>[] = [];
     if (webhook) {
       jobs.push(
@@ -280,7 +305,7 @@ export class FarmService {
       this.log(`notify: ${n.webhookEnv} is not set; no webhook sent`);
     }
     if (n.command) {
-      jobs.push(runNotifyCommand(n.command, payload, { env: this.env, log: (l) => this.log(l) }).catch((err: unknown) => this.log(errorMessage(err))));
+      jobs.push(runNotifyCommand(n.command, payload, { env: notifyEnv(this.env, n.env), log: (l) => this.log(l) }).catch((err: unknown) => this.log(errorMessage(err))));
     }
     await Promise.all(jobs);
   }

@@ -5,10 +5,10 @@
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Arch } from '../arch.ts';
-import { FarmError } from '../errors.ts';
+import type { Arch } from '../core/arch.ts';
+import { FarmError } from '../core/errors.ts';
 import type { BuildStatus } from '../records/state.ts';
-import { JsonRecord } from '../records/atomic.ts';
+import { JsonRecord } from '../core/atomic.ts';
 
 export type TriggerKind = 'source' | 'schedule' | 'inactivity' | 'api' | 'github' | 'gitlab';
 
@@ -18,6 +18,8 @@ export interface Reason {
   at: string;
   /** Build even when the key equals the last successful build's. */
   force: boolean;
+  /** The commit a push or the git watcher named, so a second trigger for it builds nothing. */
+  commit?: string;
   /** Arches asked for (absent: the service's arches). */
   arches?: Arch[];
 }
@@ -54,6 +56,8 @@ export interface ServiceState {
   };
   schedule: { lastFiredAt?: string };
   inactivity: { lastFiredAt?: string };
+  /** Webhook deliveries received ("github:<X-GitHub-Delivery>"), newest first, so a replay builds nothing. */
+  deliveries?: Array<{ id: string; at: string }>;
 }
 
 const KEEP_RUNS = 200;

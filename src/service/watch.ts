@@ -3,10 +3,10 @@
 // The run itself then decides with the full key (decideBuild), so a change that does not change
 // the images builds nothing.
 
-import { errorMessage } from '../errors.ts';
+import { errorMessage } from '../core/errors.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { computeBuildKey } from '../triggers/key.ts';
-import { selectArches } from '../build/job.ts';
+import { selectArches } from '../pipeline/job.ts';
 import type { Clock, Timer } from './clock.ts';
 import type { GitSource } from './git.ts';
 import type { Reason, ServiceStore } from './store.ts';
@@ -57,7 +57,7 @@ export class SourceWatcher {
       if (this.lastError) this.opts.log('source check works again');
       this.lastError = '';
       if (found && !this.controller.signal.aborted) {
-        this.opts.submit({ kind: 'source', detail: found.detail, at: new Date(this.opts.clock.now()).toISOString(), force: false });
+        this.opts.submit({ kind: 'source', detail: found.detail, ...(found.commit ? { commit: found.commit } : {}), at: new Date(this.opts.clock.now()).toISOString(), force: false });
       }
     } catch (err) {
       if (this.controller.signal.aborted) return;
@@ -77,7 +77,10 @@ export function gitCheck(git: GitSource, store: ServiceStore): SourceCheck {
     if (head === store.current.source.gitHead || head === submitted) return undefined;
     submitted = head;
     const before = store.current.source.gitHead;
-    return { detail: before ? `${git.source.branch} moved to ${head.slice(0, 12)} (from ${before.slice(0, 12)})` : `${git.source.branch} at ${head.slice(0, 12)} (first check)` };
+    return {
+      detail: before ? `${git.source.branch} moved to ${head.slice(0, 12)} (from ${before.slice(0, 12)})` : `${git.source.branch} at ${head.slice(0, 12)} (first check)`,
+      commit: head,
+    };
   };
 }
 

@@ -3,8 +3,8 @@
 // resolves to undefined, so an unreachable farm leaves the key computable from files alone.
 
 import type Docker from 'dockerode';
-import type { Arch } from '../arch.ts';
-import { errorMessage } from '../errors.ts';
+import type { Arch } from '../core/arch.ts';
+import { errorMessage } from '../core/errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import { podmanClient } from '../../workers/podman/client.ts';

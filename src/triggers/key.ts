@@ -2,8 +2,8 @@
 // the last successful build's would make the same images and can be skipped (--if-changed, and
 // `farm serve` deciding whether a trigger builds).
 //
-// In the key: the Containerfile, the context's tree (paths, modes, contents; the ignore file
-// honoured; .git and the farm's own builds directory left out), build args, the builder (image
+// In the key: the Containerfile, the context's tree as the build sends it (paths, modes,
+// contents; see workers/podman/context.ts for what is left out), build args, the builder (image
 // ref, rootfs, extra_args, config.toml content), the digests of the builder image and of the
 // Containerfile's base images as a worker's podman has them, the arches built, their image types
 // and the naming template and name.
@@ -15,18 +15,19 @@
 
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { relative, resolve, sep } from 'node:path';
-import type { Arch } from '../arch.ts';
-import { FarmError, errorMessage } from '../errors.ts';
+import { resolve } from 'node:path';
+import type { Arch } from '../core/arch.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';
 import { inventoryArches } from '../plan/plan.ts';
 import { imageTypesFor } from '../plan/image-types.ts';
+import { buildSource } from '../plan/source.ts';
 import { contextDigest, fileDigest } from './context-digest.ts';
 import { imageRefs } from './image-refs.ts';
 import { workerInspector, type Inspect } from './inspect.ts';
 
 /** Bump when what goes into the key changes, so old keys never match new ones by accident. */
-export const KEY_VERSION = '1';
+export const KEY_VERSION = '2';
 
 export const UNRESOLVED = 'unresolved';
 
@@ -55,11 +56,6 @@ export function keyOf(parts: Record<string, string>): string {
   return 'sha256:' + createHash('sha256').update(JSON.stringify(sorted)).digest('hex');
 }
 
-function isInside(child: string, parent: string): boolean {
-  const rel = relative(parent, child);
-  return rel !== '' && !rel.startsWith('..') && !rel.startsWith(sep) && !rel.startsWith('/');
-}
-
 export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions): Promise<BuildKey> {
   const inv = loaded.inventory;
   const arches = opts.arches ?? inventoryArches(loaded);
@@ -67,23 +63,17 @@ export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions)
   const notes: string[] = [];
 
   // Source files.
-  const containerfile = resolve(loaded.dir, inv.source.containerfile);
+  const source = buildSource(loaded);
   let text: string;
   try {
-    text = await readFile(containerfile, 'utf8');
+    text = await readFile(source.containerfile, 'utf8');
   } catch (err) {
-    throw new FarmError('INVENTORY', `cannot read the Containerfile ${containerfile}: ${errorMessage(err)}`, {
+    throw new FarmError('INVENTORY', `cannot read the Containerfile ${source.containerfile}: ${errorMessage(err)}`, {
       hint: "check source.containerfile; relative paths start from the inventory file's directory",
     });
   }
   parts['source.containerfile'] = 'sha256:' + createHash('sha256').update(text).digest('hex');
-  const contextDir = resolve(loaded.dir, inv.source.context);
-  const buildsDir = resolve(loaded.dir, inv.settings.builds_dir);
-  const ctx = await contextDigest(contextDir, {
-    signal: opts.signal,
-    // The farm's records change with every build; they are not source.
-    exclude: isInside(buildsDir, contextDir) ? [buildsDir] : [],
-  });
+  const ctx = await contextDigest(source, opts.signal);
   parts['source.context'] = ctx.digest;
   if (ctx.ignoreFile) notes.push(`context: ${ctx.files} file(s), ${ctx.ignoreFile} honoured`);
   parts['source.build_args'] = JSON.stringify(Object.entries(inv.source.build_args).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -4,6 +4,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { wantColor } from './color.js';
 
 export type Level = 'info' | 'warn' | 'error' | 'output';
 
@@ -12,6 +13,7 @@ export interface ReporterOptions {
   stream?: NodeJS.WritableStream;
   /** Print builder/podman output lines too (default true). */
   verbose?: boolean;
+  /** ANSI colour on the terminal lines (default: src/ui/color.js decides for the stream). */
   color?: boolean;
 }
 
@@ -28,7 +30,7 @@ export class Reporter {
   constructor(opts: ReporterOptions = {}) {
     this.stream = opts.stream ?? process.stderr;
     this.verbose = opts.verbose ?? true;
-    this.color = opts.color ?? (Boolean((this.stream as NodeJS.WriteStream).isTTY) && !process.env.NO_COLOR);
+    this.color = opts.color ?? wantColor(this.stream as { isTTY?: boolean }, process.env);
   }
 
   /** Also write a scope's lines to a log file. */

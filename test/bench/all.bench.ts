@@ -4,22 +4,30 @@
 //   aws      EBS direct bytes sent vs data; S3 multipart vs `aws s3 cp`         (fake EC2/EBS, s3rver)
 //   libvirt  sparse vol-upload bytes on the wire vs data                       (lab hypervisor)
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
+//   serve    farm serve's peak RSS under 24 x 24 MiB unauthenticated POSTs per webhook (no lab)
+//   startup  farm --version and farm --help vs node -e 0                        (no lab)
 // Run one with: npm run bench -- fetch [its options, e.g. --repeat 5]
 
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['fetch', 'aws', 'libvirt', 'build'] as const;
+const BENCHES = ['startup', 'fetch', 'aws', 'libvirt', 'build', 'serve'] as const;
+/** The ones that run without the lab. */
+const NO_LAB: readonly string[] = ['startup', 'serve'];
 const selected = process.argv.slice(2).filter((a) => (BENCHES as readonly string[]).includes(a));
 // Options after the names go to the selected benchmarks: npm run bench -- fetch --repeat 5
 const passed = process.argv.slice(2).filter((a) => !(BENCHES as readonly string[]).includes(a));
 const tsnode = fileURLToPath(new URL('../../bin/tsnode.js', import.meta.url));
 
-const lab = spawnSync(fileURLToPath(new URL('../../scripts/lab', import.meta.url)), ['up'], { stdio: 'inherit' });
-if (lab.status !== 0) process.exit(lab.status ?? 1);
+const chosen: readonly string[] = selected.length ? selected : BENCHES;
+
+if (chosen.some((name) => !NO_LAB.includes(name))) {
+  const lab = spawnSync(fileURLToPath(new URL('../../scripts/lab', import.meta.url)), ['up'], { stdio: 'inherit' });
+  if (lab.status !== 0) process.exit(lab.status ?? 1);
+}
 
 let failed = 0;
-for (const name of selected.length ? selected : BENCHES) {
+for (const name of chosen) {
   console.log(`\n===== ${name} =====`);
   const file = fileURLToPath(new URL(`./${name}.bench.ts`, import.meta.url));
   const r = spawnSync(process.execPath, [tsnode, file, ...passed], { stdio: 'inherit' });

@@ -8,14 +8,16 @@ import { join } from 'node:path';
 import { DeleteSnapshotCommand, DescribeImageAttributeCommand, DescribeImagesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Arch } from '../../src/arch.ts';
-import { FarmError } from '../../src/errors.ts';
+import type { Arch } from '../../src/core/arch.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { awsTargetSchema } from '../../src/inventory/schema.ts';
 import { createAwsUploader, type AwsUploaderOptions } from '../../uploaders/aws/index.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
 import type { Artifact } from '../../workers/artifact.ts';
 import { startAwsFake, type AwsFake } from '../fakes/aws/server.ts';
 import { s3ClientConfig, startS3, type S3Server } from '../support/s3.ts';
+import { TestJournal, type JournalStep } from '../support/journal.ts';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 
 const MIB = 1024 * 1024;
 const SIZE = 64 * MIB;
@@ -329,6 +331,70 @@ describe('s3-import', () => {
   it('preflight fails for a bucket that does not exist, naming it', async () => {
     const up = createAwsUploader(target({ method: 's3-import', bucket: 'no-such-bucket' }), { ...FAST, s3Endpoint: s3.endpoint });
     await expect(up.preflight(AbortSignal.timeout(30_000))).rejects.toThrow(/HeadBucket no-such-bucket failed/);
+  });
+});
+
+describe('a run killed half-way, then removeHalfMade with what its journal recorded', () => {
+  /** Starts an upload that freezes (as if killed) at the journal step `at`; resolves there. */
+  async function killedAt(up: ReturnType<typeof createAwsUploader>, name: string, arch: Arch, at: (s: JournalStep) => boolean) {
+    const journal = new TestJournal(at);
+    const c = { ...ctx(), journal, tags: { 'farm-build-id': 'b-20250101', 'farm-attempt': journal.attempt } };
+    void up.upload(artifact(arch), name, c).catch(() => {});
+    await journal.frozen;
+    return journal;
+  }
+
+  it('ebs-direct: a snapshot started but never completed, whose id was never recorded, is found by its attempt tag and deleted', async () => {
+    const up = createAwsUploader(target(), FAST);
+    const journal = await killedAt(up, 'farm-test-killed-snap', 'x86_64', (s) => s.op === 'identify' && s.object.kind === 'ebs-snapshot');
+    const pending = fake.snapshots('us-east-1');
+    expect(pending.map((s) => s.state)).toEqual(['pending']);
+    // The freeze came at recording the id: a killed run's file would not have it.
+    const records = journal.records.map((r) => ({ ...r, id: undefined }));
+    const results = await up.removeHalfMade!(records, AbortSignal.timeout(30_000));
+    expect(results.map((r) => [r.object.kind, r.outcome, r.error])).toEqual([['ebs-snapshot', 'removed', undefined]]);
+    await expectNothingLeft();
+  });
+
+  it('ebs-direct: an AMI pending in a copy region and the available original are removed with their snapshots', async () => {
+    const up = createAwsUploader(target({ copy_regions: ['us-west-2'] }), FAST);
+    const journal = await killedAt(up, 'farm-test-killed-copy', 'x86_64', (s) => s.op === 'identify' && s.object.kind === 'ami' && s.object.location === 'us-west-2');
+    expect(fake.images().map((i) => i.region).sort()).toEqual(['us-east-1', 'us-west-2']);
+    const results = await up.removeHalfMade!(journal.records, AbortSignal.timeout(30_000));
+    expect(results.every((r) => r.outcome === 'removed' || r.outcome === 'gone')).toBe(true);
+    await expectNothingLeft();
+  });
+
+  it('ebs-direct: an attempt whose AMIs are available everywhere is complete and stays for find()', async () => {
+    const up = createAwsUploader(target(), FAST);
+    const journal = new TestJournal();
+    const [img] = await up.upload(artifact('x86_64'), 'farm-test-killed-late', { ...ctx(), journal, tags: { 'farm-attempt': journal.attempt } });
+    const results = await up.removeHalfMade!(journal.records, AbortSignal.timeout(30_000));
+    expect(results.map((r) => [r.object.kind, r.outcome])).toEqual([['ebs-snapshot', 'complete'], ['ami', 'complete']]);
+    expect((await up.find('farm-test-killed-late', artifact('x86_64'), AbortSignal.timeout(30_000))).map((i) => i.imageId)).toEqual([img!.imageId]);
+  });
+
+  it('s3-import: an import task under way is cancelled and the staging object deleted', async () => {
+    const up = createAwsUploader(target({ method: 's3-import', bucket: BUCKET }), { ...FAST, s3Endpoint: s3.endpoint });
+    const journal = await killedAt(up, 'farm-test-killed-import', 'aarch64', (s) => s.op === 'identify' && s.object.kind === 'import-task');
+    expect(await objectsInBucket()).toHaveLength(1);
+    const results = await up.removeHalfMade!(journal.records, AbortSignal.timeout(30_000));
+    expect(results.map((r) => [r.object.kind, r.outcome])).toEqual([['s3-object', 'removed'], ['import-task', 'removed']]);
+    expect(fake.importTasks('us-east-1').filter((t) => t.status === 'active')).toEqual([]);
+    await expectNothingLeft();
+  });
+
+  it('s3-import: a multipart upload in progress is aborted (found by its key)', async () => {
+    const up = createAwsUploader(target({ method: 's3-import', bucket: BUCKET }), { ...FAST, s3Endpoint: s3.endpoint });
+    const key = 'farm-import/farm-test-killed-mpu-0000.raw';
+    const { UploadId } = await s3c.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+    await s3c.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: Buffer.alloc(5 * MIB, 1) }));
+    const listed = async () => (await s3c.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: key }))).Uploads ?? [];
+    expect((await listed()).map((u) => u.UploadId)).toEqual([UploadId]);
+    const record = { kind: 's3-multipart', location: BUCKET, name: key, attempt: 'a1' };
+    expect(await up.removeHalfMade!([record], AbortSignal.timeout(30_000))).toEqual([{ object: record, outcome: 'removed' }]);
+    expect(await listed()).toEqual([]);
+    expect(await up.removeHalfMade!([record], AbortSignal.timeout(30_000))).toEqual([{ object: record, outcome: 'gone' }]);
   });
 });
 

@@ -7,12 +7,13 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { PassThrough } from 'node:stream';
-import { fetchArtifacts } from '../../src/build/fetch-artifacts.ts';
+import { fetchArtifacts } from '../../src/pipeline/fetch-artifacts.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
 import type { RemoteProcess, SpawnOptions, WorkerTransport } from '../../workers/transport.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
+import { remoteHashArgv } from '../../workers/fetch/checksum.ts';
 import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
 import { MUX_STREAMS, OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
 import { commandLine } from '../../workers/ssh/quote.ts';
@@ -49,6 +50,12 @@ function watching(inner: WorkerTransport, onSpawn: (p: RemoteProcess, o: SpawnOp
       return p;
     },
   };
+}
+
+/** The worker hashes `instead` when asked to hash `path`: as if the bytes had changed on the way. */
+function hashingElsewhere(inner: WorkerTransport, path: string, instead: string): WorkerTransport {
+  const asked = JSON.stringify(remoteHashArgv(path));
+  return { ...watching(inner, () => {}), exec: (argv, o) => inner.exec(JSON.stringify(argv) === asked ? remoteHashArgv(instead) : argv, o) };
 }
 
 /** Whether no process matches `pattern` (pgrep -f) within 5 s. */
@@ -363,7 +370,7 @@ describe.each([
   it('refuses a dense file whose bytes do not match the worker checksum', async () => {
     const src = join(remote, 'dense.bin');
     const dst = join(local, 'dense-mismatch.bin');
-    const err = await fetchFile(t, src, dst, { checksumPath: join(remote, 'other.bin') }).catch((e: unknown) => e);
+    const err = await fetchFile(hashingElsewhere(t, src, join(remote, 'other.bin')), src, dst).catch((e: unknown) => e);
     expect((err as FarmError).code).toBe('CHECKSUM');
     expect(existsSync(dst)).toBe(false);
     expect(existsSync(`${dst}.partial`)).toBe(false);
@@ -407,8 +414,7 @@ describe.each([
     const dst = join(local, 'mismatch.bin');
     let err: unknown;
     try {
-      // The seam: the worker hashes another file, as if the bytes had changed on the way.
-      await fetchFile(t, src, dst, { checksumPath: join(remote, 'other.bin') });
+      await fetchFile(hashingElsewhere(t, src, join(remote, 'other.bin')), src, dst);
     } catch (e) {
       err = e;
     }

@@ -8,15 +8,16 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, CreateMultipartUploadCommand, DeleteObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { startS3, s3ClientConfig, type S3Server } from '../support/s3.ts';
 import { startIbmFake, type IbmFake } from '../fakes/ibm/index.ts';
 import { createIbmCloudUploader, type IbmCloudUploaderOptions } from '../../uploaders/ibmcloud/index.ts';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
 import { rejection } from '../support/assert.ts';
+import { TestJournal } from '../support/journal.ts';
 
 const BUCKET = 'farm-staging';
 const REGIONS = ['us-east', 'eu-de', 'jp-tok'];
@@ -345,5 +346,51 @@ describe('IBM Cloud uploader', () => {
     expect(err.message).toMatch(/IBM Cloud jp-tok: create image failed: Internal error \(injected\) \[HTTP 500 internal_error\]/);
     for (const r of REGIONS) expect(fake.images(r).filter((i) => i.name === 'farm-post-500')).toEqual([]);
     expect(await objects()).toEqual([]);
+  });
+});
+
+describe('a run killed half-way, then removeHalfMade with what its journal recorded', () => {
+  const multiparts = async () => (await s3c.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? [];
+
+  it('removes the staging object of a run killed before its imports, and a COS multipart upload in progress', async () => {
+    const name = 'farm-killed-cos';
+    const { ctx } = context();
+    const up = uploader(target(), { cosPartSize: 5 * 1024 * 1024 });
+    const frozen = new TestJournal((st) => st.op === 'begin' && st.object.kind === 'vpc-image');
+    void up.upload(artifact(), name, { ...ctx, journal: frozen, tags: { ...ctx.tags, 'farm-attempt': frozen.attempt } }).catch(() => {});
+    await frozen.frozen;
+    expect(await objects()).toEqual([`${name}.qcow2`]);
+    // A multipart upload the same run would also have left, had it died a moment earlier.
+    await s3c.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: `${name}.qcow2` }));
+    expect((await multiparts()).map((u) => u.Key)).toEqual([`${name}.qcow2`]);
+    const records = [...frozen.records, { kind: 'cos-multipart', location: BUCKET, name: `${name}.qcow2`, attempt: frozen.attempt }];
+    const results = await up.removeHalfMade!(records, AbortSignal.timeout(30_000));
+    expect(results.every((r) => r.outcome !== undefined)).toBe(true);
+    expect(await objects()).toEqual([]);
+    expect(await multiparts()).toEqual([]);
+    for (const r of REGIONS) expect(fake.images(r).filter((i) => i.name === name)).toEqual([]);
+  });
+
+  it('deletes a pending import whose id was never recorded (found by name); an available one is complete', async () => {
+    const name = 'farm-killed-vpc';
+    const { ctx } = context();
+    const up = uploader(target({ regions: ['eu-de'] }));
+    // Frozen when the image's id is to be recorded: it exists, the journal has no id for it.
+    const frozen = new TestJournal((st) => st.op === 'identify' && st.object.kind === 'vpc-image');
+    void up.upload(artifact(), name, { ...ctx, journal: frozen, tags: { ...ctx.tags, 'farm-attempt': frozen.attempt } }).catch(() => {});
+    await frozen.frozen;
+    expect(fake.images('eu-de').filter((i) => i.name === name).map((i) => i.status)).toEqual(['pending']);
+    const records = frozen.records.map((r) => ({ ...r, id: undefined }));
+    const results = await up.removeHalfMade!(records, AbortSignal.timeout(30_000));
+    expect(results.map((r) => [r.object.kind, r.outcome])).toEqual([['cos-object', 'removed'], ['vpc-image', 'removed']]);
+    expect(fake.images('eu-de').filter((i) => i.name === name)).toEqual([]);
+    expect(await objects()).toEqual([]);
+
+    // A finished upload's records: its images are complete and stay.
+    const done = new TestJournal();
+    const out = await uploader().upload(artifact(), name, { ...context().ctx, journal: done });
+    const again = await uploader().removeHalfMade!(done.records, AbortSignal.timeout(30_000));
+    expect(again.map((r) => [r.object.location, r.outcome])).toEqual(REGIONS.map((r) => [r, 'complete']));
+    for (const img of out) expect(fake.images(img.location).find((i) => i.id === img.imageId)?.status).toBe('available');
   });
 });

@@ -77,7 +77,7 @@ beforeAll(async () => {
   await ensureHypervisors();
   const { stdout } = await run(LAB_SCRIPT, ['env']);
   const envFile = stdout.trim();
-  expect(envFile).toBe(join(LAB_DIR, 'cloud', 'env'));
+  expect(envFile).toBe(join(LAB_DIR, 'env')); // the cloud part's exports and the registry's
   expect((await stat(envFile)).mode & 0o777).toBe(0o600);
   // Sourced by a shell with nothing else in its environment: what `. "$(scripts/lab env)"` gives.
   const out = await run('bash', ['-c', '. "$1" && env -0', 'bash', envFile], { env: { PATH: process.env.PATH } });

@@ -10,13 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { libvirtTargetSchema, type LibvirtTarget } from '../../src/inventory/schema.ts';
-import type { Arch } from '../../src/arch.ts';
+import type { Arch } from '../../src/core/arch.ts';
 import { createLibvirtUploader, wrapperScript, type LibvirtUploaderOptions } from '../../uploaders/libvirt/index.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
 import type { Artifact, DiskFormat } from '../../workers/artifact.ts';
 import { allocatedBytes, sha256sum } from '../support/disk.ts';
+import { TestJournal } from '../support/journal.ts';
 import {
   ensureHypervisors,
   hypervisorExec,
@@ -322,6 +323,23 @@ describe('libvirt uploader on the lab hypervisors', () => {
       expect(err).toMatchObject({ code: 'ABORTED' });
       expect(await poolVolumes('x86_64')).not.toContain(name);
       expect(c.logs.some((l) => l.includes('removed the incomplete volume'))).toBe(true);
+    });
+
+    it('removeHalfMade deletes a volume a killed run left, keeps a complete one, and finds a removed one gone', async () => {
+      const name = volName('killed');
+      const up = createLibvirtUploader(labTarget({ image_type: 'raw' }));
+      // A finished upload's journal records, then the same volume as a killed run leaves it: created, never written.
+      const journal = new TestJournal();
+      await up.upload(await artifactOf(big, 'raw'), name, ctx({ journal }));
+      expect(journal.records.map((r) => [r.kind, r.location, r.name])).toEqual([['libvirt-volume', '10.231.0.21', name]]);
+      expect(await up.removeHalfMade!(journal.records, AbortSignal.timeout(60_000))).toEqual([{ object: journal.records[0], outcome: 'complete' }]);
+      expect(await poolVolumes('x86_64')).toContain(name);
+
+      await hypervisorExec('x86_64', ['virsh', '-q', '-c', 'qemu:///system', 'vol-delete', '--pool', 'images', name]);
+      await hypervisorExec('x86_64', ['virsh', '-q', '-c', 'qemu:///system', 'vol-create-as', 'images', name, '0', '--format', 'raw']);
+      expect(await up.removeHalfMade!(journal.records, AbortSignal.timeout(60_000))).toEqual([{ object: journal.records[0], outcome: 'removed' }]);
+      expect(await poolVolumes('x86_64')).not.toContain(name);
+      expect(await up.removeHalfMade!(journal.records, AbortSignal.timeout(60_000))).toEqual([{ object: journal.records[0], outcome: 'gone' }]);
     });
 
     it('a connection dropped mid-upload fails with the hypervisor named and deletes the volume', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { openstackTargetSchema } from '../../src/inventory/schema.ts';
 import { createOpenStackUploader, type OpenStackUploaderOptions } from '../../uploaders/openstack/index.ts';
 import type { PublishedImage, UploadContext, UploadProgress } from '../../uploaders/uploader.ts';

@@ -56,6 +56,7 @@ beforeAll(async () => {
   repo = await createRepo({
     'image/Containerfile': await labSource('Containerfile'),
     'image/motd': await labSource('motd'),
+    'image/marker': await labSource('marker'),
     'README.md': 'the lab image, built by farm serve\n',
   });
   variant = await labInventoryVariant((doc) => {

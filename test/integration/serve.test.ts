@@ -85,11 +85,20 @@ beforeAll(async () => {
       arches: ['s390x'],
       token_env: 'FARM_IT_TOKEN',
       webhooks: { github_secret_env: 'FARM_IT_GH', gitlab_token_env: 'FARM_IT_GL' },
-      // tee writes its stdin to the file: what a notify command receives.
-      notify: { webhook: receiverUrl, command: ['tee', join(dirname(doc.settings.builds_dir), 'notify-payload.json')] },
+      // The command writes its stdin (what a notify command receives) and its environment to files.
+      notify: {
+        webhook: receiverUrl,
+        command: ['sh', '-c', 'cat > "$0"; env > "$1"', join(dirname(doc.settings.builds_dir), 'notify-payload.json'), join(dirname(doc.settings.builds_dir), 'notify-env.txt')],
+        env: ['FARM_IT_CHANNEL'],
+      },
     };
   });
-  env = { FARM_IT_TOKEN: TOKEN, FARM_IT_GH: GH_SECRET, FARM_IT_GL: GL_TOKEN, OS_CLIENT_CONFIG_FILE: openstack.cloudsYaml };
+  // Cloud credentials the service holds (the AWS and IBM ones unused here: no such target) are markers
+  // the notify command must not see.
+  env = {
+    FARM_IT_TOKEN: TOKEN, FARM_IT_GH: GH_SECRET, FARM_IT_GL: GL_TOKEN, OS_CLIENT_CONFIG_FILE: openstack.cloudsYaml,
+    AWS_SECRET_ACCESS_KEY: 'aws-marker-0b1c', IBMCLOUD_API_KEY: 'ibm-marker-0b1c', FARM_IT_CHANNEL: '#images',
+  };
   service = await startServe(variant.file, env);
 });
 
@@ -191,6 +200,12 @@ describe('farm serve on the lab', () => {
     expect(payload.duration_s).toBeGreaterThan(0);
     const fromCommand = JSON.parse(await readFile(join(variant.dir, 'notify-payload.json'), 'utf8')) as NotifyPayload;
     expect(fromCommand).toEqual(payload);
+    // It ran with PATH, HOME, LANG and what notify.env names, nothing of the service's secrets.
+    const commandEnv = await readFile(join(variant.dir, 'notify-env.txt'), 'utf8');
+    const names = commandEnv.trim().split('\n').map((l) => l.slice(0, l.indexOf('=')));
+    expect(names.filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()).toEqual(['FARM_IT_CHANNEL', 'HOME', 'PATH', ...(process.env.LANG ? ['LANG'] : [])].sort());
+    expect(names.filter((n) => /^(AWS_|IBMCLOUD_|OS_|COS_)/.test(n))).toEqual([]);
+    for (const secret of [TOKEN, GH_SECRET, GL_TOKEN, 'aws-marker-0b1c', 'ibm-marker-0b1c']) expect(commandEnv).not.toContain(secret);
   });
 
   it('the status page, in a real browser, lists the new image with its id and a copy button', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { scanHostKey, trustHostKey } from '../../workers/ssh/hostkeys.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { generateKey, startSshd, type TestSshd } from '../support/sshd.ts';

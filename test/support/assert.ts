@@ -2,7 +2,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { expect } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 /** The FarmError a promise rejects with; fails the test when it resolves or throws anything else. */
 export async function rejection(p: Promise<unknown>): Promise<FarmError> {

@@ -1,6 +1,7 @@
-// Runs the real `farm` CLI (bin/farm.js) as a child process, as a user would.
+// Runs the real `farm` CLI: bin/farm.js as a child process, as a user would, or main() in-process.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -47,4 +48,42 @@ export function farm(args: string[], opts: FarmOptions = {}): Promise<FarmRun> {
       resolve({ code, signal, stdout, stderr });
     });
   });
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A stream that collects what is written; `isTTY` makes it look like a terminal. */
+export function sink(isTTY = false): PassThrough & { text(): string; isTTY?: boolean } {
+  const s = new PassThrough() as PassThrough & { text(): string; isTTY?: boolean };
+  let text = '';
+  s.on('data', (d: Buffer) => (text += d.toString()));
+  s.text = () => text;
+  if (isTTY) s.isTTY = true;
+  return s;
+}
+
+/**
+ * Runs the CLI in-process through main(), as bin/farm.js does after its fast path: its own
+ * streams, environment (nothing from this process's unless given), working directory and stdin.
+ */
+export async function cli(
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: string; stdoutTTY?: boolean; stderrTTY?: boolean } = {},
+): Promise<CliResult> {
+  const { main } = await import('../../src/cli/main.ts');
+  const stdout = sink(opts.stdoutTTY);
+  const stderr = sink(opts.stderrTTY);
+  const code = await main(argv, {
+    stdout,
+    stderr,
+    stdin: Readable.from(opts.stdin === undefined ? [] : [opts.stdin]),
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    cwd: opts.cwd ?? REPO,
+  });
+  await new Promise((r) => setImmediate(r));
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
 }

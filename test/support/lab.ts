@@ -11,7 +11,9 @@ import { REPO } from './cli.ts';
 
 const run = promisify(execFile);
 
-export const LAB_SCRIPT = join(REPO, 'scripts', 'lab');
+// FARM_LAB_SCRIPT: the checkout whose scripts run the shared lab (its services know their own
+// entry points), when tests run from another worktree.
+export const LAB_SCRIPT = process.env.FARM_LAB_SCRIPT ?? join(REPO, 'scripts', 'lab');
 export const LAB_INVENTORY = join(REPO, 'inventory', 'lab.yaml');
 export const LAB_DIR = process.env.FARM_LAB_DIR ?? join(REPO, '.lab');
 
@@ -37,7 +39,13 @@ type Doc = Record<string, any>;
 export async function labInventoryVariant(change: (doc: Doc) => void = () => {}): Promise<{ file: string; dir: string; doc: Doc }> {
   const base = dirname(LAB_INVENTORY);
   const doc = parse(await readFile(LAB_INVENTORY, 'utf8')) as Doc;
-  const abs = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(base, p));
+  // Paths into the repo's .lab follow FARM_LAB_DIR, so a checkout can use a lab another made.
+  const repoLab = join(REPO, '.lab');
+  const abs = (p: string | undefined) => {
+    if (p === undefined) return p;
+    const full = isAbsolute(p) ? p : resolve(base, p);
+    return full === repoLab || full.startsWith(repoLab + '/') ? LAB_DIR + full.slice(repoLab.length) : full;
+  };
   doc.source.containerfile = abs(doc.source.containerfile);
   doc.source.context = abs(doc.source.context ?? '.');
   if (doc.builder?.config) doc.builder.config = abs(doc.builder.config);
@@ -73,22 +81,34 @@ export async function labEnv(): Promise<Record<string, string>> {
   return env;
 }
 
-/** A Containerfile whose marker is unique to this test run, so a stale image cannot pass. */
+/**
+ * A Containerfile whose marker is unique to this test run, so a stale image cannot pass. It COPYs
+ * only: the lab's base images are foreign-arch systems on most hosts, and a RUN would execute them.
+ */
 export async function markedSource(dir: string): Promise<{ containerfile: string; context: string; token: string }> {
   const token = `farm-test-${randomBytes(8).toString('hex')}`;
   const context = join(dir, 'src');
   await mkdir(context, { recursive: true });
   await writeFile(join(context, 'motd'), `welcome ${token}\n`);
+  await writeFile(join(context, 'marker'), `${token}\n`);
   const containerfile = join(context, 'Containerfile');
   await writeFile(
     containerfile,
-    [
-      'FROM localhost/farm-lab/base:latest',
-      `RUN mkdir -p /usr/share/farm && echo "${token}" > /usr/share/farm/marker`,
-      'COPY motd /etc/motd',
-      '',
-    ].join('\n'),
+    ['FROM localhost/farm-lab/base:latest', 'COPY marker /usr/share/farm/marker', 'COPY motd /etc/motd', ''].join('\n'),
   );
   return { containerfile, context, token };
 }
 
+/** A lab inventory variant that builds `src`'s Containerfile and context. */
+export function labInventoryFor(src: { containerfile: string; context: string }): Promise<{ file: string; dir: string; doc: Doc }> {
+  return labInventoryVariant((doc) => {
+    doc.source.containerfile = src.containerfile;
+    doc.source.context = src.context;
+  });
+}
+
+/** A lab inventory variant that builds a markedSource, with its token. */
+export async function markedLabInventory(): Promise<{ file: string; dir: string; doc: Doc; token: string }> {
+  const src = await markedSource((await labInventoryVariant()).dir);
+  return { ...(await labInventoryFor(src)), token: src.token };
+}

@@ -1,7 +1,7 @@
 // A real S3 server for tests: s3rver (an S3 implementation in Node) on 127.0.0.1, a random port
 // and a temp directory, addressed path-style (no bucket.host DNS names on loopback).
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -51,7 +51,83 @@ export interface S3Options {
   buckets?: string[];
 }
 
+interface KoaContext {
+  params: Record<string, string>;
+  query: Record<string, string | undefined>;
+  status: number;
+  body: unknown;
+  store: { getResourcePath(bucket: string, key: string | undefined, resource: string): string };
+}
+interface RouterLayer {
+  stack: Array<(ctx: KoaContext, next: () => Promise<void>) => unknown>;
+}
+interface S3rverRouter {
+  stack: RouterLayer[];
+  get(path: string, fn: (ctx: KoaContext, next: () => Promise<void>) => unknown): void;
+  delete(path: string, fn: (ctx: KoaContext, next: () => Promise<void>) => unknown): void;
+}
+type S3ErrorConstructor = new (code: string, message: string, detail?: Record<string, string>) => Error;
+
+let multipartListing = false;
+
+/**
+ * s3rver stores multipart uploads in progress (a directory per upload id, holding the key and
+ * the parts) but answers ListMultipartUploads and AbortMultipartUpload with NotImplemented /
+ * MethodNotAllowed. Real S3 and IBM COS serve both, and they are how a client finds and removes
+ * what an interrupted upload left: served here from that same directory, behind s3rver's own
+ * authentication (the handlers go right after its authentication layer in its router).
+ */
+function serveMultipartListing(): void {
+  if (multipartListing) return;
+  multipartListing = true;
+  const router = require('s3rver/lib/routes.js') as S3rverRouter;
+  const S3Error = require('s3rver/lib/models/error.js') as S3ErrorConstructor;
+  const uploadsDir = (ctx: KoaContext) => ctx.store.getResourcePath(ctx.params.bucket!, undefined, 'uploads');
+  router.get('/:bucket', async (ctx, next) => {
+    if (!('uploads' in ctx.query)) return next();
+    const prefix = ctx.query.prefix ?? '';
+    const dir = uploadsDir(ctx);
+    const ids = await readdir(dir).catch(() => [] as string[]);
+    const uploads: Array<{ Key: string; UploadId: string; Initiated: string; StorageClass: string }> = [];
+    for (const id of ids.sort()) {
+      const key = await readFile(join(dir, id, 'key'), 'utf8').catch(() => undefined);
+      if (key === undefined || !key.startsWith(prefix)) continue;
+      const st = await stat(join(dir, id));
+      uploads.push({ Key: key, UploadId: id, Initiated: st.mtime.toISOString(), StorageClass: 'STANDARD' });
+    }
+    uploads.sort((a, b) => (a.Key === b.Key ? a.UploadId.localeCompare(b.UploadId) : a.Key < b.Key ? -1 : 1));
+    ctx.body = {
+      ListMultipartUploadsResult: {
+        '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
+        Bucket: ctx.params.bucket,
+        KeyMarker: '',
+        UploadIdMarker: '',
+        Prefix: prefix,
+        MaxUploads: 1000,
+        IsTruncated: false,
+        ...(uploads.length ? { Upload: uploads } : {}),
+      },
+    };
+  });
+  router.delete('/:bucket/:key+', async (ctx, next) => {
+    const id = ctx.query.uploadId;
+    if (id === undefined) return next();
+    const dir = join(uploadsDir(ctx), id);
+    const key = /^[0-9a-f]+$/.test(id) ? await readFile(join(dir, 'key'), 'utf8').catch(() => undefined) : undefined;
+    if (key !== ctx.params.key) {
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: id });
+    }
+    await rm(dir, { recursive: true, force: true });
+    ctx.status = 204;
+  });
+  const added = router.stack.splice(router.stack.length - 2, 2);
+  const auth = router.stack.findIndex((layer) => layer.stack.some((fn) => fn.name === 'authentication'));
+  if (auth < 0) throw new Error("s3rver's router has no authentication layer: its layout changed");
+  router.stack.splice(auth + 1, 0, ...added);
+}
+
 export async function startS3(opts: S3Options = {}): Promise<S3Server> {
+  serveMultipartListing();
   const ownDir = opts.dir === undefined;
   const directory = opts.dir ?? (await mkdtemp(join(tmpdir(), 'farm-s3-')));
   const credentials = opts.credentials ?? { accessKeyId: ACCESS_KEY_ID, secretAccessKey: SECRET_ACCESS_KEY };

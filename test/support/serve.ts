@@ -2,7 +2,10 @@
 // address read from its log, stopped by its PID.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { FARM_BIN, REPO } from './cli.ts';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { FARM_BIN } from './cli.ts';
 import type { Snapshot } from '../../src/service/service.ts';
 
 export interface ServeProcess {
@@ -17,9 +20,39 @@ export interface ServeProcess {
 
 const running = new Set<ChildProcess>();
 
-export async function startServe(inventory: string, env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [FARM_BIN, 'serve', '--inventory', inventory, '--listen', '127.0.0.1:0'], {
-    cwd: REPO,
+/**
+ * A small inventory for a service that builds nothing by itself (one s390x worker, never reached
+ * unless a build runs) with the given `service:` section, indented by two spaces. Returns its path.
+ */
+export async function serveInventory(service: string, dir?: string): Promise<string> {
+  const at = dir ?? (await mkdtemp(join(tmpdir(), 'farm-serve-')));
+  await writeFile(join(at, 'Containerfile'), 'FROM localhost/base:latest\n');
+  // A context apart from builds/ (a context that holds the builds dir is refused).
+  await mkdir(join(at, 'ctx'), { recursive: true });
+  const file = join(at, 'farm.yaml');
+  await writeFile(
+    file,
+    `version: 1
+source: { containerfile: Containerfile, context: ctx }
+workers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "SHA256:${'A'.repeat(43)}" }]
+service:
+${service}
+`,
+  );
+  return file;
+}
+
+export interface StartOptions {
+  timeoutMs?: number;
+  /** Another checkout's bin/farm.js (benchmarks compare against a base commit). */
+  bin?: string;
+}
+
+export async function startServe(inventory: string, env: NodeJS.ProcessEnv = {}, opts: StartOptions = {}): Promise<ServeProcess> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const bin = opts.bin ?? FARM_BIN;
+  const child = spawn(process.execPath, [bin, 'serve', '--inventory', inventory, '--listen', '127.0.0.1:0'], {
+    cwd: dirname(dirname(bin)),
     env: { ...process.env, NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -2,7 +2,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { BLOCK_SIZE, GIB, blockCount, isZero, linearChecksum, readBlocks, sha256, volumeSizeGiB } from '../../uploaders/aws/blocks.ts';
 import { awsArchitecture } from '../../uploaders/aws/index.ts';
 import { partSizeFor } from '../../uploaders/aws/s3-import.ts';

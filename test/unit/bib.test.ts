@@ -9,7 +9,11 @@ describe('bib command line', () => {
     ]);
   });
   it('tags each build uniquely and keeps outputs under output_dir', () => {
-    expect(buildImageRef('20261121t101500z', 's390x')).toBe('localhost/farm-build:20261121t101500z-s390x');
+    expect(buildImageRef('20261121t101500z', 's390x', 'w1')).toBe('localhost/farm-build:20261121t101500z-s390x-w1');
+    // Two worker entries on one host get their own tags; a name too long for a tag is digested.
+    const long = buildImageRef('20261121t101500z', 's390x', 'w'.repeat(200));
+    expect(long).toMatch(/^localhost\/farm-build:20261121t101500z-s390x-[0-9a-f]{16}$/);
+    expect(buildImageRef('20261121t101500z', 's390x', 'x'.repeat(200))).not.toBe(long);
     expect(remoteOutputRoot('/var/lib/farm/output', '20261121t101500z', 's390x')).toBe('/var/lib/farm/output/20261121t101500z/s390x');
     expect(() => remoteOutputRoot('/var/lib/farm/output', '../..', '..')).toThrow();
   });

@@ -10,7 +10,7 @@ import type { ArchState, BuildState, BuildStatus } from '../../src/records/state
 import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { decideBuild } from '../../src/triggers/decide.ts';
 import { inventorySchema } from '../../src/inventory/schema.ts';
-import { renderImages, byTarget } from '../../src/cli/commands/images.ts';
+import { renderImages, byTarget } from '../../src/cli/actions/images.ts';
 
 let builds: string;
 

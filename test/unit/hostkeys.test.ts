@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
+import { rejection } from '../support/assert.ts';
 import {
   blobKeyType,
   checkHostKey,
@@ -187,16 +188,14 @@ describe('checkHostKey', () => {
 });
 
 describe('trustHostKey', () => {
-  it('creates the file 0600 in a new directory and appends [host]:port lines', async () => {
+  it('creates the file 0600 in a new 0700 directory and appends [host]:port lines; again is "already"', async () => {
     const file = join(dir, 'new', 'sub', 'known_hosts');
-    await trustHostKey(worker2222, file, keys.ed!.blob, keys.ed!.type);
+    expect(await trustHostKey(worker2222, file, keys.ed!.blob, keys.ed!.type)).toBe('added');
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'new', 'sub')).mode & 0o777).toBe(0o700);
     expect(readFileSync(file, 'utf8')).toBe(`[10.231.0.11]:2222 ssh-ed25519 ${keys.ed!.b64}\n`);
-    // Trusting the same key again changes nothing; a key of another type is added.
-    await trustHostKey(worker2222, file, keys.ed!.blob, keys.ed!.type);
-    await trustHostKey(worker2222, file, keys.ec!.blob, keys.ec!.type);
-    const entries = await lookupKnownHosts(file, worker2222.host, worker2222.port);
-    expect(entries.map((e) => e.keyType)).toEqual(['ssh-ed25519', keys.ec!.type]);
+    expect(await trustHostKey(worker2222, file, keys.ed!.blob, keys.ed!.type)).toBe('already');
+    expect(readFileSync(file, 'utf8')).toBe(`[10.231.0.11]:2222 ssh-ed25519 ${keys.ed!.b64}\n`);
   });
 
   it('adds a newline when the file lacks a final one', async () => {
@@ -210,9 +209,32 @@ describe('trustHostKey', () => {
     ]);
   });
 
-  it('refuses to add a second key of the same type (a changed key needs the stale line removed)', async () => {
-    const file = knownHosts('kh-trust-conflict', [`10.231.0.11 ${keys.ed2!.type} ${keys.ed2!.b64}`]);
-    await expect(trustHostKey(worker, file, keys.ed!.blob, keys.ed!.type)).rejects.toThrow(/already has a different ssh-ed25519 key.*line 1/);
+  // A man in the middle offering ecdsa where ed25519 is recorded looks exactly like a new key type.
+  // (The keys are made in beforeAll, hence the functions.)
+  const cases: Array<{ label: string; recorded: () => GenKey; name: (k: GenKey) => string; hashed: boolean; w: typeof worker }> = [
+    { label: 'a key of another type', recorded: () => keys.ec!, name: () => '10.231.0.11', hashed: false, w: worker },
+    { label: 'a key of another type, hashed', recorded: () => keys.ec!, name: () => '10.231.0.11', hashed: true, w: worker },
+    { label: 'a key of another type under [host]:port', recorded: () => keys.rsa!, name: () => '[10.231.0.11]:2222', hashed: false, w: worker2222 },
+    { label: 'a different key of the same type', recorded: () => keys.ed2!, name: () => '10.231.0.11', hashed: false, w: worker },
+  ];
+  for (const c of cases) {
+    it(`refuses any key for a host with ${c.label}, naming both fingerprints and the fix`, async () => {
+      const recorded = c.recorded();
+      const file = knownHosts(`kh-refuse-${c.label.replace(/\W+/g, '-')}`, [`${c.name(recorded)} ${recorded.type} ${recorded.b64}`], c.hashed);
+      const before = readFileSync(file, 'utf8');
+      const err = await rejection(trustHostKey(c.w, file, keys.ed!.blob, keys.ed!.type));
+      expect(err.code).toBe('HOST_KEY');
+      expect(err.message).toContain(`it presented ssh-ed25519 ${keys.ed!.sshKeygenFingerprint}`);
+      expect(err.message).toContain(`${recorded.type} ${recorded.sshKeygenFingerprint} (${file} line 1)`);
+      expect(err.message).toContain('Not trusted; known_hosts is unchanged.');
+      expect(err.hint).toContain(`ssh-keygen -R '${knownHostsName(c.w.host, c.w.port)}' -f ${file}`);
+      expect(readFileSync(file, 'utf8')).toBe(before);
+    });
+  }
+
+  it('refuses a revoked key', async () => {
+    const file = knownHosts('kh-trust-revoked', [`@revoked * ${keys.ed!.type} ${keys.ed!.b64}`]);
+    await expect(trustHostKey(worker, file, keys.ed!.blob, keys.ed!.type)).rejects.toThrow(/REVOKED/);
     expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
   });
 

@@ -3,7 +3,6 @@ import { inspect } from 'node:util';
 import {
   cosEndpoint,
   cosHref,
-  imageNameProblem,
   objectKey,
   vpcServiceUrl,
   DEFAULT_VPC_TEMPLATE,
@@ -12,8 +11,8 @@ import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from '../../
 import { faultText, hintFor, redact, serviceFault, stepError } from '../../uploaders/ibmcloud/errors.ts';
 import { objectMetadata, partSizeFor, S3_MIN_PART } from '../../uploaders/ibmcloud/cos.ts';
 import { PollTimeout, pollUntil } from '../../uploaders/ibmcloud/wait.ts';
-import { vpcImageName } from '../../uploaders/ibmcloud/index.ts';
-import { FarmError } from '../../src/errors.ts';
+import { imageNameProblem, vpcImageName } from '../../uploaders/ibmcloud/names.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 describe('VPC endpoints', () => {
   it('builds the public regional endpoint by default', () => {

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { ARCHES } from '../../src/arch.ts';
+import { ARCHES } from '../../src/core/arch.ts';
 import { inventoryJsonSchema, inventoryJsonSchemaText } from '../../src/inventory/json-schema.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

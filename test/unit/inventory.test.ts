@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import {
   InventoryError,
   formatProblems,
@@ -12,21 +12,12 @@ import {
   resolveInventoryPath,
   resolveTargetName,
   type InventoryProblem,
-  type LoadOptions,
 } from '../../src/inventory/load.ts';
 import type { AwsTarget, IbmCloudTarget, LibvirtTarget, OpenStackTarget } from '../../src/inventory/schema.ts';
+import { KEY, VALID, only, problemsOf, removeCases, writeInventory, yml } from './inventory-support.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const FIXTURES = join(ROOT, 'test/fixtures/inventory');
-const KEY = 'SHA256:abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ';
-
-/** Strips the leading newline and the common indentation, so line numbers read off the test. */
-function yml(text: string): string {
-  const lines = text.replace(/^\n/, '').replace(/\n\s*$/, '\n').split('\n');
-  const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => /^ */.exec(l)![0].length));
-  return lines.map((l) => l.slice(indent)).join('\n');
-}
-
 let tmp: string;
 let home: string;
 const savedHome = process.env.HOME;
@@ -41,51 +32,11 @@ beforeAll(async () => {
 afterAll(async () => {
   process.env.HOME = savedHome;
   await rm(tmp, { recursive: true, force: true });
+  await removeCases();
 });
 
-let seq = 0;
-/** Writes the inventory (and extra files) into a fresh directory; returns the inventory's path. */
-async function writeInventory(text: string, files: Record<string, string> = {}): Promise<string> {
-  const dir = join(tmp, `case-${++seq}`);
-  await mkdir(dir, { recursive: true });
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(dirname(join(dir, name)), { recursive: true });
-    await writeFile(join(dir, name), content);
-  }
-  const file = join(dir, 'farm.yaml');
-  await writeFile(file, text);
-  return file;
-}
-
-async function problemsOf(text: string, opts: LoadOptions = { checkFiles: false }, files: Record<string, string> = {}) {
-  const file = await writeInventory(text, files);
-  const err = await loadInventory(file, opts).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof InventoryError)) throw new Error(`expected an InventoryError, got ${String(err)}`);
-  return err.problems;
-}
-
-function only(problems: InventoryProblem[], field: string): InventoryProblem {
-  const matching = problems.filter((p) => p.field === field);
-  if (matching.length !== 1) {
-    throw new Error(`expected one problem at ${field}, got:\n${formatProblems(problems)}`);
-  }
-  return matching[0]!;
-}
-
-// A valid inventory to break one thing in at a time (line numbers below refer to it).
-const BASE = yml(`
-  version: 1
-  source:
-    containerfile: Containerfile
-  workers:
-    - name: builder-x86_64
-      host: 10.231.0.11
-      arch: x86_64
-      host_key: "${KEY}"
-`);
+// BASE is a valid inventory to break one thing in at a time (line numbers below refer to it).
+const BASE = VALID;
 
 describe('loading valid inventories', () => {
   it('fills every default and resolves paths against the inventory directory', async () => {
@@ -102,7 +53,7 @@ describe('loading valid inventories', () => {
       extra_args: [],
     });
     expect(inv.naming).toEqual({ name: 'farm', template: '{name}-{date}-{time}-{arch}' });
-    expect(inv.settings).toEqual({ builds_dir: join(dir, 'builds'), keep_remote: false, connect_timeout_s: 20, keepalive_s: 15, bulk_transfer: 'auto' });
+    expect(inv.settings).toEqual({ builds_dir: '/var/tmp/farm-minimal-builds', keep_remote: false, connect_timeout_s: 20, keepalive_s: 15, bulk_transfer: 'auto' });
     expect(inv.workers).toEqual([
       {
         name: 'builder',
@@ -176,10 +127,11 @@ describe('loading valid inventories', () => {
     await writeFile(join(home, '.ssh/hv_known_hosts'), 'hv ssh-ed25519 AAAA\n');
     await writeFile(join(home, 'Containerfile'), 'FROM scratch\n');
     await writeFile(join(home, 'bib.toml'), '');
+    await mkdir(join(home, 'ctx'), { recursive: true });
     const file = await writeInventory(
       yml(`
         version: 1
-        source: { containerfile: ~/Containerfile, context: ~/ }
+        source: { containerfile: ~/Containerfile, context: ~/ctx }
         builder: { config: ~/bib.toml }
         settings: { builds_dir: ~/builds }
         workers:
@@ -193,7 +145,7 @@ describe('loading valid inventories', () => {
       `),
     );
     const { inventory: inv } = await loadInventory(file);
-    expect(inv.source).toMatchObject({ containerfile: join(home, 'Containerfile'), context: home });
+    expect(inv.source).toMatchObject({ containerfile: join(home, 'Containerfile'), context: join(home, 'ctx') });
     expect(inv.builder.config).toBe(join(home, 'bib.toml'));
     expect(inv.settings.builds_dir).toBe(join(home, 'builds'));
     expect(inv.workers[0]!.identity_file).toBe(join(home, '.ssh/id_farm'));
@@ -418,10 +370,10 @@ describe('schema problems', () => {
   });
 
   it('unknown key with nothing close: remove it, and the allowed keys', async () => {
-    const problems = await problemsOf(BASE.replace('source:\n', 'source:\n  dockerfile_dir: x\n'));
+    const problems = await problemsOf(BASE.replace('source: { containerfile: Containerfile }', 'source: { containerfile: Containerfile, dockerfile_dir: x }'));
     expect(only(problems, 'source.dockerfile_dir')).toMatchObject({
-      line: 3,
-      column: 3,
+      line: 2,
+      column: 41,
       message: "unknown key 'dockerfile_dir'",
       fix: 'remove it; keys allowed here: containerfile, context, build_args',
     });
@@ -500,14 +452,14 @@ describe('schema problems', () => {
   });
 
   it('wrong type: a string where a list belongs, yes/no where a boolean belongs', async () => {
-    const problems = await problemsOf(`${BASE}builder:\n  extra_args: --use-librepo=True\nsettings:\n  keep_remote: "yes"\n`);
+    const problems = await problemsOf(`${BASE.replace('builds_dir: ../builds', 'builds_dir: ../builds, keep_remote: "yes"')}builder:\n  extra_args: --use-librepo=True\n`);
     expect(only(problems, 'builder.extra_args')).toMatchObject({
       line: 10,
       message: 'expected a list, got the string "--use-librepo=True"',
       fix: 'write a list, e.g. extra_args: [--use-librepo=True]',
     });
     expect(only(problems, 'settings.keep_remote')).toMatchObject({
-      line: 12,
+      line: 3,
       message: 'expected true or false, got the string "yes"',
       fix: 'write true (unquoted, lower case)',
     });
@@ -516,7 +468,7 @@ describe('schema problems', () => {
   it('an empty value: required fields need one, optional ones may be deleted', async () => {
     const problems = await problemsOf(BASE.replace('containerfile: Containerfile', 'containerfile:') + '    identity_file:\n');
     expect(only(problems, 'source.containerfile')).toMatchObject({
-      line: 3,
+      line: 2,
       message: "'containerfile' is empty (expected a string)",
       fix: 'give it a value: <path of the Containerfile, relative to the inventory file>',
     });
@@ -704,7 +656,7 @@ describe('semantic checks', () => {
     const problems = await problemsOf(
       yml(`
         version: 1
-        source: { containerfile: Containerfile }
+        source: { containerfile: Containerfile, context: src }
         workers:
           - { name: a, host: h1, arch: x86_64, host_key: "${KEY}" }
           - { name: b, host: h2, arch: aarch64, host_key: "${KEY}" }
@@ -731,7 +683,7 @@ describe('semantic checks', () => {
     const problems = await problemsOf(
       yml(`
         version: 1
-        source: { containerfile: Containerfile }
+        source: { containerfile: Containerfile, context: src }
         workers:
           - { name: p, host: h1, arch: ppc64le, host_key: "${KEY}" }
           - { name: a, host: h2, arch: aarch64, host_key: "${KEY}" }
@@ -883,6 +835,7 @@ describe('file checks', () => {
           - { name: a, host: h1, arch: x86_64, host_key: "${KEY}", identity_file: keys/open }
           - { name: b, host: h2, arch: x86_64, host_key: "${KEY}", identity_file: keys/private }
           - { name: c, host: h3, arch: x86_64, host_key: "${KEY}", identity_file: keys/none }
+        settings: { builds_dir: ../builds }
       `),
       { ...CONTAINERFILE, 'keys/open': 'k', 'keys/private': 'k' },
     );
@@ -927,6 +880,7 @@ describe('file checks', () => {
             - kind: libvirt
               hypervisors:
                 - { uri: "qemu+ssh://u@hv/system", arch: x86_64, known_hosts: kh/hv }
+      settings: { builds_dir: ../builds }
     `);
     await rm(join(home, '.ssh'), { recursive: true, force: true });
     const problems = await problemsOf(text, {}, CONTAINERFILE);

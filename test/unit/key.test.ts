@@ -239,10 +239,10 @@ describe('computeBuildKey', () => {
   it('streams large files: a 64 MiB file is digested, and a one-byte change in it counts', async () => {
     const big = Buffer.alloc(64 << 20, 7);
     await writeFile(join(dir, 'src', 'files', 'big.bin'), big);
-    const a = await contextDigest(join(dir, 'src'), { signal });
+    const a = await contextDigest({ contextDir: join(dir, 'src') }, signal);
     big[big.length - 1] = 8;
     await writeFile(join(dir, 'src', 'files', 'big.bin'), big);
-    const b = await contextDigest(join(dir, 'src'), { signal });
+    const b = await contextDigest({ contextDir: join(dir, 'src') }, signal);
     expect(a.bytes).toBeGreaterThan(64 << 20);
     expect(b.digest).not.toBe(a.digest);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { libvirtTargetSchema } from '../../src/inventory/schema.ts';
 import { createLibvirtUploader, hypervisorsFor, planUpload } from '../../uploaders/libvirt/index.ts';
 import { checkVolumeName } from '../../uploaders/libvirt/hypervisor.ts';

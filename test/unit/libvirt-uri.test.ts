@@ -3,7 +3,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { connectUri, displayUri, parseHypervisorUri, sshEndpoint, uriLocation, userSshCommand } from '../../uploaders/libvirt/uri.ts';
 import { wrapperScript } from '../../uploaders/libvirt/ssh-wrapper.ts';
 

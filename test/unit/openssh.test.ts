@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { workerSchema } from '../../src/inventory/schema.ts';
 import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
-import { findSshClient, knownHostsLine, sshArgv } from '../../workers/ssh/openssh.ts';
+import { OpenSshBulk, findSshClient, knownHostsLine, sshArgv } from '../../workers/ssh/openssh.ts';
 import { commandLine } from '../../workers/ssh/quote.ts';
 
 const worker = workerSchema.parse({ name: 'w1', host: 'builder.example.org', port: 2222, user: 'farm', arch: 'x86_64' });
@@ -111,5 +111,36 @@ describe('findSshClient', () => {
     expect(findSshClient(`${join(dir, 'none')}:${dir}`)).toBeUndefined(); // not executable
     chmodSync(join(dir, 'ssh'), 0o755);
     expect(findSshClient(`${join(dir, 'none')}:${dir}`)).toBe(join(dir, 'ssh'));
+  });
+});
+
+describe('OpenSshBulk.dispose', () => {
+  const scratch = mkdtempSync(join(tmpdir(), 'farm-openssh-dispose-'));
+  afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+  it('kills a master that does not end on SIGTERM (one stuck writing to a dead link) after the grace period', async () => {
+    // Stands in for ssh -M: opens its control socket, then ignores SIGTERM and stays.
+    const fake = join(scratch, 'ssh');
+    writeFileSync(
+      fake,
+      [
+        '#!/bin/sh',
+        "trap '' TERM",
+        'for a in "$@"; do case "$a" in ControlPath=*) sock=${a#ControlPath=};; esac; done',
+        'exec python3 -c "import signal,socket,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(600)" "$sock"',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(fake, 0o755);
+    const key = hostKeyFromBlob(Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE', 'base64'));
+    const bulk = await OpenSshBulk.prepare(fake, worker, key, { identityFile: '/nonexistent' });
+    expect(await bulk.ready()).toBe(true);
+    const pid = bulk.masterPid!;
+    const t0 = performance.now();
+    await bulk.dispose(300);
+    const took = performance.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(2_000);
+    expect(() => process.kill(pid, 0)).toThrow();
   });
 });

@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { Http, OpenStackHttpError, explain } from '../../uploaders/openstack/http.ts';
 import { Redactor } from '../../uploaders/openstack/redact.ts';
 

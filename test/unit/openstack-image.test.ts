@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { openstackTargetSchema } from '../../src/inventory/schema.ts';
 import { diskFor, imageFields, propertyProblems, virtualSize } from '../../uploaders/openstack/image.ts';
 import type { Artifact } from '../../workers/artifact.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { CloudConfig } from '../../uploaders/openstack/config.ts';
 import { authRequestBody, glanceBase, selectEndpoint, type CatalogService } from '../../uploaders/openstack/keystone.ts';
 

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { builderRuns, imageTypesFor, typeForTarget } from '../../src/plan/image-types.ts';
 import { inventoryArches, planBuild } from '../../src/plan/plan.ts';
 import { inventorySchema, type LoadedInventory } from '../../src/inventory/schema.ts';
-import { WorkerPool } from '../../src/build/scheduler.ts';
 
 function loaded(raw: unknown): LoadedInventory {
   return { file: '/inv/farm.yaml', dir: '/inv', inventory: inventorySchema.parse(raw) };
@@ -58,44 +57,5 @@ describe('planBuild', () => {
 
   it('`all` means the arches the inventory has workers or sections for', () => {
     expect(inventoryArches(inv)).toEqual(['x86_64', 'ppc64le', 's390x']);
-  });
-});
-
-describe('WorkerPool', () => {
-  const inv = loaded({
-    version: 1,
-    source: { containerfile: 'Containerfile' },
-    workers: [worker('a', 'x86_64', { max_builds: 1 }), worker('b', 'x86_64', { max_builds: 2 }), worker('c', 'aarch64')],
-  });
-
-  it('spreads an arch over its workers by free capacity and respects max_builds', async () => {
-    const pool = new WorkerPool(inv.inventory.workers);
-    const running = new Map<string, number>();
-    const peak = new Map<string, number>();
-    const gates: Array<() => void> = [];
-    const jobs: Promise<void>[] = [];
-    for (let i = 0; i < 6; i++) {
-      const w = pool.pick('x86_64')!;
-      jobs.push(
-        pool.run(w, async () => {
-          running.set(w.name, (running.get(w.name) ?? 0) + 1);
-          peak.set(w.name, Math.max(peak.get(w.name) ?? 0, running.get(w.name)!));
-          await new Promise<void>((r) => gates.push(r));
-          running.set(w.name, running.get(w.name)! - 1);
-        }),
-      );
-    }
-    await new Promise((r) => setTimeout(r, 10));
-    expect(running.get('a')).toBe(1);
-    expect(running.get('b')).toBe(2);
-    while (gates.length) {
-      gates.shift()!();
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    await Promise.all(jobs);
-    expect(peak.get('a')).toBe(1);
-    expect(peak.get('b')).toBe(2);
-    expect(pool.pick('aarch64')!.name).toBe('c');
-    expect(pool.pick('s390x')).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkBearer, checkGithubSignature, checkGitlabToken, safeEqual } from '../../src/service/auth.ts';
+import { checkBearer, checkGithubDigest, checkGitlabToken, githubHmac, githubSignatureHeader, safeEqual } from '../../src/service/auth.ts';
 
 describe('API and webhook authentication', () => {
   it('bearer token: missing 401, wrong 403, right ok, unconfigured 403', () => {
@@ -15,18 +15,25 @@ describe('API and webhook authentication', () => {
     expect(!off.ok && off.message).toMatch(/FARM_TOKEN is not set/);
   });
 
-  it("GitHub: HMAC-SHA256 of the raw body, as GitHub's documentation example computes it", () => {
+  it("GitHub: HMAC-SHA256 of the raw body, as GitHub's documentation example computes it, fed while reading", () => {
     // The example from GitHub's "Validating webhook deliveries" page.
-    const body = Buffer.from('Hello, World!');
     const secret = "It's a Secret to Everybody";
     const header = 'sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17';
-    expect(createHmac('sha256', secret).update(body).digest('hex')).toBe(header.slice(7));
-    expect(checkGithubSignature(body, header, secret)).toEqual({ ok: true });
-    expect(checkGithubSignature(Buffer.from('Hello, World?'), header, secret)).toMatchObject({ ok: false, status: 401, message: 'bad signature' });
-    expect(checkGithubSignature(body, header, 'another secret')).toMatchObject({ ok: false, status: 401 });
-    expect(checkGithubSignature(body, undefined, secret)).toMatchObject({ ok: false, status: 401, message: 'missing X-Hub-Signature-256' });
-    expect(checkGithubSignature(body, 'sha1=' + 'a'.repeat(40), secret)).toMatchObject({ ok: false, message: 'malformed X-Hub-Signature-256' });
-    expect(checkGithubSignature(body, 'sha256=' + 'z'.repeat(64), secret)).toMatchObject({ ok: false });
+    expect(createHmac('sha256', secret).update('Hello, World!').digest('hex')).toBe(header.slice(7));
+    const parsed = githubSignatureHeader(header);
+    if (!parsed.ok) throw new Error(parsed.message);
+    const streamed = (parts: string[], key = secret) => {
+      const h = githubHmac(key);
+      for (const p of parts) h.update(Buffer.from(p));
+      return checkGithubDigest(h.digest(), parsed);
+    };
+    expect(streamed(['Hello, ', 'World!'])).toEqual({ ok: true });
+    expect(streamed(['Hello, World?'])).toMatchObject({ ok: false, status: 401, message: 'bad signature' });
+    expect(streamed(['Hello, World!'], 'another secret')).toMatchObject({ ok: false, status: 401 });
+    // Decided from the header alone, before any body is read.
+    expect(githubSignatureHeader(undefined)).toMatchObject({ ok: false, status: 401, message: 'missing X-Hub-Signature-256' });
+    expect(githubSignatureHeader('sha1=' + 'a'.repeat(40))).toMatchObject({ ok: false, message: 'malformed X-Hub-Signature-256' });
+    expect(githubSignatureHeader('sha256=' + 'z'.repeat(64))).toMatchObject({ ok: false, message: 'malformed X-Hub-Signature-256' });
   });
 
   it('GitLab: the token header must equal the secret', () => {

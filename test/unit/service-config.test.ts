@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ const KEY = 'SHA256:' + 'A'.repeat(43);
 const BASE = `version: 1
 source:
   containerfile: Containerfile
+  context: ctx
 workers:
   - name: builder-s390x
     host: 10.231.0.14
@@ -20,6 +21,7 @@ workers:
 async function load(service: string) {
   const dir = await mkdtemp(join(tmpdir(), 'farm-svc-cfg-'));
   await writeFile(join(dir, 'Containerfile'), 'FROM scratch\n');
+  await mkdir(join(dir, 'ctx')); // the context must not hold the builds dir (builds/ here)
   const file = join(dir, 'farm.yaml');
   await writeFile(file, BASE + service);
   return loadInventory(file);
@@ -36,7 +38,7 @@ describe('service settings', () => {
     const loaded = await load('');
     const s = serviceSettings(loaded);
     expect(s.listen).toEqual({ host: '127.0.0.1', port: 8080 });
-    expect(s.source).toEqual({ kind: 'path', containerfile: join(loaded.dir, 'Containerfile'), context: loaded.dir });
+    expect(s.source).toEqual({ kind: 'path', containerfile: join(loaded.dir, 'Containerfile'), context: join(loaded.dir, 'ctx') });
     expect(s.pollMs).toBe(60_000);
     expect(s.watch).toBe(true);
     expect(s.debounceMs).toBe(2000);
@@ -45,11 +47,14 @@ describe('service settings', () => {
     expect(s.schedule).toBeUndefined();
     expect(s.inactivityMs).toBeUndefined();
     expect(s.stateDir).toBe(join(loaded.dir, 'builds', '.service'));
+    expect(s.publicUrl).toBeUndefined();
+    expect(s.notify.env).toEqual([]);
   });
 
   it('reads every setting', async () => {
     const loaded = await load(`service:
   listen: 0.0.0.0:9090
+  public_url: https://farm.example.org/
   source:
     git: { url: "https://git.example.org/os/image.git", branch: stable, containerfile: os/Containerfile, context: os }
     poll_interval: 5m
@@ -57,12 +62,13 @@ describe('service settings', () => {
   inactivity: 7d
   token_env: MY_FARM_TOKEN
   webhooks: { github_secret_env: GH_HOOK_SECRET, gitlab_token_env: GL_HOOK_TOKEN }
-  notify: { webhook: "http://127.0.0.1:9/hook", command: [/usr/local/bin/announce, --json] }
+  notify: { webhook: "http://127.0.0.1:9/hook", command: [/usr/local/bin/announce, --json], env: [CHAT_TOKEN] }
   on_shutdown: finish
   arches: [s390x]
 `);
     const s = serviceSettings(loaded, { listen: '127.0.0.1:0' });
     expect(s.listen).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(s.publicUrl).toBe('https://farm.example.org');
     expect(s.source).toEqual({ kind: 'git', url: 'https://git.example.org/os/image.git', branch: 'stable', containerfile: 'os/Containerfile', context: 'os' });
     expect(s.pollMs).toBe(300_000);
     expect(s.schedule).toBe('0 3 * * 0');
@@ -70,17 +76,19 @@ describe('service settings', () => {
     expect(s.tokenEnv).toBe('MY_FARM_TOKEN');
     expect(s.githubSecretEnv).toBe('GH_HOOK_SECRET');
     expect(s.gitlabTokenEnv).toBe('GL_HOOK_TOKEN');
-    expect(s.notify).toEqual({ webhook: 'http://127.0.0.1:9/hook', command: ['/usr/local/bin/announce', '--json'] });
+    expect(s.notify).toEqual({ webhook: 'http://127.0.0.1:9/hook', command: ['/usr/local/bin/announce', '--json'], env: ['CHAT_TOKEN'] });
     expect(s.onShutdown).toBe('finish');
     expect(s.arches).toEqual(['s390x']);
   });
 
-  it('rejects a bad cron pattern, duration, listener, on_shutdown and a password in the git URL', async () => {
+  it('rejects a bad cron pattern, duration, listener, on_shutdown, public_url, notify.env and a password in the git URL', async () => {
     const found = await problems(`service:
   listen: localhost
   schedule: "61 * * * *"
   inactivity: 7 days
   on_shutdown: wait
+  public_url: https://farm.example.org/status?x=1
+  notify: { env: ["AWS_*"] }
   source:
     git: { url: "https://bot:hunter2@git.example.org/os.git" }
 `);
@@ -91,6 +99,8 @@ describe('service settings', () => {
         expect.stringMatching(/^service\.inactivity: .*duration/),
         expect.stringMatching(/^service\.on_shutdown: /),
         expect.stringMatching(/^service\.source\.git\.url: no password in the URL/),
+        expect.stringMatching(/^service\.public_url: .*an origin/),
+        expect.stringMatching(/^service\.notify\.env\[0\]: .*the name of an environment variable/),
       ]),
     );
     expect(found.join('\n')).not.toContain('hunter2');

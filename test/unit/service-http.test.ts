@@ -2,98 +2,39 @@
 // authentication, webhooks, coalescing, the log file server's path checks, metrics.
 
 import { createHmac } from 'node:crypto';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { JobOptions } from '../../src/build/job.ts';
-import type { BuildOutcome } from '../../src/build/run-build.ts';
-import { buildManifest } from '../../src/records/manifest.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
-import { FarmService, type Snapshot } from '../../src/service/service.ts';
+import type { Snapshot } from '../../src/service/service.ts';
+import { startStandIn, type StandIn } from '../support/serve-in-process.ts';
 
-const KEY = 'SHA256:' + 'A'.repeat(43);
 const TOKEN = 'api-token-for-tests';
 const GH_SECRET = 'github-hook-secret';
 const GL_TOKEN = 'gitlab-hook-token';
 
-let dir: string;
-let service: FarmService;
+let standIn: StandIn;
+let service: StandIn['service'];
 let base: string;
-const jobs: JobOptions[] = [];
-let release: () => void = () => undefined;
-let gate = Promise.resolve();
-let seq = 0;
+let jobs: StandIn['jobs'];
 
-/** Records a build like runBuild does (state.json, per-arch log, manifest) and waits on `gate`. */
-async function fakeJob(opts: JobOptions): Promise<BuildOutcome> {
-  jobs.push(opts);
-  const buildId = `20250101t0000${String(seq++).padStart(2, '0')}z`;
-  const buildDir = join(dir, 'builds', buildId);
-  await mkdir(buildDir, { recursive: true });
-  const now = new Date().toISOString();
-  const initial: BuildState = {
-    version: 1, buildId, inventory: opts.inventoryPath, startedAt: now, status: 'running', trigger: opts.trigger!, key: opts.buildKey!.key,
-    arches: { s390x: { arch: 's390x', step: 'planned', types: ['qcow2'], imageName: `farm-${buildId}-s390x`, artifacts: [], uploads: {}, at: { planned: now } } },
-  };
-  const store = await StateStore.create(join(buildDir, 'state.json'), initial);
-  opts.reporter.logTo('s390x', join(buildDir, 's390x', 'build.log'));
-  opts.reporter.scoped('s390x').info('building on the stand-in');
-  await Promise.race([gate, new Promise((r) => opts.signal.addEventListener('abort', r))]);
-  await store.update((s) => {
-    s.status = opts.signal.aborted ? 'cancelled' : 'succeeded';
-    s.finishedAt = new Date().toISOString();
-    const a = s.arches.s390x!;
-    a.step = opts.signal.aborted ? 'failed' : 'fetched';
-    a.uploads.openstack = {
-      target: 'openstack', kind: 'openstack', type: 'qcow2', step: 'uploaded', at: { uploaded: s.finishedAt },
-      images: [{ target: 'openstack', kind: 'openstack', location: 'RegionOne', imageName: a.imageName, imageId: `img-${buildId}`, artifactId: `RegionOne:img-${buildId}`, existing: false }],
-    } as never;
-  });
-  const manifest = buildManifest(store.current);
-  await writeFile(join(buildDir, 'manifest.json'), JSON.stringify(manifest));
-  return { buildId, dir: buildDir, state: store.current, manifest };
-}
-
-function hold(): void {
-  gate = new Promise((r) => (release = r));
-}
-
+const hold = () => standIn.hold();
+const release = () => standIn.release();
 const post = (path: string, init: RequestInit = {}) => fetch(base + path, { method: 'POST', ...init });
 const snapshot = async () => (await (await fetch(base + '/api/builds')).json()) as Snapshot;
 const sign = (body: string, secret = GH_SECRET) => 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'farm-serve-unit-'));
-  await writeFile(join(dir, 'Containerfile'), 'FROM localhost/base:latest\n');
-  await writeFile(
-    join(dir, 'farm.yaml'),
-    `version: 1
-source: { containerfile: Containerfile }
-workers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "${KEY}" }]
-service:
-  source: { watch: false }
+  standIn = await startStandIn({
+    service: `  source: { watch: false }
   debounce: 300ms
   token_env: T_TOKEN
   webhooks: { github_secret_env: T_GH, gitlab_token_env: T_GL }
-  arches: [s390x]
-`,
-  );
-  service = await FarmService.create({
-    inventoryPath: join(dir, 'farm.yaml'),
-    listen: '127.0.0.1:0',
+  arches: [s390x]`,
     env: { T_TOKEN: TOKEN, T_GH: GH_SECRET, T_GL: GL_TOKEN },
-    stream: new PassThrough().resume(),
-    runJob: fakeJob,
-    inspect: async () => undefined,
   });
-  base = await service.start();
+  ({ service, base, jobs } = standIn);
 });
 
 afterAll(async () => {
-  release();
-  await service?.stop('cancel');
+  await standIn?.stop();
 });
 
 describe('farm serve HTTP (build job stood in)', () => {

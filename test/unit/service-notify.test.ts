@@ -4,7 +4,8 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { notifyPayload, postWebhook, runNotifyCommand } from '../../src/service/notify.ts';
+import { startStandIn } from '../support/serve-in-process.ts';
+import { notifyEnv, notifyPayload, postWebhook, runNotifyCommand } from '../../src/service/notify.ts';
 import type { BuildSummary } from '../../src/records/history.ts';
 import type { RunRecord } from '../../src/service/store.ts';
 
@@ -114,11 +115,53 @@ describe('notifications', () => {
     const dir = await mkdtemp(join(tmpdir(), 'farm-notify-'));
     const out = join(dir, 'payload.json');
     const payload = notifyPayload(run, build);
-    expect(await runNotifyCommand(['tee', out], payload)).toBe(0);
+    const env = notifyEnv(process.env, []);
+    expect(await runNotifyCommand(['tee', out], payload, { env })).toBe(0);
     expect(JSON.parse(await readFile(out, 'utf8'))).toEqual(payload);
     const logs: string[] = [];
-    expect(await runNotifyCommand(['sh', '-c', 'cat >/dev/null; echo nope >&2; exit 3'], payload, { log: (l) => logs.push(l) })).toBe(3);
+    expect(await runNotifyCommand(['sh', '-c', 'cat >/dev/null; echo nope >&2; exit 3'], payload, { env, log: (l) => logs.push(l) })).toBe(3);
     expect(logs[0]).toMatch(/exited 3: nope/);
-    await expect(runNotifyCommand([join(dir, 'missing')], payload)).rejects.toThrow(/ENOENT/);
+    await expect(runNotifyCommand([join(dir, 'missing')], payload, { env })).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('the notify command environment', () => {
+  it('is PATH, HOME, LANG and what service.notify.env names: never the cloud credentials or the tokens', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'farm-notify-env-')), 'env.txt');
+    const secrets = {
+      AWS_ACCESS_KEY_ID: 'AKIAMARKER', AWS_SECRET_ACCESS_KEY: 'aws-marker', AWS_SESSION_TOKEN: 'aws-session-marker', AWS_PROFILE: 'prod',
+      IBMCLOUD_API_KEY: 'ibm-marker', COS_HMAC_SECRET_ACCESS_KEY: 'cos-marker', OS_PASSWORD: 'os-marker', OS_CLOUD: 'lab', OS_APPLICATION_CREDENTIAL_SECRET: 'os-app-marker',
+      N_TOKEN: 'api-token-marker', N_GH: 'github-secret-marker',
+    };
+    const s = await startStandIn({
+      service: `  source: { watch: false }
+  debounce: 10ms
+  token_env: N_TOKEN
+  webhooks: { github_secret_env: N_GH }
+  public_url: https://farm.example.org
+  notify: { command: [sh, -c, 'env > "$0"; cat > "$1"', ${JSON.stringify(out)}, ${JSON.stringify(out + '.json')}], env: [CHAT_CHANNEL] }`,
+      env: { PATH: process.env.PATH, HOME: '/home/farm', LANG: 'C.UTF-8', CHAT_CHANNEL: '#images', TERM: 'xterm', ...secrets },
+    });
+    try {
+      const r = await fetch(`${s.base}/api/builds`, { method: 'POST', headers: { authorization: 'Bearer api-token-marker' } });
+      expect(r.status).toBe(202);
+      await s.service.queue.idle();
+      const env = Object.fromEntries((await readFile(out, 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+      // sh itself adds PWD (and some shells SHLVL, _, OLDPWD).
+      const given = Object.keys(env).filter((k) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(k)).sort();
+      expect(given).toEqual(['CHAT_CHANNEL', 'HOME', 'LANG', 'PATH']);
+      expect(env).toMatchObject({ HOME: '/home/farm', LANG: 'C.UTF-8', CHAT_CHANNEL: '#images' });
+      const text = JSON.stringify(env);
+      for (const [name, value] of Object.entries(secrets)) {
+        expect(text).not.toContain(name);
+        expect(text).not.toContain(value);
+      }
+      expect(Object.keys(env).filter((k) => /^(AWS_|IBMCLOUD_|OS_|COS_)/.test(k))).toEqual([]);
+      // Its status link is the address clients use, not the listener's.
+      const payload = JSON.parse(await readFile(out + '.json', 'utf8')) as { status_url: string; build_id: string };
+      expect(payload.status_url).toBe(`https://farm.example.org/api/builds/${payload.build_id}`);
+    } finally {
+      await s.stop();
+    }
   });
 });

@@ -2,7 +2,7 @@
 
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/service/clock.ts';
 import { GitSource } from '../../src/service/git.ts';
@@ -18,19 +18,20 @@ describe('source change detection', () => {
     const dir = await mkdtemp(join(tmpdir(), 'farm-watch-'));
     await writeFile(join(dir, 'Containerfile'), 'FROM localhost/base:latest\n');
     await writeFile(join(dir, 'motd'), 'hello\n');
-    await writeFile(join(dir, 'farm.yaml'), `version: 1\nsource: { containerfile: Containerfile }\nworkers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "${KEY}" }]\n`);
-    const store = await ServiceStore.open(join(dir, 'builds', '.service'));
+    // The builds dir is outside the context (an inventory whose context holds it is refused).
+    await writeFile(join(dir, 'farm.yaml'), `version: 1\nsource: { containerfile: Containerfile }\nsettings: { builds_dir: ../${basename(dir)}-builds }\nworkers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "${KEY}" }]\n`);
+    const store = await ServiceStore.open(join(`${dir}-builds`, '.service'));
     const check = pathCheck(join(dir, 'farm.yaml'), store, 'all');
     expect(await check(never)).toEqual({ detail: 'first check of the source' });
     expect(await check(never)).toBeUndefined();
-    // Records written under builds_dir (inside the context here) are not source.
-    await writeFile(join(dir, 'builds', 'notes.txt'), 'x');
+    // Records written under builds_dir are not source.
+    await writeFile(join(`${dir}-builds`, 'notes.txt'), 'x');
     expect(await check(never)).toBeUndefined();
     await writeFile(join(dir, 'motd'), 'hello again\n');
     expect(await check(never)).toEqual({ detail: 'source files changed' });
     expect(await check(never)).toBeUndefined();
     // The last key seen survives a restart.
-    const reopened = await ServiceStore.open(join(dir, 'builds', '.service'));
+    const reopened = await ServiceStore.open(join(`${dir}-builds`, '.service'));
     expect(await pathCheck(join(dir, 'farm.yaml'), reopened, 'all')(never)).toBeUndefined();
   });
 
@@ -42,7 +43,7 @@ describe('source change detection', () => {
     const check = gitCheck(git, store);
     const first = await repo.head();
     expect(await git.remoteHead()).toBe(first);
-    expect(await check(never)).toEqual({ detail: `main at ${first.slice(0, 12)} (first check)` });
+    expect(await check(never)).toEqual({ detail: `main at ${first.slice(0, 12)} (first check)`, commit: first });
     expect(await check(never)).toBeUndefined(); // submitted already, not yet built
     expect(await git.sync()).toBe(first);
     await store.update((s) => {
@@ -51,7 +52,7 @@ describe('source change detection', () => {
     expect(await check(never)).toBeUndefined();
 
     const second = await repo.commit({ 'Containerfile': 'FROM localhost/base:latest\nRUN true\n' }, 'change');
-    expect(await check(never)).toEqual({ detail: `main moved to ${second.slice(0, 12)} (from ${first.slice(0, 12)})` });
+    expect(await check(never)).toEqual({ detail: `main moved to ${second.slice(0, 12)} (from ${first.slice(0, 12)})`, commit: second });
     // A file left in the work dir by anything is gone after the next sync.
     await writeFile(join(git.dir, 'stray'), 'x');
     expect(await git.sync()).toBe(second);

@@ -4,7 +4,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { FileHasher } from '../../workers/fetch/hasher.ts';
 import { followRanges, type RangeWriter } from '../../workers/fetch/receive.ts';
 import type { SparseRegion } from '../../workers/fetch/sparse.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { receiveTarFile } from '../../workers/fetch/receive.ts';
 import { SparseMapParser, sparseInfo } from '../../workers/fetch/sparse.ts';
 import { tarArgv } from '../../workers/fetch/fetch.ts';

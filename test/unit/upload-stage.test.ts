@@ -5,7 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TargetUploads, checkSelection, selectTargets } from '../../src/build/upload-stage.ts';
+import { TargetUploads, checkSelection, selectTargets } from '../../src/pipeline/upload-stage.ts';
 import { inventorySchema, type LoadedInventory, type Target } from '../../src/inventory/schema.ts';
 import { planBuild } from '../../src/plan/plan.ts';
 import { StateStore, type BuildState } from '../../src/records/state.ts';

@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-ebs';
 import { waitUntilSnapshotCompleted, type EC2Client } from '@aws-sdk/client-ec2';
 import PQueue from 'p-queue';
-import { FarmError, errorMessage, isAbortError } from '../../src/errors.ts';
+import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
 import { BLOCK_SIZE, linearChecksum, readBlocks, sha256, volumeSizeGiB } from './blocks.ts';
 import type { WaitSettings } from './wait.ts';
 
@@ -34,8 +34,8 @@ export interface EbsDirectParams {
   concurrency: number;
   signal: AbortSignal;
   wait: WaitSettings;
-  /** Called as soon as the snapshot exists, so the caller can undo it on failure. */
-  onSnapshot: (snapshotId: string) => void;
+  /** Called (and awaited) as soon as the snapshot exists, so the caller can record and undo it. */
+  onSnapshot: (snapshotId: string) => void | Promise<void>;
   onProgress: (done: number, sent: number, phase: string) => void;
 }
 
@@ -60,7 +60,7 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
   );
   const snapshotId = started.SnapshotId;
   if (!snapshotId) throw new Error('StartSnapshot answered no SnapshotId');
-  p.onSnapshot(snapshotId);
+  await p.onSnapshot(snapshotId);
   if (started.BlockSize !== undefined && started.BlockSize !== BLOCK_SIZE) {
     throw new Error(`StartSnapshot answered BlockSize ${started.BlockSize}, expected ${BLOCK_SIZE}`);
   }

@@ -5,14 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import { DescribeImagesCommand, CreateTagsCommand, type ArchitectureValues } from '@aws-sdk/client-ec2';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { AWS_ARCH } from '../../src/arch.ts';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { AWS_ARCH } from '../../src/core/arch.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import type { AwsTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
-import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
 import { AwsClients, type ClientSettings } from './clients.ts';
 import { uploadEbsDirect } from './ebs-direct.ts';
 import { copyImage, deleteSnapshot, deprecateImage, registerImage, removeImage, shareImage, waitAvailable } from './register.ts';
+import { AMI_NAME_ALLOWED, amiNameProblem } from './names.ts';
+import { AMI, ATTEMPT_TAG, EBS_SNAPSHOT, removeAwsLeftovers, removeAwsObject, type AwsAccess, type Track } from './leftovers.ts';
 import { importSnapshot } from './s3-import.ts';
 import { Steps } from './steps.ts';
 import { DEFAULT_WAIT, type WaitSettings } from './wait.ts';
@@ -168,6 +170,14 @@ class AwsUploader implements Uploader {
     await steps.run(`delete ${image.artifactId}`, () => removeImage(this.clients.ec2(image.location), image.imageId, signal));
   }
 
+  private get access(): AwsAccess {
+    return { ec2: (region) => this.clients.ec2(region), s3: () => this.clients.s3() };
+  }
+
+  removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
+    return removeAwsLeftovers(this.access, this.regions(), objects, signal);
+  }
+
   async upload(artifact: Artifact, imageName: string, ctx: UploadContext): Promise<PublishedImage[]> {
     const architecture = awsArchitecture(artifact);
     if (artifact.disk.format !== 'raw') {
@@ -175,10 +185,33 @@ class AwsUploader implements Uploader {
         hint: 'Build the ami or raw image type for aws targets.',
       });
     }
+    // RegisterImage would refuse the name only after the snapshot is uploaded.
+    const nameProblem = amiNameProblem(imageName);
+    if (nameProblem) {
+      throw new FarmError('UPLOAD', `${this.name}: ${nameProblem}`, { hint: `Set \`naming\` on the aws target to a template giving ${AMI_NAME_ALLOWED}.` });
+    }
     const t = this.target;
     const signal = ctx.signal;
     const steps = new Steps(this.name, ctx.log, signal);
-    const tags = { ...ctx.tags, ...t.tags, Name: imageName };
+    const journal = ctx.journal ?? NO_JOURNAL;
+    // farm-attempt last: it is how a rerun finds what this attempt made before it knew the ids.
+    const tags = { ...ctx.tags, ...t.tags, Name: imageName, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
+    // Every object is recorded in the journal before it is created, with its undo.
+    const track: Track = async (o) => {
+      const entry = await journal.begin(o);
+      const object: HalfMade = { ...o, attempt: journal.attempt };
+      const unneeded = steps.onUndo(`${o.kind} ${o.name} in ${o.location}`, (s) => removeAwsObject(this.access, object, s).then(() => undefined), entry);
+      return {
+        identify: async (id) => {
+          object.id = id;
+          await entry.identify(id);
+        },
+        settle: async () => {
+          unneeded();
+          await entry.drop();
+        },
+      };
+    };
     const description = `${imageName} (farm build ${artifact.buildId}, ${artifact.arch})`;
     const ec2 = this.clients.ec2();
     const progress = throttledProgress(ctx, artifact.disk.size, this.opts.progressIntervalMs ?? 500);
@@ -195,6 +228,7 @@ class AwsUploader implements Uploader {
       let snapshotId: string;
       if (t.method === 'ebs-direct') {
         step = 'EBS direct snapshot upload';
+        const snapshot = await track({ kind: EBS_SNAPSHOT, location: t.region, name: imageName });
         const result = await uploadEbsDirect({
           ebs: this.clients.ebs(),
           ec2,
@@ -205,9 +239,9 @@ class AwsUploader implements Uploader {
           concurrency: this.concurrency,
           signal,
           wait: this.wait,
-          onSnapshot: (id) => {
+          onSnapshot: async (id) => {
             ctx.log(`${this.name}: snapshot ${id} started`);
-            steps.onUndo(`snapshot ${id}`, (s) => deleteSnapshot(ec2, id, s));
+            await snapshot.identify(id);
           },
           onProgress: progress,
         });
@@ -230,11 +264,11 @@ class AwsUploader implements Uploader {
           signal,
           wait: this.wait,
           log: (m) => ctx.log(`${this.name}: ${m}`),
-          onUndo: (what, run) => steps.onUndo(what, run),
+          region: t.region,
+          tags,
+          track,
           onProgress: progress,
         });
-        const id = snapshotId;
-        steps.onUndo(`snapshot ${id}`, (s) => deleteSnapshot(ec2, id, s));
         step = 'CreateTags on the snapshot';
         await ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), {
           abortSignal: signal,
@@ -243,6 +277,8 @@ class AwsUploader implements Uploader {
 
       step = 'RegisterImage';
       progress(artifact.disk.size, undefined, 'register');
+      // Deregistering comes before the snapshot's undo (undos run in reverse).
+      const ami = await track({ kind: AMI, location: t.region, name: imageName });
       const imageId = await registerImage({
         ec2,
         name: imageName,
@@ -254,10 +290,7 @@ class AwsUploader implements Uploader {
         tags,
         signal,
       });
-      // Deregistering comes before the snapshot's undo (undos run in reverse).
-      steps.onUndo(`image ${t.region}:${imageId}`, async (s) => {
-        await removeImage(ec2, imageId, s);
-      });
+      await ami.identify(imageId);
       ctx.log(`${this.name}: registered ${imageId} (${architecture}), waiting until available`);
       step = `wait for ${imageId} to be available`;
       await waitAvailable(ec2, imageId, this.wait, signal);
@@ -281,6 +314,7 @@ class AwsUploader implements Uploader {
           .slice(1)
           .map(async (region) => {
             const regional = this.clients.ec2(region);
+            const copy = await track({ kind: AMI, location: region, name: imageName });
             const copyId = await steps.run(`CopyImage to ${region}`, () =>
               copyImage({
                 ec2: regional,
@@ -293,7 +327,7 @@ class AwsUploader implements Uploader {
                 signal,
               }),
             );
-            steps.onUndo(`image ${region}:${copyId}`, (s) => removeImage(regional, copyId, s));
+            await copy.identify(copyId);
             ctx.log(`${this.name}: copying ${imageId} to ${region} as ${copyId}`);
             await steps.run(`wait for ${region}:${copyId} to be available`, () => waitAvailable(regional, copyId, this.wait, signal));
             await steps.run(`share/deprecate ${region}:${copyId}`, () => finish(region, copyId));

@@ -12,7 +12,9 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { Upload } from '@aws-sdk/lib-storage';
-import { sleep } from '../../src/sleep.ts';
+import { sleep } from '../../src/core/sleep.ts';
+import { EBS_SNAPSHOT, IMPORT_TASK, S3_MULTIPART, S3_OBJECT, type Track } from './leftovers.ts';
+import { toTags } from './register.ts';
 import type { WaitSettings } from './wait.ts';
 
 // S3 allows at most 10,000 parts per upload.
@@ -31,8 +33,13 @@ export interface S3ImportParams {
   signal: AbortSignal;
   wait: WaitSettings;
   log: (message: string) => void;
-  /** Registers undo actions with the caller (import task, snapshot). */
-  onUndo: (what: string, run: (signal: AbortSignal) => Promise<void>) => () => void;
+  /** The EC2 client's region (where the import task and snapshot are). */
+  region: string;
+  /** Put on the import task. */
+  tags: Record<string, string>;
+  /** Records each object (object, multipart upload, import task, snapshot) before it is made,
+   *  with its undo: the caller's journal and rollback. */
+  track: Track;
   onProgress: (done: number, sent: number, phase: string) => void;
 }
 
@@ -67,33 +74,38 @@ export async function uploadObject(p: Pick<S3ImportParams, 's3' | 'bucket' | 'ke
 export async function importSnapshot(p: S3ImportParams): Promise<string> {
   const deleteObject = (signal: AbortSignal) =>
     p.s3.send(new DeleteObjectCommand({ Bucket: p.bucket, Key: p.key }), { abortSignal: signal }).then(() => undefined);
-  // Registered before the upload starts: a failed multipart upload is aborted by lib-storage, and
-  // a finished object must go whatever happens next.
-  const objectDone = p.onUndo(`s3://${p.bucket}/${p.key}`, deleteObject);
+  // Recorded before the upload starts: lib-storage starts a multipart upload for all but small
+  // files, and a run killed before it completes or aborts leaves the parts behind.
+  const object = await p.track({ kind: S3_OBJECT, location: p.bucket, name: p.key });
+  const multipart = await p.track({ kind: S3_MULTIPART, location: p.bucket, name: p.key });
   try {
     await uploadObject(p);
+    await multipart.settle(); // completed: no upload of the key is in progress any more
     p.onProgress(p.size, p.size, 'import');
+    const task = await p.track({ kind: IMPORT_TASK, location: p.region, name: p.key });
     const started = await p.ec2.send(
       new ImportSnapshotCommand({
         Description: p.description,
         DiskContainer: { Description: p.description, Format: 'RAW', UserBucket: { S3Bucket: p.bucket, S3Key: p.key } },
         ClientToken: randomUUID(),
+        TagSpecifications: [{ ResourceType: 'import-snapshot-task', Tags: toTags(p.tags) }],
       }),
       { abortSignal: p.signal },
     );
     const taskId = started.ImportTaskId;
     if (!taskId) throw new Error('ImportSnapshot answered no ImportTaskId');
-    const taskDone = p.onUndo(`import task ${taskId}`, async (signal) => {
-      await p.ec2.send(new CancelImportTaskCommand({ ImportTaskId: taskId, CancelReason: 'farm upload failed' }), { abortSignal: signal });
-    });
+    await task.identify(taskId);
     const snapshotId = await pollImport(p, taskId);
-    taskDone();
+    // The snapshot is recorded on its own before the task's record goes (which would find it too).
+    const snapshot = await p.track({ kind: EBS_SNAPSHOT, location: p.region, name: p.key });
+    await snapshot.identify(snapshotId);
+    await task.settle();
     return snapshotId;
   } finally {
     // Delete the object now rather than at rollback: it is only needed by the import.
     try {
       await deleteObject(AbortSignal.timeout(60_000));
-      objectDone();
+      await object.settle();
     } catch (err) {
       p.log(`could not delete s3://${p.bucket}/${p.key} yet: ${(err as Error).message}`);
     }

@@ -2,7 +2,8 @@
 // remove it; on failure the undos run in reverse order and the error names the failed step and
 // anything the rollback could not remove.
 
-import { FarmError, errorMessage, isAbortError } from '../../src/errors.ts';
+import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import type { JournalEntry } from '../uploader.ts';
 
 // Rollback runs after the caller's signal may have fired, so it gets its own time limit.
 const UNDO_TIMEOUT_MS = 5 * 60_000;
@@ -11,6 +12,8 @@ interface Undo {
   what: string;
   run: (signal: AbortSignal) => Promise<void>;
   done: boolean;
+  /** The journal's record of the object, dropped once the undo removed it. */
+  entry: JournalEntry | undefined;
 }
 
 export class Steps {
@@ -45,8 +48,8 @@ export class Steps {
   }
 
   /** Registers an undo; returns a function that marks it unnecessary (e.g. already cleaned up). */
-  onUndo(what: string, run: (signal: AbortSignal) => Promise<void>): () => void {
-    const u: Undo = { what, run, done: false };
+  onUndo(what: string, run: (signal: AbortSignal) => Promise<void>, entry?: JournalEntry): () => void {
+    const u: Undo = { what, run, done: false, entry };
     this.undos.push(u);
     return () => {
       u.done = true;
@@ -62,6 +65,7 @@ export class Steps {
       try {
         await u.run(signal);
         u.done = true;
+        await u.entry?.drop();
         this.log(`${this.label}: removed ${u.what}`);
       } catch (err) {
         left.push(`${u.what} (${errorMessage(err)})`);

@@ -1,6 +1,6 @@
-// Where each IBM Cloud service lives, and the names VPC accepts. Pure functions, unit-tested.
+// Where each IBM Cloud service lives. Pure functions, unit-tested (the names VPC accepts: names.ts).
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 export const DEFAULT_IAM_URL = 'https://iam.cloud.ibm.com';
 export const DEFAULT_RESOURCE_MANAGER_URL = 'https://resource-controller.cloud.ibm.com';
@@ -53,16 +53,4 @@ export function cosHref(cosRegion: string, bucket: string, key: string): string 
 /** The staging object for an image: VPC takes the format from the extension (.qcow2 or .vhd). */
 export function objectKey(imageName: string): string {
   return `${imageName}.qcow2`;
-}
-
-const VPC_NAME = /^([a-z]|[a-z][-a-z0-9]*[a-z0-9])$/;
-
-/** Why VPC would refuse this image name, or undefined when it is fine. */
-export function imageNameProblem(name: string): string | undefined {
-  if (name.length > 63) return `'${name}' is ${name.length} characters long; VPC image names have at most 63`;
-  if (!VPC_NAME.test(name)) {
-    return `'${name}' is not a valid VPC image name: use lower-case letters, digits and '-', start with a letter and end with a letter or digit`;
-  }
-  if (name.startsWith('ibm-')) return `'${name}' starts with 'ibm-', which VPC reserves for its own images`;
-  return undefined;
 }

@@ -2,7 +2,7 @@
 // FarmErrors that say which region and step failed, what the service said and what to do.
 // Every message passes through redact(): API keys and HMAC secrets never reach a message.
 
-import { FarmError, isAbortError } from '../../src/errors.ts';
+import { FarmError, isAbortError } from '../../src/core/errors.ts';
 
 /** What ibm-cloud-sdk-core rejects with: status plus the service's error document in `result`. */
 interface SdkError {

@@ -1,6 +1,6 @@
 // Waiting on VPC images: an import until it settles, a deletion until the image is gone.
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { serviceFault, stepError } from './errors.ts';
 import type { VpcClient, VpcImage } from './vpc-client.ts';
 import { PollTimeout, pollUntil, type PollOptions } from './wait.ts';

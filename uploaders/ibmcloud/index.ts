@@ -12,11 +12,14 @@
 // - Failure anywhere: images this run created (in every region) and the staging object are
 //   removed before a FarmError('UPLOAD') naming the region and step is thrown.
 
-import { FarmError, throwIfAborted } from '../../src/errors.ts';
+import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
-import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
-import { cosHref, imageNameProblem, objectKey } from './endpoints.ts';
+import { NO_JOURNAL, type JournalEntry, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import { abortMultipartUploads } from '../s3-leftovers.ts';
+import { COS_MULTIPART, COS_OBJECT, VPC_IMAGE, removeIbmLeftovers, removeIbmObject } from './leftovers.ts';
+import { cosHref, objectKey } from './endpoints.ts';
+import { imageNameProblem, vpcImageName } from './names.ts';
 import { serviceFault, stepError } from './errors.ts';
 import type { VpcImage } from './vpc-client.ts';
 import { deleteObject, headBucket, objectMetadata, uploadFile } from './cos.ts';
@@ -26,7 +29,8 @@ import { removeImage, waitAvailable } from './images.ts';
 import { DELETE_POLL, IMPORT_POLL, type PollOptions } from './wait.ts';
 import { resolveTargetName } from '../../src/inventory/target-name.ts';
 
-export { vpcServiceUrl, cosHref, cosEndpoint, objectKey, imageNameProblem } from './endpoints.ts';
+export { vpcServiceUrl, cosHref, cosEndpoint, objectKey } from './endpoints.ts';
+export { imageNameProblem, vpcImageName } from './names.ts';
 export { VPC_API_VERSION } from './vpc-client.ts';
 
 export interface IbmCloudUploaderOptions {
@@ -42,11 +46,6 @@ export interface IbmCloudUploaderOptions {
 
 /** farm arch → VPC operating-system architecture; VPC has no aarch64 or ppc64le virtual servers. */
 export const VPC_ARCH: Partial<Record<Artifact['arch'], string>> = { x86_64: 'amd64', s390x: 's390x' };
-
-/** VPC image names allow lower-case letters, digits and '-': map the farm's '_' and '.' (x86_64!). */
-export function vpcImageName(name: string): string {
-  return name.toLowerCase().replace(/[_.]/g, '-');
-}
 
 export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader {
   const env = opts.env ?? process.env;
@@ -207,7 +206,10 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
       const key = objectKey(name);
       const href = cosHref(target.cos.region, target.cos.bucket, key);
       const total = artifact.disk.size;
-      const created: { region: string; id: string }[] = [];
+      const journal = ctx.journal ?? NO_JOURNAL;
+      // Every object is recorded in the journal before it is created (images: id added once known).
+      const created: Created[] = [];
+      let staging: { object: JournalEntry; multipart: JournalEntry } | undefined;
       let objectStarted = false;
       const stop = new AbortController();
       const onAbort = () => stop.abort();
@@ -216,6 +218,10 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
       try {
         if (toCreate.length > 0) {
           ctx.log(`IBM Cloud: uploading ${artifact.disk.name} to ${href}`);
+          staging = {
+            object: await journal.begin({ kind: COS_OBJECT, location: target.cos.bucket, name: key }),
+            multipart: await journal.begin({ kind: COS_MULTIPART, location: target.cos.bucket, name: key }),
+          };
           objectStarted = true;
           await step(
             'upload to COS',
@@ -241,6 +247,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
               ),
             signal,
           );
+          await staging.multipart.drop(); // completed
         }
         const tasks = regions.map(async (region) => {
           try {
@@ -251,6 +258,8 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
               ctx.log(`IBM Cloud ${region}: waiting for the pending import ${prior.id}`);
               image = prior;
             } else {
+              const made: Created = { region, name, entry: await journal.begin({ kind: VPC_IMAGE, location: region, name }) };
+              created.push(made);
               // Not cancellable once sent: an image created behind our back could not be cleaned up.
               image = await step('create image', region, () =>
                 s.vpc(region).createImage({
@@ -260,7 +269,8 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
                   resource_group: { id: rg.id },
                 }),
               );
-              created.push({ region, id: image.id });
+              made.id = image.id;
+              await made.entry.identify(image.id);
               ctx.log(`IBM Cloud ${region}: importing ${name} as ${image.id}`);
             }
             const done = await waitAvailable(s.vpc(region), region, image, importPoll, stop.signal, s.secrets);
@@ -279,6 +289,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
         if (objectStarted) {
           try {
             await deleteObject(s.cos, target.cos.bucket, key, signal);
+            await staging?.object.drop();
           } catch (err) {
             ctx.log(`IBM Cloud: could not remove the staging object ${href}: ${stepError('delete COS object', undefined, err, s.secrets).message}`);
           }
@@ -286,12 +297,16 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
         return out;
       } catch (err) {
         const e = err instanceof FarmError ? err : stepError('upload', undefined, err, s.secrets, signal);
-        const leftovers = await cleanup(s, created, objectStarted ? key : undefined);
+        const leftovers = await cleanup(s, created, objectStarted ? { key, entries: staging } : undefined);
         const note = leftovers.length > 0 ? ` (cleanup failed, remove by hand: ${leftovers.join('; ')})` : created.length > 0 || objectStarted ? ' (created images and the staging object were removed)' : '';
         throw new FarmError(e.code, `${e.message}${note}`, { ...(e.hint ? { hint: e.hint } : {}), cause: e });
       } finally {
         signal.removeEventListener('abort', onAbort);
       }
+    },
+
+    async removeHalfMade(objects, signal) {
+      return removeIbmLeftovers(open(), objects, deletePoll, signal);
     },
 
     async delete(image, signal) {
@@ -301,27 +316,46 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
     },
   };
 
-  /** Removes what a failed upload created; returns what could not be removed. */
-  async function cleanup(s: Session, created: { region: string; id: string }[], key: string | undefined): Promise<string[]> {
+  /** Removes what a failed upload created (and drops its journal records); returns what could not be removed. */
+  async function cleanup(
+    s: Session,
+    created: Created[],
+    staging: { key: string; entries: { object: JournalEntry; multipart: JournalEntry } | undefined } | undefined,
+  ): Promise<string[]> {
     // Its own deadline: the caller's signal may be the reason we are here.
     const signal = AbortSignal.timeout(deletePoll.timeoutMs + importPoll.timeoutMs);
     const left: string[] = [];
     await Promise.all(
-      created.map(async ({ region, id }) => {
+      created.map(async ({ region, id, name, entry }) => {
         try {
-          await removeImage(s.vpc(region), id, deletePoll, signal);
+          // An image whose create got no answer is looked up by its name.
+          if (id !== undefined) await removeImage(s.vpc(region), id, deletePoll, signal);
+          else await removeIbmObject(s, { kind: VPC_IMAGE, location: region, name, attempt: '' }, deletePoll, signal);
+          await entry.drop();
         } catch (err) {
-          left.push(`image ${id} in ${region} (${stepError('delete image', region, err, s.secrets).message})`);
+          left.push(`image ${id ?? name} in ${region} (${stepError('delete image', region, err, s.secrets).message})`);
         }
       }),
     );
-    if (key !== undefined) {
+    if (staging !== undefined) {
+      const { key, entries } = staging;
       try {
+        await abortMultipartUploads(s.cos, target.cos.bucket, key, signal);
+        await entries?.multipart.drop();
         await deleteObject(s.cos, target.cos.bucket, key, signal);
+        await entries?.object.drop();
       } catch (err) {
         left.push(`${cosHref(target.cos.region, target.cos.bucket, key)} (${stepError('delete COS object', undefined, err, s.secrets).message})`);
       }
     }
     return left;
   }
+}
+
+/** A VPC image this upload asked for: recorded first, its id once VPC answered. */
+interface Created {
+  region: string;
+  name: string;
+  entry: JournalEntry;
+  id?: string;
 }

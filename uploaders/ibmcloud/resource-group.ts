@@ -2,7 +2,7 @@
 // through @ibm-cloud/platform-services, authenticated with the same IamAuthenticator.
 
 import ResourceManagerV2 from '@ibm-cloud/platform-services/resource-manager/v2.js';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { serviceFault } from './errors.ts';
 
 export interface ResourceGroupRef {

@@ -6,7 +6,7 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 
 export interface ImageInfo {
   format: string;

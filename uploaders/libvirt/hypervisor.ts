@@ -2,8 +2,9 @@
 // SSH connection); errors name the hypervisor by its URI without parameters or password.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FarmError, isAbortError } from '../../src/errors.ts';
+import { FarmError, isAbortError } from '../../src/core/errors.ts';
 import { connectUri, displayUri, uriLocation } from './uri.ts';
+import { volumeNameProblem } from './names.ts';
 import { createSshWrapper, type HypervisorSsh, type SshWrapper, type WrapperOptions } from './ssh-wrapper.ts';
 import { classify, isNotFound, startVirsh, virshError, type VirshResult } from './virsh.ts';
 import { VirshProbe, type UploadSample } from './progress.ts';
@@ -32,13 +33,10 @@ export interface UploadWatch {
   stallMs?: number;
 }
 
-/** Volume names: what the naming templates produce; never a path, never an option. */
-const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$/;
-
+/** Volume names: what the naming templates produce; never a path, never an option (names.ts). */
 export function checkVolumeName(name: string): void {
-  if (!VOLUME_NAME.test(name)) {
-    throw new FarmError('UPLOAD', `'${name}' cannot be a libvirt volume name: use letters, digits, '.', '_', '+' and '-', starting with a letter or digit`);
-  }
+  const problem = volumeNameProblem(name);
+  if (problem) throw new FarmError('UPLOAD', problem, { hint: 'set `naming` on the libvirt target to a template that gives such names' });
 }
 
 export class HypervisorClient {

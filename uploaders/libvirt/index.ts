@@ -22,11 +22,11 @@
 
 import { execFile } from 'node:child_process';
 import { access, constants, realpath, rm, stat } from 'node:fs/promises';
-import { FarmError, errorMessage, isAbortError } from '../../src/errors.ts';
-import type { Arch } from '../../src/arch.ts';
+import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import type { Arch } from '../../src/core/arch.ts';
 import type { LibvirtTarget } from '../../src/inventory/schema.ts';
 import type { Artifact, DiskFormat } from '../../workers/artifact.ts';
-import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type JournalEntry, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
 import { convertToRaw, imageInfo, rawTempPath } from './convert.ts';
 import { HypervisorClient, checkVolumeName, type HypervisorOptions, type Volume } from './hypervisor.ts';
 import { displayUri, uriLocation } from './uri.ts';
@@ -86,6 +86,9 @@ export function planUpload(
 function isComplete(vol: Volume, plan: UploadPlan): boolean {
   return vol.physical === plan.size && (plan.format !== 'raw' || vol.capacity === plan.size);
 }
+
+/** The journal's name for a volume being uploaded. */
+export const LIBVIRT_VOLUME = 'libvirt-volume';
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -217,6 +220,8 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
     const clients = await openAll(selected, signal);
     const results: PublishedImage[] = [];
     const created: HypervisorClient[] = [];
+    const journal = ctx.journal ?? NO_JOURNAL;
+    const entries = new Map<HypervisorClient, JournalEntry>();
     let temp: string | undefined;
     // One failure stops the uploads to the other hypervisors too: the call is all or nothing.
     const stop = new AbortController();
@@ -271,6 +276,8 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
         todo.map(async (c) => {
           const t0 = Date.now();
           try {
+            // Recorded before it exists: a run killed mid-upload leaves a volume a rerun removes.
+            entries.set(c, await journal.begin({ kind: LIBVIRT_VOLUME, location: c.location, name: imageName, detail: { pool, bytes: String(plan.size) } }));
             created.push(c);
             await c.create(imageName, plan.format, stop.signal);
             await c.upload(imageName, source, real, plan.size, stop.signal, {
@@ -309,6 +316,7 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
       for (const c of created) {
         try {
           if (await c.delete(imageName, cleanup)) ctx.log(`removed the incomplete volume ${imageName} from ${c.display}`);
+          await entries.get(c)?.drop();
         } catch (e) {
           ctx.log(`could not remove volume ${imageName} from ${c.display}: ${errorMessage(e)}; remove it by hand`);
         }
@@ -334,9 +342,35 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
     }
   }
 
+  /** Volumes a killed upload left: a complete one (the recorded size) stays, any other goes. */
+  async function removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
+    const results: HalfMadeResult[] = [];
+    for (const o of objects) {
+      const hv = target.hypervisors.find((h) => uriLocation(h.uri) === o.location);
+      if (o.kind !== LIBVIRT_VOLUME || !hv) {
+        results.push({ object: o, error: o.kind !== LIBVIRT_VOLUME ? `not an object the libvirt uploader makes (${o.kind})` : `no hypervisor at ${o.location} in target ${name}` });
+        continue;
+      }
+      let client: HypervisorClient | undefined;
+      try {
+        client = await HypervisorClient.open(hv, o.detail?.pool ?? pool, opts, signal);
+        const vol = await client.lookup(o.name, signal);
+        if (!vol) results.push({ object: o, outcome: 'gone' });
+        else if (String(vol.physical) === o.detail?.bytes) results.push({ object: o, outcome: 'complete' });
+        else results.push({ object: o, outcome: (await client.delete(o.name, signal, vol.path)) ? 'removed' : 'gone' });
+      } catch (err) {
+        results.push({ object: o, error: errorMessage(err) });
+      } finally {
+        await client?.close();
+      }
+    }
+    return results;
+  }
+
   return {
     name,
     kind: 'libvirt',
+    removeHalfMade,
     formats: target.image_type === 'raw' ? ['raw', 'qcow2'] : ['qcow2', 'raw'],
     preflight,
     find,

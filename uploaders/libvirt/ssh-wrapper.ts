@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerHostKeyAlgorithm } from 'ssh2';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import { knownHostsName, lookupKnownHosts, scanHostKey } from '../../workers/ssh/hostkeys.ts';
 import { quote } from '../../workers/ssh/quote.ts';
 import { displayUri, sshEndpoint, sshPathLiteral, userSshCommand } from './uri.ts';

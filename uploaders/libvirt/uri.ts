@@ -13,7 +13,7 @@
 //   no_tty=1   ssh must never prompt (BatchMode)
 //   command=   the wrapper
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 export interface ParsedUri {
   /** `qemu+ssh` */
@@ -121,14 +121,103 @@ export interface ConnectSettings {
   identityFile?: string | undefined;
 }
 
+/** Why the URI's no_verify must go: any value but 0 makes libvirt pass StrictHostKeyChecking=no. */
+function noVerifyProblem(p: ParsedUri): UriProblem | undefined {
+  const noVerify = p.params.find((q) => q.name === 'no_verify');
+  if (!noVerify || /^no_verify=0*$/.test(noVerify.raw)) return undefined;
+  return {
+    param: 'no_verify',
+    message: 'no_verify turns SSH host key checking off',
+    fix: 'remove no_verify from the URI; the farm verifies the host key against the known_hosts or host_key given for the hypervisor',
+  };
+}
+
+export interface UriProblem {
+  /** The query parameter at fault, if one is. */
+  param?: string;
+  message: string;
+  fix: string;
+}
+
+// What libvirt's remote driver reads from a URI (src/remote/remote_driver.c, doRemoteOpen: name,
+// command, socket, auth, sshauth, netcat, keyfile, pkipath, known_hosts, known_hosts_verify,
+// no_sanity, no_verify, no_tty, plus mode, proxy and tls_priority; anything else it passes on to
+// the hypervisor's driver). The farm lets through only those that keep ssh verifying host keys
+// against the farm's known_hosts and never prompting.
+const PASSED = new Set(['name', 'command', 'socket', 'netcat', 'no_sanity', 'mode', 'proxy']);
+const FARM_SETS: Record<string, string> = { no_tty: '1', no_verify: '0' };
+const SSH_FIX = 'remove it: give the hypervisor known_hosts: <file> or host_key: SHA256:..., which the farm makes ssh verify';
+
+function paramProblem(name: string, value: string | undefined): UriProblem | undefined {
+  if (PASSED.has(name)) return undefined;
+  if (name in FARM_SETS) {
+    if (value === FARM_SETS[name]) return undefined;
+    return name === 'no_tty'
+      ? { param: name, message: 'no_tty other than 1 lets ssh prompt, and nobody answers a prompt in a build', fix: 'remove it; the farm sets no_tty=1 itself' }
+      : undefined; // no_verify: noVerifyProblem
+  }
+  switch (name) {
+    case 'known_hosts_verify':
+      return {
+        param: name,
+        message: `known_hosts_verify${value === undefined ? '' : `=${value}`} asks libvirt to ${value === 'normal' ? 'check' : 'accept unknown or changed'} host keys; only its libssh transports read it (qemu+ssh runs OpenSSH)`,
+        fix: SSH_FIX,
+      };
+    case 'known_hosts':
+      return { param: name, message: 'known_hosts= is read only by libvirt\'s libssh transports; with qemu+ssh it does nothing', fix: SSH_FIX };
+    case 'sshauth':
+      return { param: name, message: 'sshauth= is read only by libvirt\'s libssh transports; with qemu+ssh it does nothing', fix: 'remove it; ssh authenticates with identity_file, or ssh-agent without one' };
+    case 'keyfile':
+      return { param: name, message: 'keyfile= bypasses the identity file checks (exists, chmod 600, no %-tokens)', fix: `remove it and set identity_file: ${value ?? '<key file>'} on this hypervisor` };
+    case 'pkipath':
+    case 'tls_priority':
+    case 'authfile':
+    case 'auth':
+      return { param: name, message: `${name}= does not apply to the qemu+ssh connection the farm makes`, fix: 'remove it' };
+    default:
+      return {
+        param: name,
+        message: `unknown URI parameter '${name}' (libvirt would pass it on to the hypervisor's driver)`,
+        fix: `remove it; qemu+ssh URIs take ${[...PASSED].join(', ')}`,
+      };
+  }
+}
+
+/**
+ * Everything in a hypervisor URI that the farm refuses: not a qemu+ssh URI, a password, or a
+ * parameter that weakens host key checking, lets ssh prompt, or does nothing here. The inventory
+ * check reports these; connectUri refuses no_verify again on its own.
+ */
+export function hypervisorUriProblems(uri: string): UriProblem[] {
+  let p: ParsedUri;
+  try {
+    p = parseHypervisorUri(uri);
+  } catch (err) {
+    return [{ message: (err as FarmError).message, fix: (err as FarmError).hint ?? 'write it as qemu+ssh://root@hypervisor.example.com/system' }];
+  }
+  const out: UriProblem[] = [];
+  const userinfo = /^[^:]+:\/\/([^@/?#]*)@/.exec(uri.trim())?.[1];
+  if (userinfo?.includes(':')) {
+    out.push({ message: 'the URI carries a password: it is never used (ssh authenticates with keys) and would show in process lists', fix: "remove ':' and the password from the URI" });
+  }
+  const noVerify = noVerifyProblem(p);
+  if (noVerify) out.push(noVerify);
+  for (const q of p.params) {
+    const eq = q.raw.indexOf('=');
+    const problem = paramProblem(q.name, eq < 0 ? undefined : decodeParam(q.raw.slice(eq + 1)));
+    if (problem) out.push(problem);
+  }
+  return out;
+}
+
 /**
  * The URI virsh connects with: the inventory's URI with its own parameters kept and the farm's
  * appended. Refuses a URI that asks libvirt to turn host key checking off.
  */
 export function connectUri(uri: string, settings: ConnectSettings): string {
   const p = parseHypervisorUri(uri);
-  const noVerify = p.params.find((q) => q.name === 'no_verify');
-  if (noVerify && !/^no_verify=0*$/.test(noVerify.raw)) {
+  const noVerify = noVerifyProblem(p);
+  if (noVerify) {
     throw new FarmError('INVENTORY', `hypervisor URI ${displayUri(uri)} sets no_verify, which turns SSH host key checking off`, {
       hint: 'remove no_verify from the URI and give the hypervisor a known_hosts file or a pinned host_key',
     });

@@ -2,7 +2,7 @@
 // cancelling ends virsh and the ssh it spawned together, output capped, errors classified.
 
 import { spawn } from 'node:child_process';
-import { FarmError, type ErrorCode } from '../../src/errors.ts';
+import { FarmError, type ErrorCode } from '../../src/core/errors.ts';
 
 export interface VirshResult {
   code: number | null;

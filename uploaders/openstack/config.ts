@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 
 export type Interface = 'public' | 'internal' | 'admin';
 

@@ -1,7 +1,7 @@
 // The Glance v2 calls farm makes: create an image record, stream its data, read it back, list by
 // name and owner, delete.
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { Http } from './http.ts';
 
 export interface GlanceImage {

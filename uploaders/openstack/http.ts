@@ -3,7 +3,7 @@
 // never carry a secret.
 
 import pRetry, { AbortError } from 'p-retry';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import type { Redactor } from './redact.ts';
 
 export interface RetrySettings {

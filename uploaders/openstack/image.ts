@@ -2,7 +2,7 @@
 // min_disk and properties (architecture from the build, never from this host).
 
 import { open } from 'node:fs/promises';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { OpenStackTarget } from '../../src/inventory/schema.ts';
 import type { Artifact, ArtifactFile } from '../../workers/artifact.ts';
 
@@ -15,7 +15,7 @@ const CORE_ATTRIBUTES = new Set([
 ]);
 
 /** Properties farm sets from the build itself. */
-const FARM_PROPERTIES = new Set(['architecture', 'farm_build_id', 'farm_image_name']);
+const FARM_PROPERTIES = new Set(['architecture', 'farm_build_id', 'farm_image_name', 'farm_attempt']);
 
 /** Problems with target.properties, all at once (empty when fine). */
 export function propertyProblems(properties: Record<string, string>): string[] {

@@ -6,11 +6,11 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { sleep } from '../../src/sleep.ts';
-import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/errors.ts';
+import { sleep } from '../../src/core/sleep.ts';
+import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
 import type { OpenStackTarget } from '../../src/inventory/schema.ts';
 import type { Artifact } from '../../workers/artifact.ts';
-import type { PublishedImage, UploadContext, Uploader } from '../uploader.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
 import { cloudLabel, configSecrets, resolveCloudConfig, type CloudConfig } from './config.ts';
 import { Glance, type GlanceImage } from './glance.ts';
 import { DEFAULT_RETRY, Http, type RetrySettings } from './http.ts';
@@ -18,6 +18,7 @@ import { diskFor, imageFields, propertyProblems, virtualSize } from './image.ts'
 import { verifyStored } from './verify.ts';
 import { Keystone, glanceBase, selectEndpoint } from './keystone.ts';
 import { Redactor } from './redact.ts';
+import { ATTEMPT_PROPERTY, GLANCE_IMAGE, removeGlanceLeftover } from './leftovers.ts';
 
 export { resolveCloudConfig, configCandidates, type CloudConfig } from './config.ts';
 export { selectEndpoint, authRequestBody, glanceBase } from './keystone.ts';
@@ -90,9 +91,13 @@ class OpenStackUploader implements Uploader {
     return { glance, projectId: token.projectId, session };
   }
 
+  private location(session: Session, glance: Glance): string {
+    return session.config.regionName ?? new URL(glance.base).host;
+  }
+
   private published(session: Session, glance: Glance, image: GlanceImage, existing: boolean): PublishedImage {
     const { config } = session;
-    const location = config.regionName ?? new URL(glance.base).host;
+    const location = this.location(session, glance);
     const prefix = config.cloud === 'envvars' ? location : config.cloud;
     return {
       target: this.name,
@@ -150,10 +155,24 @@ class OpenStackUploader implements Uploader {
     });
   }
 
+  async removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
+    let connected: Awaited<ReturnType<OpenStackUploader['glance']>>;
+    try {
+      connected = await this.glance(signal);
+    } catch (err) {
+      const error = this.wrap('connect', err).message;
+      return objects.map((object) => ({ object, error }));
+    }
+    const { glance, projectId, session } = connected;
+    const results: HalfMadeResult[] = [];
+    for (const o of objects) results.push(await removeGlanceLeftover(glance, projectId, o, signal, (s) => session.redactor.redact(s)));
+    return results;
+  }
+
   async upload(artifact: Artifact, imageName: string, ctx: UploadContext): Promise<PublishedImage[]> {
     const disk = diskFor(this.target, artifact, this.name);
     throwIfAborted(ctx.signal);
-    const { glance, session } = await this.guard('connect', () => this.glance(ctx.signal));
+    const { glance, session, projectId } = await this.guard('connect', () => this.glance(ctx.signal));
     // A file that is not what the fetch recorded fails here, before anything is created.
     const size = await this.guard(`read ${disk.path}`, async () => {
       const actual = (await stat(disk.path)).size;
@@ -163,7 +182,23 @@ class OpenStackUploader implements Uploader {
       return virtualSize(disk);
     });
     const fields = imageFields({ target: this.target, artifact, imageName, tags: ctx.tags, virtualSize: size });
-    const created = await this.guard(`create image ${imageName}`, () => glance.create(fields, ctx.signal));
+    const journal = ctx.journal ?? NO_JOURNAL;
+    if (ctx.journal) fields[ATTEMPT_PROPERTY] = journal.attempt;
+    // Recorded before the create: Glance answers the id only once the record exists, and a run
+    // killed in between must still leave a trace (the name and the farm_attempt property).
+    const intent: Omit<HalfMade, 'attempt'> = { kind: GLANCE_IMAGE, location: this.location(session, glance), name: imageName };
+    const entry = await journal.begin(intent);
+    let created: GlanceImage;
+    try {
+      created = await glance.create(fields, ctx.signal);
+    } catch (err) {
+      // A create cut off mid-answer may still have made the record: look for it by its marker.
+      const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+      const swept = await removeGlanceLeftover(glance, projectId, { ...intent, attempt: journal.attempt }, cleanup, (s) => session.redactor.redact(s));
+      if (swept.outcome) await entry.drop();
+      throw this.wrap(`create image ${imageName}`, err);
+    }
+    await entry.identify(created.id);
     ctx.log(`${this.name}: created image ${created.id} (${imageName}) at ${glance.base}`);
     try {
       const sent = await this.send(glance, created.id, disk.path, disk.size, ctx);
@@ -176,6 +211,7 @@ class OpenStackUploader implements Uploader {
       const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
       try {
         await glance.remove(created.id, cleanup);
+        await entry.drop();
         ctx.log(`${this.name}: removed image ${created.id} after the failure`);
       } catch (cleanupErr) {
         throw new FarmError(failure.code, `${failure.message}; removing image ${created.id} failed too: ${session.redactor.redact(errorMessage(cleanupErr))}`, {

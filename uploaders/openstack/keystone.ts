@@ -3,7 +3,7 @@
 // token's service catalog. Hand-written on purpose: there is no maintained OpenStack SDK for
 // Node (pkgcloud, the best known, is unmaintained), and the two calls farm needs are small.
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { cloudLabel, principal, type AppCredentialAuth, type CloudConfig, type Interface, type PasswordAuth } from './config.ts';
 import { OpenStackHttpError, type Http } from './http.ts';
 import type { Redactor } from './redact.ts';

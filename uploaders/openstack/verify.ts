@@ -1,7 +1,7 @@
 // The last check of an upload: Glance stored exactly what was sent. Size first, then Glance's own
 // sha512 (os_hash_value) against the sha512 computed while streaming.
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { GlanceImage } from './glance.ts';
 
 export interface Sent {

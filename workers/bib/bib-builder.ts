@@ -1,16 +1,17 @@
 // The real builder: `podman build` of the shared Containerfile on the worker, then
 // bootc-image-builder in a privileged container with the host's storage mounted, one run per group
-// of --type values that do not overwrite each other's outputs.
+// of --type values that do not overwrite each other's outputs, each in its own output dir.
 
+import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import type Docker from 'dockerode';
 import type { ImageType } from '../../src/inventory/schema.ts';
-import { FarmError, isAbortError, throwIfAborted } from '../../src/errors.ts';
+import { FarmError, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
 import { TYPE_OUTPUT_PATH } from '../artifact.ts';
-import type { Builder, BuildRequest, BuildResult, RemoteOutput } from '../builder.ts';
+import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../builder.ts';
 import type { WorkerTransport } from '../transport.ts';
 import { farmLabels, podmanClient } from '../podman/client.ts';
 import { remoteBuild } from '../podman/build.ts';
@@ -26,9 +27,15 @@ export function bibArgs(types: readonly ImageType[], rootfs: string, extraArgs: 
   return args;
 }
 
-/** The unique tag of this build's image on the worker. */
-export function buildImageRef(buildId: string, arch: string): string {
-  return `localhost/farm-build:${buildId}-${arch}`;
+/**
+ * The unique tag of this build's image on a worker. The worker's name is in it: two worker entries
+ * may share one host's storage (a big host listed twice), and one's cleanup must not remove the
+ * image the other is converting.
+ */
+export function buildImageRef(buildId: string, arch: string, worker: string): string {
+  const tag = `${buildId}-${arch}-${worker}`;
+  // A tag has at most 128 characters; a longer worker name is replaced by its digest.
+  return `localhost/farm-build:${tag.length <= 128 ? tag : `${buildId}-${arch}-${createHash('sha256').update(worker).digest('hex').slice(0, 16)}`}`;
 }
 
 /** Remote output root for one build and arch, always below the worker's output_dir. */
@@ -45,13 +52,28 @@ async function configTar(path: string): Promise<Readable> {
   return pack as unknown as Readable;
 }
 
+const cancelled = (err: unknown, signal: AbortSignal) =>
+  signal.aborted || isAbortError(err) ? new FarmError('ABORTED', 'build cancelled', { cause: err }) : err;
+
+/**
+ * A stream that a dead link cut reads "aborted" or "socket hang up": the error says instead that
+ * the connection was lost, and during which stage. Undefined when the connection is fine.
+ */
+function lostConnection(err: unknown, transport: WorkerTransport, signal: AbortSignal, stage: string): FarmError | undefined {
+  const lost = signal.aborted ? undefined : transport.connectionLost?.();
+  if (!lost) return undefined;
+  return new FarmError('SSH', `${lost.message} (during ${stage})`, { cause: err, ...(lost instanceof FarmError && lost.hint ? { hint: lost.hint } : {}) });
+}
+
 export class BibBuilder implements Builder {
-  async build(transport: WorkerTransport, req: BuildRequest): Promise<BuildResult> {
+  async prepare(transport: WorkerTransport, req: BuildRequest): Promise<PreparedWorker> {
     const worker = transport.worker;
     const docker = podmanClient(transport);
     const labels = farmLabels(req.buildId, req.arch);
-    const imageRef = buildImageRef(req.buildId, req.arch);
+    const imageRef = buildImageRef(req.buildId, req.arch, worker.name);
     const outRoot = remoteOutputRoot(worker.output_dir, req.buildId, req.arch);
+    // Only this worker's own run dirs are removed: another worker entry may share the output dir.
+    const runDirs: string[] = [];
     let built = false;
 
     const cleanup = async (): Promise<void> => {
@@ -62,36 +84,20 @@ export class BibBuilder implements Builder {
           if (!/no such image|image not known|404/i.test(e.message)) errors.push(`image ${imageRef}: ${e.message}`);
         });
       }
-      await transport.exec(['rm', '-rf', '--', outRoot]).catch((e: Error) => errors.push(`${outRoot}: ${e.message}`));
-      // The build's directory goes too once its last arch is cleaned (other arches may share it).
-      await transport.exec(['rmdir', '--ignore-fail-on-non-empty', '--', posix.dirname(outRoot)], { check: false });
+      for (const dir of runDirs) await transport.exec(['rm', '-rf', '--', dir]).catch((e: Error) => errors.push(`${dir}: ${e.message}`));
+      // The arch's and the build's directories go too once empty (other arches may share them).
+      await transport.exec(['rmdir', '--ignore-fail-on-non-empty', '--', outRoot, posix.dirname(outRoot)], { check: false });
       if (errors.length) throw new FarmError('BUILD', `cleanup on ${worker.name} incomplete: ${errors.join('; ')}`);
     };
 
-    try {
-      req.onLine(`podman build ${imageRef} on ${worker.name}`);
-      const imageId = await remoteBuild(docker, {
-        contextDir: req.source.contextDir,
-        containerfile: req.source.containerfile,
-        tag: imageRef,
-        labels,
-        buildArgs: req.source.buildArgs,
-        signal: req.signal,
-        onLine: req.onLine,
-      });
-      built = true;
-      throwIfAborted(req.signal);
-
-      await ensureBuilderImage(docker, req.builder.image, req.builder.pull, req.signal, req.onLine);
-
-      const disks: RemoteOutput[] = [];
-      const extras: BuildResult['extras'] = [];
-      for (const [i, types] of req.runs.entries()) {
-        const outDir = posix.join(outRoot, `run${i + 1}`);
+    const run = async (index: number, types: ImageType[]): Promise<RunOutputs> => {
+      const outDir = posix.join(outRoot, `run${index + 1}`);
+      runDirs.push(outDir);
+      try {
         await transport.exec(['mkdir', '-p', '--', outDir], { signal: req.signal });
         req.onLine(`bootc-image-builder --type ${types.join(' --type ')} (${req.builder.image})`);
         const code = await runContainer(docker, {
-          name: `farm-bib-${req.buildId}-${req.arch}-${i + 1}`,
+          name: `farm-bib-${req.buildId}-${req.arch}-${index + 1}`,
           image: req.builder.image,
           cmd: bibArgs(types, req.builder.rootfs, req.builder.extra_args, imageRef),
           labels,
@@ -107,27 +113,50 @@ export class BibBuilder implements Builder {
             hint: 'the lines above are its output; "no space left on device" means the worker needs more room in container storage or the output dir',
           });
         }
-        for (const type of types) {
-          disks.push({ type, path: posix.join(outDir, TYPE_OUTPUT_PATH[type]), name: `${type}/${posix.basename(TYPE_OUTPUT_PATH[type])}` });
-        }
+        const disks = types.map((type) => ({ type, path: posix.join(outDir, TYPE_OUTPUT_PATH[type]), name: `${type}/${posix.basename(TYPE_OUTPUT_PATH[type])}` }));
         const listed = await transport.exec(['find', outDir, '-maxdepth', '1', '-type', 'f', '-name', 'manifest-*.json'], { signal: req.signal });
-        for (const path of listed.stdout.split('\n').filter(Boolean)) {
-          extras.push({ path, name: `run${i + 1}/${posix.basename(path)}`, types });
+        const extras = listed.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((path) => ({ path, name: `run${index + 1}/${posix.basename(path)}`, types }));
+        // Every promised disk must exist before anything is fetched.
+        const missing: string[] = [];
+        for (const d of disks) {
+          const r = await transport.exec(['test', '-f', d.path], { check: false, signal: req.signal });
+          if (r.code !== 0) missing.push(d.path);
         }
+        if (missing.length) throw new FarmError('BUILD', `bootc-image-builder did not write ${missing.join(', ')} on ${worker.name}`);
+        return { disks, extras };
+      } catch (err) {
+        throw lostConnection(err, transport, req.signal, `bootc-image-builder run ${index + 1}`) ?? cancelled(err, req.signal);
       }
-      // Every promised disk must exist before anything is fetched.
-      const missing: string[] = [];
-      for (const d of disks) {
-        const r = await transport.exec(['test', '-f', d.path], { check: false, signal: req.signal });
-        if (r.code !== 0) missing.push(d.path);
-      }
-      if (missing.length) throw new FarmError('BUILD', `bootc-image-builder did not write ${missing.join(', ')} on ${worker.name}`);
-      return { imageRef, imageId, disks, extras, cleanup };
+    };
+
+    let stage = 'podman build';
+    try {
+      req.onLine(`podman build ${imageRef} on ${worker.name}`);
+      const { imageId, context } = await remoteBuild(docker, {
+        source: req.source,
+        tag: imageRef,
+        labels,
+        buildArgs: req.source.buildArgs,
+        signal: req.signal,
+        onLine: req.onLine,
+      });
+      built = true;
+      throwIfAborted(req.signal);
+      stage = `checking the builder image ${req.builder.image}`;
+      await ensureBuilderImage(docker, req.builder.image, req.builder.pull, req.signal, req.onLine);
+      return { imageRef, imageId, context, run, cleanup };
     } catch (err) {
+      const lost = lostConnection(err, transport, req.signal, stage);
+      if (lost) {
+        req.onLine(`warning: cannot clean up on ${worker.name} without a connection: ${imageRef} and ${outRoot} may stay there`);
+        throw lost;
+      }
       // Leave nothing behind on failure or cancellation; report the original error.
       await cleanup().catch((e: Error) => req.onLine(`warning: ${e.message}`));
-      if (req.signal.aborted || isAbortError(err)) throw new FarmError('ABORTED', 'build cancelled', { cause: err });
-      throw err;
+      throw cancelled(err, req.signal);
     }
   }
 }

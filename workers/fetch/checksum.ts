@@ -1,6 +1,6 @@
 // The worker's own sha256 of a file, computed on the worker while the file travels.
 
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { WorkerTransport } from '../transport.ts';
 
 /**

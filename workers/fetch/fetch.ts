@@ -25,8 +25,8 @@
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import { FarmError, errorMessage } from '../../src/errors.ts';
-import { syncDir } from '../../src/records/atomic.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
+import { syncDir } from '../../src/core/atomic.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
 import { remoteLayout, tarArgv } from './layout.ts';
@@ -55,9 +55,6 @@ export interface FetchOptions {
   method?: FetchMethod;
   /** Program that hashes on the worker (default auto: Python reading only data, else openssl, else sha256sum). */
   hasher?: RemoteHasher;
-  /** The worker file whose sha256 the received bytes must match; defaults to the fetched file.
-   *  A test seam: pointing it elsewhere is how tests prove a mismatch is caught. */
-  checksumPath?: string;
 }
 
 export interface FetchResult {
@@ -133,7 +130,7 @@ export async function fetchFile(
   try {
     await mkdir(dirname(localPath), { recursive: true });
     fh = await open(partial, 'w+', 0o644); // read too: the hasher reads back what was written
-    const remoteHash = remoteSha256(transport, options.checksumPath ?? remotePath, {
+    const remoteHash = remoteSha256(transport, remotePath, {
       signal: stop.signal,
       ...(options.hasher ? { hasher: options.hasher } : {}),
     });

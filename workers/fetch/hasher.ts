@@ -8,7 +8,7 @@
 // the lag only shows at the end, where digest() waits for the thread to catch up.
 
 import { Worker } from 'node:worker_threads';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 export interface Hasher {
   /** Bytes [offset, offset + length) of the file are written. Extents come in file order. */

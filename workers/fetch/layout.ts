@@ -2,7 +2,7 @@
 // map at the start of its PAX sparse 1.0 member; only that head of the archive is read here.
 
 import { posix } from 'node:path';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { WorkerTransport } from '../transport.ts';
 import { SparseMapParser, sparseInfo, type SparseRegion } from './sparse.ts';
 

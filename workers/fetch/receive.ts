@@ -6,7 +6,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import * as tar from 'tar-stream';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { FileHasher, type Hasher } from './hasher.ts';
 import { HoleAwareWriter, SparseMapParser, sparseInfo, type Segment, type SparseRegion } from './sparse.ts';
 import { WriteBehind } from './write-behind.ts';

@@ -6,7 +6,7 @@
 // block, followed by the regions' bytes back to back. Everything between regions is a hole.
 
 import type { FileHandle } from 'node:fs/promises';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import type { Hasher } from './hasher.ts';
 import { WriteBehind } from './write-behind.ts';
 

@@ -2,7 +2,7 @@
 
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 export async function followJsonStream(
   stream: Readable,

@@ -2,7 +2,7 @@
 
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 import { followJsonStream } from './json-stream.ts';
 
 export async function imagePresent(docker: Docker, ref: string): Promise<boolean> {

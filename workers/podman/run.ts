@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type Docker from 'dockerode';
-import { FarmError } from '../../src/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
 
 export interface RunOptions {
   name: string;

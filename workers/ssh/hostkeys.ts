@@ -9,7 +9,7 @@ import { mkdir, open, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client, type ServerHostKeyAlgorithm } from 'ssh2';
-import { FarmError, errorMessage } from '../../src/errors.ts';
+import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 
 export interface HostKey {
@@ -69,9 +69,9 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 /** The known_hosts file used for a worker (inventory setting, else ~/.ssh/known_hosts). */
-export function knownHostsFile(worker: Pick<Worker, 'known_hosts'>): string {
+export function knownHostsFile(worker: Pick<Worker, 'known_hosts'>, home: string = homedir()): string {
   const file = worker.known_hosts ?? '~/.ssh/known_hosts';
-  return file === '~' || file.startsWith('~/') ? join(homedir(), file.slice(1)) : file;
+  return file === '~' || file.startsWith('~/') ? join(home, file.slice(1)) : file;
 }
 
 function describeWorker(worker: Pick<Worker, 'name' | 'host' | 'port'>): string {
@@ -208,6 +208,8 @@ export function hostKeyError(
   worker: Pick<Worker, 'name' | 'host' | 'port'>,
   policy: HostKeyPolicy,
   check: HostKeyCheck,
+  /** What the farm does instead: the default ends a connection; `farm workers trust` refuses. */
+  refusal = 'Not connecting.',
 ): FarmError | undefined {
   const who = describeWorker(worker);
   const { keyType, fingerprint: seen } = check.presented;
@@ -233,38 +235,80 @@ export function hostKeyError(
       const hint =
         policy.kind === 'pinned'
           ? `if the change is expected (host reinstalled), verify the new fingerprint out of band and update host_key for ${worker.name} in the inventory`
-          : `if the change is expected (host reinstalled), verify the new fingerprint out of band, remove the stale line (ssh-keygen -R '${knownHostsName(worker.host, worker.port)}' -f ${policy.file}) and run \`farm workers trust ${worker.name}\`; otherwise do not connect`;
+          : `if the change is expected (host reinstalled), verify the new fingerprint out of band, remove the stale line (ssh-keygen -R '${knownHostsName(worker.host, worker.port)}' -f ${policy.file}) and run \`farm workers trust ${worker.name}\` again; otherwise do not connect`;
       return new FarmError(
         'HOST_KEY',
         `HOST KEY CHANGED for ${who}: it presented ${keyType} ${seen}, but expected ${expected}. ` +
-          'Someone could be intercepting the connection, or the host was reinstalled. Not connecting.',
+          `Someone could be intercepting the connection, or the host was reinstalled. ${refusal}`,
         { hint },
       );
     }
   }
 }
 
-/** Records a host key in known_hosts (creates the file 0600 and its directory). Refuses when the
- *  file already holds a different key of the same type for the host: that line must go first. */
+/** What `farm workers trust` finds: the presented key is recorded already, or the host has none. */
+export type TrustCheck = { status: 'trusted'; presented: HostKey; entry: KnownHostEntry } | { status: 'new'; presented: HostKey };
+
+const NOT_TRUSTED = 'Not trusted; known_hosts is unchanged.';
+
+/**
+ * Decides about trusting `presented` for a host whose known_hosts lines are `entries`. A host that
+ * has any key recorded gets no other one, of any type: a man in the middle offering ecdsa where
+ * ed25519 is recorded looks exactly like a new key type, so the stale line must be removed by hand
+ * first. A revoked key is never trusted.
+ */
+export function trustCheck(worker: Pick<Worker, 'name' | 'host' | 'port'>, file: string, entries: KnownHostEntry[], presented: HostKey): TrustCheck {
+  const policy: HostKeyPolicy = { kind: 'known_hosts', file, entries };
+  const check = checkHostKey(policy, presented.blob);
+  if (check.status === 'revoked') throw hostKeyError(worker, policy, check, NOT_TRUSTED)!;
+  const keys = entries.filter((e) => e.marker === undefined);
+  const same = keys.find((e) => e.blob.equals(presented.blob));
+  if (same) return { status: 'trusted', presented, entry: same };
+  if (keys.length === 0) return { status: 'new', presented };
+  const expected = keys.map((e) => ({ keyType: e.keyType, fingerprint: e.fingerprint, source: `${e.file} line ${e.line}` }));
+  throw hostKeyError(worker, policy, { status: 'changed', presented, expected }, NOT_TRUSTED)!;
+}
+
+/**
+ * What `farm workers trust` should do about a worker, from what it presents. When keys are
+ * recorded for the host, the server is first asked for a key of those types (as a connection
+ * would: see hostKeyAlgorithms), so a host that holds several keys is not mistaken for a changed
+ * one; only when it presents none of them is its preferred key read and refused.
+ */
+export async function examineForTrust(
+  worker: Pick<Worker, 'name' | 'host' | 'port'>,
+  file: string,
+  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<TrustCheck> {
+  const entries = await lookupKnownHosts(file, worker.host, worker.port);
+  const algorithms = hostKeyAlgorithms({ kind: 'known_hosts', file, entries });
+  if (algorithms) {
+    try {
+      const presented = await scanHostKey(worker, { ...options, algorithms });
+      return trustCheck(worker, file, entries, presented);
+    } catch (err) {
+      if (!(err instanceof FarmError) || err.code !== 'SSH') throw err;
+      // No key of the recorded types (or no answer): read what it does present, below.
+    }
+  }
+  return trustCheck(worker, file, entries, await scanHostKey(worker, options));
+}
+
+/**
+ * Records a host key in known_hosts, creating the file (0600) and its directory (0700) when they
+ * do not exist. Returns 'already' when the key is recorded already, and refuses (trustCheck) any
+ * key for a host that has a different one. The check is made again here, just before the write.
+ */
 export async function trustHostKey(
   worker: Pick<Worker, 'name' | 'host' | 'port'>,
   file: string,
   keyBlob: Buffer,
   keyType: string,
-): Promise<void> {
+): Promise<'added' | 'already'> {
   const embedded = blobKeyType(keyBlob);
   if (embedded !== keyType) throw new FarmError('HOST_KEY', `key type ${keyType} does not match the key blob (${embedded})`);
   const entries = await lookupKnownHosts(file, worker.host, worker.port);
-  const check = checkHostKey({ kind: 'known_hosts', file, entries }, keyBlob);
-  if (check.status === 'ok') return; // already trusted
-  if (check.status === 'revoked') throw hostKeyError(worker, { kind: 'known_hosts', file, entries }, check)!;
-  const conflicting = entries.filter((e) => e.marker === undefined && e.keyType === keyType);
-  if (conflicting.length > 0) {
-    const where = conflicting.map((e) => `line ${e.line}`).join(', ');
-    throw new FarmError('HOST_KEY', `${file} already has a different ${keyType} key for ${describeWorker(worker)} (${where})`, {
-      hint: `remove the stale line first (ssh-keygen -R '${knownHostsName(worker.host, worker.port)}' -f ${file}), only if the change is expected`,
-    });
-  }
+  if (trustCheck(worker, file, entries, hostKeyFromBlob(keyBlob)).status === 'trusted') return 'already';
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const fh = await open(file, 'a+', 0o600);
   try {
@@ -281,6 +325,7 @@ export async function trustHostKey(
   } finally {
     await fh.close();
   }
+  return 'added';
 }
 
 /** Learns a worker's host key without authenticating: the key exchange runs until the server

@@ -22,7 +22,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { FarmError, throwIfAborted } from '../../src/errors.ts';
+import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
 import type { HostKey } from './hostkeys.ts';
@@ -39,6 +39,8 @@ const MASTER_COMMAND = 'exec cat >/dev/null';
 const SESSION_REFUSED = /session request failed|Session open refused/i;
 /** Streams at once over the master connection; more get connections of their own. */
 export const MUX_STREAMS = 4;
+/** How long dispose() lets the master end on SIGTERM before it is killed. */
+export const DISPOSE_GRACE_MS = 2_000;
 
 export type BulkAuth = { identityFile: string } | { agent: string };
 
@@ -255,17 +257,28 @@ export class OpenSshBulk {
     return childProcess(child, this.worker, commandLine, signal);
   }
 
-  /** Ends the master connection (our own child, by its PID) and removes the private directory. */
-  async dispose(): Promise<void> {
+  /** Ends the master connection (our own child, by its PID) and removes the private directory.
+   *  A master that does not end within `graceMs` of SIGTERM (a dead link it still writes to) is
+   *  killed: closing never waits on the network. */
+  async dispose(graceMs = DISPOSE_GRACE_MS): Promise<void> {
     this.disposed = true;
     const master = this.master;
     if (master && running(master)) {
       const closed = new Promise((r) => master.once('close', r));
       master.kill('SIGTERM');
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
+      const ended = await Promise.race([closed.then(() => true), delay(graceMs).then(() => false)]);
+      if (!ended && running(master)) {
+        master.kill('SIGKILL');
+        await Promise.race([closed, delay(graceMs)]);
+      }
     }
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A timer that never holds the process open. */
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }
 
 /** Neither exited nor killed yet. */

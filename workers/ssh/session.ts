@@ -8,9 +8,10 @@ import { finished } from 'node:stream/promises';
 import { homedir } from 'node:os';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
-import { FarmError, errorMessage, throwIfAborted } from '../../src/errors.ts';
+import { FarmError, errorMessage, throwIfAborted } from '../../src/core/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions, WorkerTransport } from '../transport.ts';
 import {
@@ -54,7 +55,11 @@ export const CIPHERS: CipherAlgorithm[] = [
 const DEFAULT_MAX_BUFFER = 1024 * 1024;
 // Enough of stderr to explain a failure in an error message.
 const STDERR_TAIL_BYTES = 4096;
-const CLOSE_TIMEOUT_MS = 5_000;
+// Closing waits this long for the worker to answer our disconnect, then drops the socket: a dead
+// link must never hold the farm (or a `farm serve` queue) for the kernel's minutes of FIN retries.
+export const CLOSE_GRACE_MS = 2_000;
+// Keepalives unanswered before ssh2 drops the connection (OpenSSH's ServerAliveCountMax likewise).
+export const KEEPALIVE_COUNT_MAX = 4;
 
 function expandHome(path: string): string {
   return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
@@ -62,6 +67,28 @@ function expandHome(path: string): string {
 
 function who(worker: Worker): string {
   return `${worker.name} (${worker.host}:${worker.port})`;
+}
+
+/** 192 → "3m12s", for how long a connection lived. */
+export function shortDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** Why a connection the farm did not close ended, as the user should read it. */
+export function lostConnectionError(
+  worker: Pick<Worker, 'name' | 'host'>,
+  livedMs: number,
+  cause: { keepalive: true; intervalMs: number } | { keepalive: false; message: string },
+): FarmError {
+  const why = cause.keepalive
+    ? `no keepalive answer for ${Math.round((cause.intervalMs * KEEPALIVE_COUNT_MAX) / 1000)} s`
+    : cause.message;
+  return new FarmError('SSH', `lost the SSH connection to ${worker.name} (${worker.host}) after ${shortDuration(livedMs)}: ${why}`, {
+    hint: `check the network to ${worker.host} and that the worker is up, then run the build again (settings.keepalive_s sets how fast a dead link is noticed)`,
+  });
 }
 
 type Auth = { privateKey: Buffer; identity: string } | { agent: string };
@@ -251,8 +278,11 @@ class RemoteCommand {
 
 export class SshTransport implements WorkerTransport {
   private closedReason: string | undefined;
+  /** Set when the connection ended without the farm closing it. */
+  private lostError: FarmError | undefined;
   private readonly slots: ChannelSlots;
   private bulk: Promise<OpenSshBulk> | undefined;
+  private readonly connectedAt = Date.now();
 
   /** @internal use connectWorker */
   constructor(
@@ -263,14 +293,30 @@ export class SshTransport implements WorkerTransport {
     maxChannels: number,
     /** Sets up the OpenSSH client for bulk streams on first use; undefined: bulk uses ssh2. */
     private readonly bulkSetup: (() => Promise<OpenSshBulk>) | undefined = undefined,
+    /** The keepalive period, to say how long a dead link went unanswered. */
+    private readonly keepaliveIntervalMs = 15_000,
   ) {
     this.slots = new ChannelSlots(maxChannels);
-    client.on('error', (err) => {
+    client.on('error', (err: Error & { level?: string }) => {
+      if (this.closedReason === undefined) {
+        const keepalive = err.level === 'client-timeout' && /keepalive/i.test(err.message);
+        this.lose(keepalive ? { keepalive: true, intervalMs: this.keepaliveIntervalMs } : { keepalive: false, message: err.message });
+      }
       this.closedReason ??= err.message;
     });
     client.on('close', () => {
+      if (this.closedReason === undefined) this.lose({ keepalive: false, message: 'the worker closed the connection' });
       this.closedReason ??= 'connection closed';
     });
+  }
+
+  private lose(cause: Parameters<typeof lostConnectionError>[2]): void {
+    this.lostError ??= lostConnectionError(this.worker, Date.now() - this.connectedAt, cause);
+  }
+
+  /** Why the connection was lost (the farm did not close it), if it was. */
+  connectionLost(): FarmError | undefined {
+    return this.lostError;
   }
 
   get closed(): boolean {
@@ -278,6 +324,7 @@ export class SshTransport implements WorkerTransport {
   }
 
   private assertOpen(): void {
+    if (this.lostError) throw this.lostError;
     if (this.closedReason !== undefined) {
       throw new FarmError('SSH', `connection to ${who(this.worker)} is closed (${this.closedReason})`, {
         hint: 'reconnect to the worker',
@@ -343,7 +390,9 @@ export class SshTransport implements WorkerTransport {
         const exit = cmd.exit ?? earlyExit(cmd.channel);
         if (exit) resolve(exit);
         else if (cmd.terminated) resolve({ code: null, signal: 'SIGTERM' });
-        else {
+        else if (this.lostError) {
+          reject(new FarmError('SSH', `${this.lostError.message}, while running \`${shown(cmd.line)}\``, { hint: this.lostError.hint }));
+        } else {
           const why = this.closedReason ? ` (${this.closedReason})` : '';
           reject(new FarmError('SSH', `lost the connection to ${who(this.worker)} while running \`${shown(cmd.line)}\`${why}`));
         }
@@ -462,21 +511,25 @@ export class SshTransport implements WorkerTransport {
     return this.bulkSetup ? 'openssh' : 'ssh2';
   }
 
+  /** Ends the connection (and the OpenSSH master) within CLOSE_GRACE_MS, whatever the link. */
   async close(): Promise<void> {
-    await this.bulk?.then((b) => b.dispose(), () => {});
-    if (this.closedReason !== undefined) return;
-    this.closedReason = 'closed by farm';
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.client.destroy();
-        resolve();
-      }, CLOSE_TIMEOUT_MS);
-      this.client.once('close', () => {
-        clearTimeout(timer);
-        resolve();
+    const bulk = this.bulk?.then((b) => b.dispose(), () => {});
+    const socket = (this.client as unknown as { _sock?: Socket })._sock;
+    if (this.closedReason === undefined) {
+      this.closedReason = 'closed by farm';
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_GRACE_MS);
+        this.client.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.client.end();
       });
-      this.client.end();
-    });
+    }
+    // ssh2's destroy() does nothing once end() has run (the socket is no longer writable), and
+    // a half-closed socket to a dead host lives on in FIN-WAIT-1, holding the event loop: drop it.
+    if (socket && !socket.destroyed) socket.destroy();
+    await bulk;
   }
 }
 
@@ -552,7 +605,7 @@ function attemptConnect(
     username: worker.user,
     readyTimeout: connectTimeoutMs,
     keepaliveInterval: keepaliveIntervalMs,
-    keepaliveCountMax: 4,
+    keepaliveCountMax: KEEPALIVE_COUNT_MAX,
     algorithms: { cipher: options.ciphers ?? CIPHERS, ...(serverHostKey ? { serverHostKey } : {}) },
     hostVerifier: (key: Buffer) => {
       check = checkHostKey(policy, key);
@@ -627,7 +680,7 @@ export async function connectWorker(worker: Worker, options: ConnectOptions = {}
   }
   const { client, check, negotiated } = connected;
   log?.(`connected to ${who(worker)} as ${worker.user} (${negotiated.cipher}, host key ${check?.presented.keyType} ${check?.presented.fingerprint})`);
-  return new SshTransport(worker, client, negotiated, maxChannels, bulkSetup(worker, auth, check, sshProgram, options));
+  return new SshTransport(worker, client, negotiated, maxChannels, bulkSetup(worker, auth, check, sshProgram, options), options.keepaliveIntervalMs);
 }
 
 /** The OpenSSH client that carries bulk streams, if any; refuses `openssh` without one. */

@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // Stand-in for bootc-image-builder in the farm's lab, where bib's image cannot be pulled. It
 // keeps bib's contract (command line, refusals, /output layout, manifest-<types>.json) and writes
-// real disks from the image in the host's container storage; it does not make them bootable
-// (no bootloader, no ostree deployment): the lab tests the farm's plumbing, not bootc.
+// real disks from the image in the host's container storage, with a real bootloader where the
+// arch's Debian packages allow it (boot.mjs); it makes no ostree deployment: the image's own
+// kernel, initramfs and init boot as they are.
+import { randomUUID } from 'node:crypto';
 import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { machine } from 'node:os';
 import { join } from 'node:path';
 import { IMAGE_TYPES, USAGE, UsageError, normalizeArch, parseArgs, validate } from './args.mjs';
 import { parseTomlLite, readBuildConfig } from './config.mjs';
+import { refuseForeignImage } from './arch.mjs';
+import { BOOT, installBootloader, prepareBoot } from './boot.mjs';
 import { contentSize, convert, diskSize, makeDisk } from './disk.mjs';
 import { killChildren } from './run.mjs';
-import { checkStorage, findImage, layerChain, openRootfs } from './storage.mjs';
+import { checkStorage, findImage, imageConfig, layerChain, openRootfs } from './storage.mjs';
 
-const VERSION = 'farm-lab-standin 1';
+const VERSION = 'farm-lab-standin 2';
 const CAP_SYS_ADMIN = 21n;
 
 let interrupted = null;
@@ -89,12 +93,15 @@ async function build(opts) {
 
   log.step(`Manifest generation step: ${manifestName}`);
   const image = findImage(ref);
+  refuseForeignImage(imageConfig(image), hostArch);
   const chain = layerChain(image);
   log.info(`image ${ref} (${image.id.slice(0, 12)}), ${chain.length} layer(s), storage driver ${image.driver}, arch ${hostArch}`);
   if (config.path) log.info(`config ${config.path}${config.ignored.length ? `; ignoring customizations: ${config.ignored.join(', ')}` : ''}`);
 
   const work = join(out, `.bib-work-${process.pid}`);
-  const rootfsView = await openRootfs(image, chain, log);
+  const rootUuid = randomUUID();
+  const extraDir = join(work, 'extra');
+  let rootfsView = await openRootfs(image, chain, log);
   const made = [];
   try {
     const rootfs = opts.rootfs || defaultRootfs(rootfsView.dir);
@@ -105,15 +112,25 @@ async function build(opts) {
     log.step('Disk image building step');
     const content = contentSize(rootfsView.dir);
     const size = diskSize(content, config.rootMinsize);
+    mkdirSync(extraDir, { recursive: true });
+    const boot = prepareBoot({ rootDir: rootfsView.dir, extraDir, arch: hostArch, rootUuid, rootfs, log });
+    // The root filesystem is the image's files plus the boot entries, as one view.
+    await rootfsView.release();
+    rootfsView = await openRootfs(image, chain, log, extraDir);
+
     const wantsRaw = opts.types.some((t) => IMAGE_TYPES[t].export === 'image');
-    mkdirSync(work, { recursive: true });
     const raw = wantsRaw ? join(out, 'image', 'disk.raw') : join(work, 'disk.raw');
     mkdirSync(join(raw, '..'), { recursive: true });
     if (wantsRaw) made.push('image');
     log.info(`raw disk ${raw}: ${size} bytes (sparse), image content ${content} bytes`);
-    const table = await makeDisk({ path: raw, size, rootDir: rootfsView.dir, rootfs, log });
+    const firmware = BOOT[hostArch].partition;
+    const table = await makeDisk({ path: raw, size, rootDir: rootfsView.dir, rootfs, rootUuid, firmware, log });
     if (interrupted) throw new Error(`interrupted by ${interrupted}`);
     await rootfsView.release();
+    const bootloader = boot
+      ? await installBootloader({ path: raw, arch: hostArch, firmwarePart: firmware ? table.partitions[0] : null, rootUuid, work: join(work, 'boot'), log })
+      : { bootloader: 'none', boot: 'none' };
+    if (interrupted) throw new Error(`interrupted by ${interrupted}`);
 
     const outputs = [];
     for (const type of opts.types) {
@@ -138,6 +155,7 @@ async function build(opts) {
       rootfs,
       types: opts.types,
       disk: { size, partition_table: table },
+      boot: { ...bootloader, kernel: boot?.kernel.kernel ?? null, initrd: boot?.kernel.initrd ?? null, options: boot?.args ?? null },
       outputs,
       config: config.path,
       created: new Date().toISOString(),

@@ -1,7 +1,9 @@
-// Writes a real, sparse GPT disk: an EFI System partition (FAT16, empty) and a Linux root
-// partition whose filesystem holds the image's files. No loop devices: mkfs tools write into the
-// file at the partition's offset (mke2fs -E offset, mkfs.fat --offset) or into a side file that is
-// copied in sparsely (mkfs.btrfs --rootdir and mkfs.xfs -p, see xfs-proto.mjs, have no offset).
+// Writes a real, sparse GPT disk laid out for the arch's firmware, as bib does: an EFI System
+// partition (FAT16; x86_64, aarch64) or a PReP boot partition (ppc64le), or none (s390x), then a
+// Linux root partition whose filesystem holds the image's files; boot.mjs fills the first. No
+// loop devices: mkfs tools write into the file at the partition's offset (mke2fs -E offset,
+// mkfs.fat --offset) or into a side file that is copied in sparsely (mkfs.btrfs --rootdir and
+// mkfs.xfs -p, see xfs-proto.mjs, have no offset).
 import { open, rm, truncate, writeFile } from 'node:fs/promises';
 import { lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,13 +14,20 @@ const SECTOR = 512;
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 const ESP_SIZE = 32 * MiB;
+const PREP_SIZE = 4 * MiB; // bib's size; GRUB's ieee1275 image is about 0.5 MiB
 const FIRST_LBA = 2048; // 1 MiB alignment, as partitioning tools do
 const DEFAULT_DISK = GiB;
 const XFS_MIN = 300 * MiB; // mkfs.xfs refuses smaller filesystems
 
 export const GUID = {
   esp: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B',
+  prep: '9E1A2D38-C612-4316-AA26-8B49521E5A8B',
   linux: '0FC63DAF-8483-4772-8E79-3D69D8477DE4',
+};
+
+const FIRMWARE_PARTS = {
+  esp: { size: ESP_SIZE, name: 'EFI-SYSTEM', filesystem: 'vfat', mountpoint: '/boot/efi' },
+  prep: { size: PREP_SIZE, name: 'PowerPC-PReP-boot', filesystem: null, mountpoint: null },
 };
 
 /** Bytes of file data under dir (apparent sizes, directories counted as one block). */
@@ -80,39 +89,49 @@ async function copySparse(src, dst, offset) {
 }
 
 /**
- * Creates the disk at path from the root filesystem tree rootDir. Returns the partition table
- * as sfdisk reads it back, with each partition's filesystem.
+ * Creates the disk at path from the root filesystem tree rootDir, with the firmware partition
+ * `firmware` ('esp', 'prep' or null) first and the root filesystem labelled "root" with UUID
+ * `rootUuid`. Returns the partition table as sfdisk reads it back, with each partition's
+ * filesystem (byte offsets and sizes).
  */
-export async function makeDisk({ path, size, rootDir, rootfs, log }) {
+export async function makeDisk({ path, size, rootDir, rootfs, rootUuid, firmware, log }) {
   await createSparse(path, size);
-  const script = [
-    'label: gpt',
-    `first-lba: ${FIRST_LBA}`,
-    `start=${FIRST_LBA}, size=${ESP_SIZE / SECTOR}, type=${GUID.esp}, name="EFI-SYSTEM"`,
-    `start=${FIRST_LBA + ESP_SIZE / SECTOR}, type=${GUID.linux}, name="root"`,
-    '',
-  ].join('\n');
+  const fw = firmware ? FIRMWARE_PARTS[firmware] : null;
+  const lines = ['label: gpt', `first-lba: ${FIRST_LBA}`];
+  let next = FIRST_LBA;
+  if (fw) {
+    lines.push(`start=${next}, size=${fw.size / SECTOR}, type=${GUID[firmware]}, name="${fw.name}"`);
+    next += fw.size / SECTOR;
+  }
+  lines.push(`start=${next}, type=${GUID.linux}, name="root"`, '');
+  const script = lines.join('\n');
   log.debug(`sfdisk script:\n${script}`);
   await run('sfdisk', ['--quiet', '--no-reread', '--no-tell-kernel', path], { input: script });
   const table = JSON.parse((await run('sfdisk', ['--json', path])).stdout).partitiontable;
-  const [esp, root] = table.partitions;
-  if (!esp || !root) throw new Error(`sfdisk did not create two partitions on ${path}`);
+  const parts = table.partitions ?? [];
+  const fwPart = fw ? parts[0] : null;
+  const root = parts[fw ? 1 : 0];
+  if (!root || (fw && !fwPart)) throw new Error(`sfdisk did not create the ${fw ? 'two partitions' : 'root partition'} on ${path}`);
 
-  log.info(`Creating EFI System partition (vfat, ${(esp.size * SECTOR) / MiB} MiB)`);
-  await run('mkfs.vfat', ['-F', '16', '-n', 'EFI-SYSTEM', '--offset', String(esp.start), path, String((esp.size * SECTOR) / 1024)]);
+  if (firmware === 'esp') {
+    log.info(`Creating EFI System partition (vfat, ${(fwPart.size * SECTOR) / MiB} MiB)`);
+    await run('mkfs.vfat', ['-F', '16', '-n', 'EFI-SYSTEM', '--offset', String(fwPart.start), path, String((fwPart.size * SECTOR) / 1024)]);
+  } else if (firmware === 'prep') {
+    log.info(`Creating PReP boot partition (${(fwPart.size * SECTOR) / MiB} MiB)`);
+  }
 
   const rootBytes = root.size * SECTOR;
-  log.info(`Creating ${rootfs} root filesystem (${Math.floor(rootBytes / MiB)} MiB) with the image's files`);
+  log.info(`Creating ${rootfs} root filesystem (${Math.floor(rootBytes / MiB)} MiB, UUID ${rootUuid}) with the image's files`);
   if (rootfs === 'ext4') {
     await run('mke2fs', [
-      '-q', '-F', '-t', 'ext4', '-L', 'root', '-d', rootDir,
+      '-q', '-F', '-t', 'ext4', '-L', 'root', '-U', rootUuid, '-d', rootDir,
       '-E', `offset=${root.start * SECTOR}`, path, `${Math.floor(rootBytes / 1024)}k`,
     ]);
   } else if (rootfs === 'btrfs') {
     const side = `${path}.btrfs`;
     try {
       await createSparse(side, rootBytes);
-      await run('mkfs.btrfs', ['-q', '-f', '-L', 'root', '--rootdir', rootDir, side]);
+      await run('mkfs.btrfs', ['-q', '-f', '-L', 'root', '-U', rootUuid, '--rootdir', rootDir, side]);
       await copySparse(side, path, root.start * SECTOR);
     } finally {
       await rm(side, { force: true });
@@ -126,7 +145,7 @@ export async function makeDisk({ path, size, rootDir, rootfs, log }) {
     try {
       await createSparse(side, rootBytes);
       await writeFile(proto, xfsProto(rootDir));
-      await run('mkfs.xfs', ['-q', '-f', '-L', 'root', '-p', proto, side]);
+      await run('mkfs.xfs', ['-q', '-f', '-L', 'root', '-m', `uuid=${rootUuid}`, '-p', proto, side]);
       await copySparse(side, path, root.start * SECTOR);
     } finally {
       await rm(side, { force: true });
@@ -136,13 +155,14 @@ export async function makeDisk({ path, size, rootDir, rootfs, log }) {
     throw new Error(`the farm lab stand-in supports --rootfs ext4|xfs|btrfs, not ${rootfs}`);
   }
 
+  const entry = (p, number, extra) => ({ number, name: p.name, type: p.type, uuid: p.uuid, start: p.start * SECTOR, size: p.size * SECTOR, ...extra });
   return {
     type: 'gpt',
     uuid: table.id,
     sector_size: table.sectorsize ?? SECTOR,
     partitions: [
-      { number: 1, name: esp.name, type: esp.type, uuid: esp.uuid, start: esp.start * SECTOR, size: esp.size * SECTOR, filesystem: 'vfat', mountpoint: '/boot/efi' },
-      { number: 2, name: root.name, type: root.type, uuid: root.uuid, start: root.start * SECTOR, size: rootBytes, filesystem: rootfs, mountpoint: '/' },
+      ...(fw ? [entry(fwPart, 1, { filesystem: fw.filesystem, mountpoint: fw.mountpoint })] : []),
+      entry(root, fw ? 2 : 1, { filesystem: rootfs, filesystem_uuid: rootUuid, mountpoint: '/' }),
     ],
   };
 }

@@ -8,9 +8,9 @@ export function killChildren() {
   for (const c of children) c.kill('SIGKILL');
 }
 
-export function run(cmd, args, { cwd, capture = true, input } = {}) {
+export function run(cmd, args, { cwd, capture = true, input, env } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, stdio: [input === undefined ? 'ignore' : 'pipe', capture ? 'pipe' : 'inherit', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env: env ? { ...process.env, ...env } : process.env, stdio: [input === undefined ? 'ignore' : 'pipe', capture ? 'pipe' : 'inherit', 'pipe'] });
     if (input !== undefined) child.stdin.end(input);
     children.add(child);
     let stdout = '';

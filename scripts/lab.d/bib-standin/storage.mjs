@@ -73,6 +73,17 @@ export function findImage(ref) {
   );
 }
 
+/**
+ * The image's config (the OCI config blob podman keeps as the image's big data "sha256:<id>",
+ * in a file named "=" + base64 of that key): architecture, os, config.Labels...
+ */
+export function imageConfig(image) {
+  const key = `sha256:${image.id}`;
+  const file = join(STORAGE, `${image.driver}-images`, image.id, `=${Buffer.from(key).toString('base64')}`);
+  if (!existsSync(file)) throw new Error(`image ${image.id} has no config in ${STORAGE} (missing ${file})`);
+  return JSON.parse(readFileSync(file, 'utf8'));
+}
+
 /** The image's layers, top first. */
 export function layerChain(image) {
   const dir = join(STORAGE, `${image.driver}-layers`);
@@ -92,14 +103,16 @@ export function layerChain(image) {
 /**
  * Makes the image's root filesystem visible as a directory: a read-only overlay of the layers'
  * diff dirs (we are privileged), the single diff dir of a one-layer image, or vfs's full copy.
- * Returns { dir, release() }.
+ * With `extra` (a directory of files the stand-in adds, such as the bootloader's config), that
+ * directory is the overlay's top layer. Returns { dir, release() }.
  */
-export async function openRootfs(image, chain, log) {
+export async function openRootfs(image, chain, log, extra = null) {
   if (image.driver === 'vfs') {
-    return { dir: join(STORAGE, 'vfs', 'dir', image.topLayer), release: async () => {} };
+    const dir = join(STORAGE, 'vfs', 'dir', image.topLayer);
+    return extra ? mountOverlay([extra, dir], STORAGE, log) : { dir, release: async () => {} };
   }
   const base = join(STORAGE, 'overlay');
-  if (chain.length === 1) {
+  if (chain.length === 1 && !extra) {
     return { dir: join(base, chain[0].id, 'diff'), release: async () => {} };
   }
   // Short links (overlay/l/XXXX) keep the mount options under the kernel's page-size limit, the
@@ -114,14 +127,19 @@ export async function openRootfs(image, chain, log) {
     statSync(diff);
     return diff;
   });
+  return mountOverlay(extra ? [extra, ...lowers] : lowers, base, log);
+}
+
+async function mountOverlay(lowers, cwd, log) {
   mkdirSync(MOUNTPOINT, { recursive: true });
-  log.debug(`mount -t overlay -o ro,lowerdir=${lowers.join(':')} (in ${base})`);
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${lowers.join(':')}`, MOUNTPOINT], {
-    cwd: base,
-  });
+  log.debug(`mount -t overlay -o ro,lowerdir=${lowers.join(':')} (in ${cwd})`);
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `ro,lowerdir=${lowers.join(':')}`, MOUNTPOINT], { cwd });
+  let mounted = true;
   return {
     dir: MOUNTPOINT,
     release: async () => {
+      if (!mounted) return;
+      mounted = false;
       await run('umount', [MOUNTPOINT]).catch(() => {});
       try {
         rmdirSync(MOUNTPOINT);

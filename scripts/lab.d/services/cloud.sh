@@ -42,16 +42,24 @@ alive() {
   [[ ${stat%% *} != Z ]]
 }
 
-# The pid in the pid file if that process is alive and is ours: its argv names our entry point
-# and our state directory (a reused pid belongs to someone else).
+# The pid in the pid file if that process is alive and is ours: its argv names a lab-cloud entry
+# point and our state directory (a reused pid belongs to someone else). It may have been started
+# from another checkout sharing this lab dir (FARM_LAB_DIR): still ours, see same_entry.
 our_pid() {
   local pid args
   [[ -s $PIDFILE ]] || return 1
   pid=$(<"$PIDFILE")
   [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   args=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  [[ $'\n'$args$'\n' == *$'\n'"$ENTRY"$'\n'--dir$'\n'"$STATE"$'\n'* ]] || return 1
+  [[ $'\n'$args$'\n' == *'/test/fakes/lab-cloud.ts'$'\n'--dir$'\n'"$STATE"$'\n'* ]] || return 1
   echo "$pid"
+}
+
+# True if the running lab-cloud runs this checkout's fakes (another checkout's may differ).
+same_entry() {
+  local args
+  args=$(tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline") || return 1
+  [[ $'\n'$args$'\n' == *$'\n'"$ENTRY"$'\n'* ]]
 }
 
 port_answers() { timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
@@ -91,6 +99,11 @@ cmd_up() {
   command -v node >/dev/null || die "node is not installed"
   [[ -d $REPO/node_modules/s3rver && -d $REPO/node_modules/tsx ]] || die "npm packages missing: run npm ci in $REPO"
   lock
+  if pid=$(our_pid) && ! same_entry "$pid"; then
+    # Its state (S3 objects, AMIs, IBM keys) lives in $STATE and survives the restart.
+    log "lab-cloud (pid $pid) runs another checkout's fakes; restarting it from $REPO"
+    stop_ours
+  fi
   if pid=$(our_pid); then
     if all_ports_answer; then
       log "lab-cloud already running (pid $pid)"

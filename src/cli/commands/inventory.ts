@@ -1,34 +1,25 @@
 import { defineCommand } from 'citty';
-import { inventoryJsonSchema } from '../../inventory/json-schema.ts';
-import { inventoryArches, planBuild } from '../../plan/plan.ts';
-import { renderTable } from '../../ui/table.ts';
-import { inventoryArg, loadFromArgs } from '../inventory-arg.ts';
-import { out } from '../io.ts';
+import { inventoryArg, jsonArg } from './args.ts';
+
+export const checkArgs = {
+  ...inventoryArg,
+  ...jsonArg('Print the result as JSON: the plan when valid, else every problem (file, line, column, field, message, fix)'),
+} as const;
+
+export const schemaArgs = {
+  ...jsonArg('Accepted for symmetry: the schema is JSON already'),
+} as const;
 
 const check = defineCommand({
   meta: { name: 'check', description: 'Validate the inventory and show what each arch would build' },
-  args: { ...inventoryArg },
-  async run({ args }) {
-    const loaded = await loadFromArgs(args);
-    const plan = planBuild(loaded, inventoryArches(loaded), '19700101t000000z');
-    const rows = plan.arches.map((a) => [
-      a.arch,
-      a.workers.map((w) => w.name).join(', '),
-      a.types.join(', '),
-      a.runs.map((r) => r.join('+')).join(' | '),
-      a.targets.map((t) => t.kind).join(', ') || '-',
-    ]);
-    out(`${loaded.file}: valid\n`);
-    out(renderTable(['ARCH', 'WORKERS', 'TYPES', 'BUILDER RUNS', 'TARGETS'], rows));
-    for (const u of plan.unbuildable) out(`${u.arch}: ${u.reason}`);
-  },
+  args: checkArgs,
+  run: async (ctx) => (await import('../actions/inventory.ts')).check(ctx),
 });
 
 const schema = defineCommand({
   meta: { name: 'schema', description: 'Print the inventory JSON Schema (for editors)' },
-  run() {
-    out(JSON.stringify(inventoryJsonSchema(), null, 2));
-  },
+  args: schemaArgs,
+  run: async () => (await import('../actions/inventory.ts')).schema(),
 });
 
 export default defineCommand({

@@ -1,0 +1,72 @@
+// `farm workers check`: SSH, arch, podman, free space and builder image of every worker.
+
+import type { CommandContext } from 'citty';
+import { FarmError, errorMessage } from '../../core/errors.ts';
+import type { Inventory, Worker } from '../../inventory/schema.ts';
+import { renderTable } from '../../ui/table.ts';
+import { connectWorker } from '../../../workers/ssh/session.ts';
+import { probeWorker } from '../../../workers/probe.ts';
+import type { workersCheckArgs } from '../commands/workers.ts';
+import { io, out } from '../io.ts';
+import { inventoryArchesArg, loadFromArgs } from './args.ts';
+
+/** One worker's state, as --json prints it. */
+export interface WorkerReport {
+  name: string;
+  arch: string;
+  address: string;
+  reachable: boolean;
+  healthy: boolean;
+  /** `uname -m` on the worker. */
+  machine?: string;
+  podman?: string;
+  freeGiB?: { storage?: number; output?: number };
+  builderImage?: string;
+  problems: string[];
+}
+
+async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Promise<WorkerReport> {
+  const base = { name: w.name, arch: w.arch, address: `${w.host}:${w.port}` };
+  let t;
+  try {
+    t = await connectWorker(w, { signal, connectTimeoutMs: inventory.settings.connect_timeout_s * 1000 });
+  } catch (e) {
+    if (e instanceof FarmError && e.code === 'ABORTED') throw e;
+    const hint = e instanceof FarmError && e.hint ? ` (${e.hint})` : '';
+    return { ...base, reachable: false, healthy: false, problems: [errorMessage(e) + hint] };
+  }
+  try {
+    const p = await probeWorker(t, inventory, signal);
+    return {
+      ...base,
+      reachable: true,
+      healthy: p.healthy,
+      ...(p.machine !== undefined ? { machine: p.machine } : {}),
+      ...(p.podmanVersion !== undefined ? { podman: p.podmanVersion } : {}),
+      freeGiB: p.freeGiB,
+      ...(p.builderImage !== undefined ? { builderImage: p.builderImage } : {}),
+      problems: p.problems,
+    };
+  } catch (e) {
+    if (e instanceof FarmError && e.code === 'ABORTED') throw e;
+    return { ...base, reachable: true, healthy: false, problems: [errorMessage(e)] };
+  } finally {
+    await t.close();
+  }
+}
+
+function row(r: WorkerReport): string[] {
+  const status = !r.reachable ? 'UNREACHABLE' : r.healthy ? 'healthy' : 'UNHEALTHY';
+  const facts = `podman ${r.podman ?? '?'}, free ${r.freeGiB?.storage ?? '?'}/${r.freeGiB?.output ?? '?'} GiB, builder ${r.builderImage ?? '?'}`;
+  return [r.name, r.arch, r.address, status, r.healthy ? facts : r.problems.join('; ')];
+}
+
+export async function check({ args }: CommandContext<typeof workersCheckArgs>): Promise<void> {
+  const loaded = await loadFromArgs(args);
+  const arches = inventoryArchesArg(args.arch, loaded);
+  const workers = loaded.inventory.workers.filter((w) => arches.includes(w.arch));
+  const reports = await Promise.all(workers.map((w) => examine(w, loaded.inventory, io().signal)));
+  if (args.json) out(JSON.stringify(reports, null, 2));
+  else out(renderTable(['WORKER', 'ARCH', 'ADDRESS', 'STATUS', 'DETAILS'], reports.map(row)));
+  if (reports.some((r) => !r.healthy)) io().exitCode = 1;
+}

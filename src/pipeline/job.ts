@@ -1,0 +1,104 @@
+// One build job from an inventory file: what `farm build` runs, and what `farm serve` runs for
+// each trigger. Loads and validates the inventory, selects arches and targets, connects over SSH,
+// builds, fetches and uploads.
+
+import { join } from 'node:path';
+import { parseArchList, type Arch } from '../core/arch.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
+import { loadInventory } from '../inventory/load.ts';
+import type { LoadedInventory } from '../inventory/schema.ts';
+import { inventoryArches } from '../plan/plan.ts';
+import { writeJsonAtomic } from '../core/atomic.ts';
+import { KEY_FILE } from '../records/history.ts';
+import { buildManifest } from '../records/manifest.ts';
+import { StateStore } from '../records/state.ts';
+import { refreshUnresolved, type BuildKey } from '../triggers/key.ts';
+import type { Reporter } from '../ui/reporter.ts';
+import { connectWorker } from '../../workers/ssh/session.ts';
+import { createUploader } from '../../uploaders/index.ts';
+import { runBuild, type BuildOutcome } from './run-build.ts';
+import { TargetUploads, checkSelection, type TargetSelection, type UploaderFactory } from './upload-stage.ts';
+
+export interface JobOptions {
+  inventoryPath: string;
+  /** "all" or a comma-separated list. */
+  arches: string;
+  signal: AbortSignal;
+  reporter: Reporter;
+  targets?: TargetSelection;
+  /** Skip every upload (build and fetch only). */
+  noUpload?: boolean;
+  trigger?: string;
+  key?: string;
+  /** The build key with its parts (see src/triggers/key.ts); recorded in state.json and key.json. */
+  buildKey?: BuildKey;
+  /** The inventory already loaded (e.g. to compute the key): the build uses this very snapshot. */
+  loaded?: LoadedInventory;
+  env?: NodeJS.ProcessEnv;
+  uploaderFactory?: UploaderFactory;
+}
+
+export function selectArches(spec: string, loaded: LoadedInventory): Arch[] {
+  if (spec.trim() === 'all') return inventoryArches(loaded);
+  try {
+    return parseArchList(spec);
+  } catch (err) {
+    throw new FarmError('USAGE', (err as Error).message);
+  }
+}
+
+export function uploadStageFor(loaded: LoadedInventory, opts: Pick<JobOptions, 'targets' | 'env' | 'uploaderFactory'>): TargetUploads {
+  const selection = opts.targets ?? {};
+  checkSelection(loaded, selection);
+  const factory = opts.uploaderFactory ?? ((target, name) => createUploader(target, name, opts.env));
+  return new TargetUploads(loaded, selection, factory);
+}
+
+export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
+  const loaded = opts.loaded ?? (await loadInventory(opts.inventoryPath));
+  const arches = selectArches(opts.arches, loaded);
+  const s = loaded.inventory.settings;
+  const hasTargets = Object.values(loaded.inventory.arches).some((a) => (a?.targets.length ?? 0) > 0);
+  const key = opts.buildKey?.key ?? opts.key;
+  const outcome = await runBuild({
+    loaded,
+    arches,
+    signal: opts.signal,
+    reporter: opts.reporter,
+    uploads: hasTargets && !opts.noUpload ? uploadStageFor(loaded, opts) : undefined,
+    ...(opts.trigger ? { trigger: opts.trigger } : {}),
+    ...(key ? { key } : {}),
+    connect: (worker, o) =>
+      connectWorker(worker, {
+        signal: o.signal,
+        connectTimeoutMs: s.connect_timeout_s * 1000,
+        keepaliveIntervalMs: s.keepalive_s * 1000,
+        bulkTransfer: s.bulk_transfer,
+      }),
+  });
+  return opts.buildKey ? recordKey(outcome, loaded, opts.buildKey, arches, opts) : outcome;
+}
+
+/**
+ * Writes key.json beside the state. A successful build has now pulled the images whose digests
+ * were unresolved before it: they are resolved and the key in the records updated, so the next
+ * --if-changed compares against what this build used instead of rebuilding once more.
+ */
+async function recordKey(outcome: BuildOutcome, loaded: LoadedInventory, key: BuildKey, arches: Arch[], opts: JobOptions): Promise<BuildOutcome> {
+  let final = key;
+  if (outcome.state.status === 'succeeded' && key.unresolved.length && !opts.signal.aborted) {
+    final = await refreshUnresolved(loaded, key, { signal: opts.signal, arches }).catch((err: unknown) => {
+      opts.reporter.scoped('farm').warn(`build key: could not resolve image digests after the build (${errorMessage(err)})`);
+      return key;
+    });
+  }
+  await writeJsonAtomic(join(outcome.dir, KEY_FILE), { key: final.key, parts: final.parts });
+  if (final.key === key.key) return outcome;
+  const store = await StateStore.open(join(outcome.dir, 'state.json'));
+  await store.update((st) => {
+    st.key = final.key;
+  });
+  const manifest = buildManifest(store.current);
+  await writeJsonAtomic(join(outcome.dir, 'manifest.json'), manifest);
+  return { ...outcome, state: store.current, manifest };
+}
