@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { TargetUploads, checkSelection, selectTargets } from '../../src/pipeline/upload-stage.ts';
 import { inventorySchema, type LoadedInventory, type Target } from '../../src/inventory/schema.ts';
 import { planBuild } from '../../src/plan/plan.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
 import type { Artifact } from '../../workers/artifact.ts';
 import type { PublishedImage, Uploader, UploadContext } from '../../uploaders/uploader.ts';
@@ -69,7 +70,7 @@ class MemoryUploader implements Uploader {
   async delete() {}
 }
 
-async function fetchedStore(): Promise<StateStore> {
+async function fetchedStore(): Promise<BuildRecord> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-up-'));
   const disk = (name: string, format: 'raw' | 'qcow2') => ({ path: `/b/${name}`, name, size: 10, sha256: 'a'.repeat(64), format });
   const state: BuildState = {
@@ -94,7 +95,7 @@ async function fetchedStore(): Promise<StateStore> {
       },
     },
   };
-  return StateStore.create(join(dir, 'state.json'), state);
+  return BuildRecord.create(dir, state);
 }
 
 const quiet = () => new Reporter({ stream: new Writable({ write: (_c, _e, cb) => cb() }) });
