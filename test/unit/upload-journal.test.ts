@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { TargetUploads } from '../../src/pipeline/upload-stage.ts';
-import { inventorySchema, type LoadedInventory } from '../../src/inventory/schema.ts';
+import type { LoadedInventory } from '../../src/inventory/schema.ts';
+import { inlineInventory } from '../support/inline-inventory.ts';
 import { planBuild } from '../../src/plan/plan.ts';
 import { BuildRecord } from '../../src/records/build-record.ts';
 import type { BuildState } from '../../src/records/state.ts';
@@ -21,18 +22,11 @@ import type { HalfMade, HalfMadeResult, PublishedImage, UploadContext, Uploader 
 const BUILD = '20261121t101500z';
 const NAME = 'farm-20261121-101500-x86_64';
 
-function loaded(): LoadedInventory {
-  return {
-    file: '/inv/farm.yaml',
-    dir: '/inv',
-    inventory: inventorySchema.parse({
-      version: 1,
-      source: { containerfile: 'Containerfile' },
-      workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
-      arches: { x86_64: { types: ['qcow2'], targets: [{ kind: 'openstack', cloud: 'lab', image_type: 'qcow2' }] } },
-    }),
-  };
-}
+const loaded = (): LoadedInventory =>
+  inlineInventory({
+    workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
+    arches: { x86_64: { types: ['qcow2'], targets: [{ kind: 'openstack', cloud: 'lab', image_type: 'qcow2' }] } },
+  });
 
 async function fetchedStore(): Promise<BuildRecord> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-journal-'));
