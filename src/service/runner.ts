@@ -84,8 +84,8 @@ export function makeExecute(deps: RunnerDeps): Execute {
       });
       return { status: outcome.state.status, buildId: outcome.buildId, ...(outcome.state.key ? { key: outcome.state.key } : {}), message: decision.reason, ...withCommit };
     } catch (err) {
-      // A build that threw before recording its end (a failed preflight) is closed here, so the
-      // history never shows it running forever.
+      // A build that threw before recording its end (e.g. writing its key failed) is closed here,
+      // so the history never shows it running forever. A failed preflight has no build id.
       if (buildId) {
         const dir = resolve(deps.settings.buildsDir, buildId);
         await BuildRecord.open(dir)
