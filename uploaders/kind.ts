@@ -40,6 +40,8 @@ export interface TargetKind<T extends { kind: string } = any> {
   readonly archNote?: string;
   /** Words people write for this kind ('ec2', 'glance'), for "did you mean" (optional). */
   readonly aliases?: readonly string[];
+  /** What to write for a required field of its targets that is missing, e.g. { region: '<region>' } (optional). */
+  readonly hints?: Readonly<Record<string, string>>;
   /** Where this kind's credentials come from, for the fix of a secret found in its target (optional). */
   readonly credentials?: string;
   /** The bib type it consumes. */

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
+import { KIND_NAMES } from '../../src/targets.ts';
 import { REPO } from '../support/cli.ts';
 
 const ROOTS = ['src', 'workers', 'uploaders'];
@@ -75,6 +76,18 @@ describe('the layers', () => {
     expect(found.filter((v) => !pending(v))).toEqual([]);
     // An exemption whose import is gone goes from PENDING too.
     expect(PENDING.filter((p) => !found.some((v) => v.startsWith(`${p}:`)))).toEqual([]);
+  });
+
+  it('no file of src/ but the registry names a target kind in its code', () => {
+    const named = new RegExp(`['"\`](${KIND_NAMES.join('|')})['"\`]`);
+    const found = files
+      .filter((f) => f.startsWith('src/') && f !== 'src/targets.ts')
+      .filter((f) => {
+        // Code only: comments may mention a kind as an example.
+        const code = readFileSync(join(REPO, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+        return named.test(code);
+      });
+    expect(found).toEqual([]);
   });
 
   it('the folders of the layers exist: core, workers, uploaders, the registry', () => {
