@@ -15,7 +15,7 @@ import type { BuildRecord } from '../records/build-record.ts';
 import type { ArtifactRecord, BuildState, HalfMadeRecord } from '../records/state.ts';
 import { StateJournal } from '../records/upload-journal.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../uploaders/uploader.ts';
 import type { UploadStage } from './uploads.ts';
 

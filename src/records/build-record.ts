@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Arch } from '../core/arch.ts';
 import { writeJsonAtomic } from '../core/atomic.ts';
 import { FarmError } from '../core/errors.ts';
-import type { ImageType } from '../inventory/schema.ts';
+import type { ImageType } from '../core/image-types.ts';
 import type { BuildPlan } from '../plan/plan.ts';
 import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { KEY_FILE } from './history.ts';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ARCHES } from '../core/arch.ts';
 import { FarmError } from '../core/errors.ts';
-import { IMAGE_TYPES } from '../inventory/schema.ts';
+import { IMAGE_TYPES } from '../core/image-types.ts';
 import type { BuildState } from './state.ts';
 
 /** The schema version this farm writes and reads. A file with a higher one is a newer farm's. */

@@ -4,8 +4,8 @@
 // ./build-record.ts is its only writer and ./state-schema.ts checks it on every read.
 
 import type { Arch } from '../core/arch.ts';
-import type { ImageType } from '../inventory/schema.ts';
-import type { ArtifactFile } from '../../workers/artifact.ts';
+import type { ImageType } from '../core/image-types.ts';
+import type { ArtifactFile } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage } from '../../uploaders/uploader.ts';
 
 export type ArchStep = 'planned' | 'building' | 'built' | 'fetching' | 'fetched' | 'failed';

@@ -12,7 +12,7 @@ import { planBuild } from '../../src/plan/plan.ts';
 import { BuildRecord } from '../../src/records/build-record.ts';
 import type { BuildState } from '../../src/records/state.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import type { PublishedImage, Uploader, UploadContext } from '../../uploaders/uploader.ts';
 import { Writable } from 'node:stream';
 
