@@ -13,7 +13,7 @@
 //   last lines of stderr.
 //
 // zx's quoting is bash's ($'...'), right for the local bash zx runs; remote command lines keep
-// workers/ssh/quote.ts, see there.
+// src/core/quote.ts, see there.
 
 import { $, type ProcessOutput, type ProcessPromise } from 'zx';
 import { FarmError, type ErrorCode } from './errors.ts';
@@ -162,8 +162,8 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
       throw new ProcessError(opts.code ?? 'STATE', `cannot run ${what}: ${cause.message}`, undefined, { cause, ...(opts.hint ? { hint: opts.hint } : {}) });
     }
     if (aborted) throw new FarmError('ABORTED', `cancelled: ${what}`);
-    // bash reports "command not found" as 127 before exec: the program is not installed.
-    if (out.exitCode === 127 && /(command )?not found|No such file/i.test(out.stderr)) {
+    // bash reports a program it cannot find as 127, before exec: the program is not installed.
+    if (out.exitCode === 127 && /^(?:\S*\/)?bash: (?:line \d+: )?(?:exec: .*: not found|.*: No such file or directory)$/m.test(out.stderr)) {
       throw new ProcessError(opts.code ?? 'STATE', `${what} is not installed (ENOENT: not found)`, result(out, false), opts.hint ? { hint: opts.hint } : {});
     }
     return result(out, timedOut);

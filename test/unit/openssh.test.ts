@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { workerSchema } from '../../src/inventory/schema.ts';
-import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { hostKeyFromBlob } from '../../src/core/hostkeys.ts';
 import { OpenSshBulk, findSshClient, knownHostsLine, sshArgv } from '../../workers/ssh/openssh.ts';
-import { commandLine } from '../../workers/ssh/quote.ts';
+import { commandLine } from '../../src/core/quote.ts';
 
 const worker = workerSchema.parse({ name: 'w1', host: 'builder.example.org', port: 2222, user: 'farm', arch: 'x86_64' });
 const line = commandLine(['dd', 'if=/var/lib/farm/out/disk raw', '$(touch pwned)']);

@@ -25,10 +25,10 @@ import { PassThrough } from 'node:stream';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
-import type { HostKey } from './hostkeys.ts';
+import type { HostKey } from '../../src/core/hostkeys.ts';
 
 /** How bulk streams travel: `auto` uses the OpenSSH client when `ssh` is installed. */
-export type BulkTransfer = 'auto' | 'openssh' | 'ssh2';
+export type BulkMode = 'auto' | 'openssh' | 'ssh2';
 
 // AES-GCM first: AES-NI makes it the cheapest cipher on both ends (chacha20 is OpenSSH's default).
 const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';

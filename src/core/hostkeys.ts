@@ -1,16 +1,34 @@
-// SSH host-key verification, the way OpenSSH does it: a worker's key is checked against a pinned
+// SSH host keys, the way OpenSSH handles them: a host's key is checked against a pinned
 // fingerprint (inventory `host_key`) or a known_hosts file before any authentication happens.
 // known_hosts is read through OpenSSH's own `ssh-keygen -F`, which understands hashed names,
 // `[host]:port` entries, patterns and markers, so the farm never second-guesses the format.
+//
+// The one home of this logic: workers/ssh (ssh2 connections, `farm workers trust`) and the
+// libvirt uploader's ssh wrapper (uploaders/libvirt/ssh-wrapper.ts) both use it, so a pin means
+// the same key, found the same way, with the same signature algorithms, wherever it is written.
 
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Client, type ServerHostKeyAlgorithm } from 'ssh2';
-import { FarmError, errorMessage } from '../../src/core/errors.ts';
-import type { Worker } from '../../src/inventory/schema.ts';
+import { FarmError, errorMessage } from './errors.ts';
+import { ProcessError, run } from './process.ts';
+
+/** A host reached over SSH, as messages name it. */
+export interface SshHost {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** Where a host's expected key is written (a worker's or a hypervisor's inventory fields). */
+export interface HostKeySettings {
+  host: string;
+  port: number;
+  host_key?: string | undefined;
+  known_hosts?: string | undefined;
+}
 
 export interface HostKey {
   /** Key type as written in known_hosts, e.g. `ssh-ed25519`. */
@@ -69,12 +87,12 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 /** The known_hosts file used for a worker (inventory setting, else ~/.ssh/known_hosts). */
-export function knownHostsFile(worker: Pick<Worker, 'known_hosts'>, home: string = homedir()): string {
+export function knownHostsFile(worker: Pick<HostKeySettings, 'known_hosts'>, home: string = homedir()): string {
   const file = worker.known_hosts ?? '~/.ssh/known_hosts';
   return file === '~' || file.startsWith('~/') ? join(home, file.slice(1)) : file;
 }
 
-function describeWorker(worker: Pick<Worker, 'name' | 'host' | 'port'>): string {
+export function describeHost(worker: SshHost): string {
   return `${worker.name} (${worker.host}:${worker.port})`;
 }
 
@@ -89,15 +107,20 @@ export async function lookupKnownHosts(file: string, host: string, port: number)
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new FarmError('HOST_KEY', `cannot read known_hosts file ${file}: ${errorMessage(err)}`);
   }
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('ssh-keygen', ['-F', knownHostsName(host, port), '-f', file], { maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+  let out: string;
+  try {
+    const r = await run(['ssh-keygen', '-F', knownHostsName(host, port), '-f', file], { code: 'HOST_KEY', timeoutMs: 60_000 }).catch((err: unknown) => {
       // Exit status 1 means "no match"; anything else is a real failure.
-      if (err && (err as { code?: unknown }).code !== 1) {
-        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ssh-keygen (OpenSSH client) is not installed' : String(stderr).trim() || err.message;
-        reject(new FarmError('HOST_KEY', `cannot look up ${knownHostsName(host, port)} in ${file}: ${why}`));
-      } else resolve(String(stdout));
+      if (err instanceof ProcessError && err.result?.code === 1) return err.result;
+      throw err;
     });
-  });
+    out = r.stdout;
+  } catch (err) {
+    const why = /is not installed/.test(errorMessage(err))
+      ? 'ssh-keygen (OpenSSH client) is not installed'
+      : (err instanceof ProcessError && err.stderr.trim()) || errorMessage(err);
+    throw new FarmError('HOST_KEY', `cannot look up ${knownHostsName(host, port)} in ${file}: ${why}`);
+  }
   const entries: KnownHostEntry[] = [];
   let line: number | undefined;
   for (const text of out.split('\n')) {
@@ -133,7 +156,7 @@ export async function lookupKnownHosts(file: string, host: string, port: number)
 }
 
 /** Loads what a worker's host key must be: its pin, or its known_hosts entries. */
-export async function loadHostKeyPolicy(worker: Pick<Worker, 'host' | 'port' | 'host_key' | 'known_hosts'>): Promise<HostKeyPolicy> {
+export async function loadHostKeyPolicy(worker: HostKeySettings): Promise<HostKeyPolicy> {
   if (worker.host_key) return { kind: 'pinned', fingerprint: worker.host_key };
   const file = knownHostsFile(worker);
   return { kind: 'known_hosts', file, entries: await lookupKnownHosts(file, worker.host, worker.port) };
@@ -163,17 +186,29 @@ export function checkHostKey(policy: HostKeyPolicy, blob: Buffer): HostKeyCheck 
   return { status: 'changed', presented, expected };
 }
 
-// The signature algorithms a server can use with each key type (RSA keys sign with SHA-2 today).
+// The signature algorithms a server can use with each key type. RSA keys sign with SHA-2 only:
+// SHA-1 `ssh-rsa` signatures are open to chosen-prefix collisions, OpenSSH has refused them by
+// default since 8.8, and the farm's own OpenSSH paths (bulk streams, libvirt's ssh) would refuse
+// such a host anyway. A host that can sign only with SHA-1 is refused everywhere, not only there.
 const ALGORITHMS_FOR_TYPE: Record<string, ServerHostKeyAlgorithm[]> = {
   'ssh-ed25519': ['ssh-ed25519'],
   'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
   'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
   'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256'],
 };
 
+/** The signature algorithms for a key type (as known_hosts writes it); [] for one the farm does not use. */
+export function algorithmsForKeyType(keyType: string): ServerHostKeyAlgorithm[] {
+  return [...(ALGORITHMS_FOR_TYPE[keyType] ?? [])];
+}
+
+/** Every host key algorithm the farm accepts, most preferred first: what it offers when nothing
+ *  limits the choice (a pin, an unknown host). ssh2's own default would add SHA-1 `ssh-rsa`. */
+export const ACCEPTED_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = Object.values(ALGORITHMS_FOR_TYPE).flat();
+
 /** Host key algorithms to offer, limited to the types known for the host, so that a server with
- *  several keys presents the one we have. Undefined means ssh2's defaults (pin or unknown host). */
+ *  several keys presents the one we have. Undefined means all accepted ones (pin or unknown host). */
 export function hostKeyAlgorithms(policy: HostKeyPolicy): ServerHostKeyAlgorithm[] | undefined {
   if (policy.kind === 'pinned') return undefined;
   const algos = new Set<ServerHostKeyAlgorithm>();
@@ -184,34 +219,45 @@ export function hostKeyAlgorithms(policy: HostKeyPolicy): ServerHostKeyAlgorithm
   return algos.size > 0 ? [...algos] : undefined;
 }
 
-/** Which host key algorithms make the server present the key with this fingerprint: the key
- *  types are tried one by one with scanHostKey (no authentication). Undefined when none does. */
-export async function findPinnedKeyAlgorithms(
-  worker: Pick<Worker, 'name' | 'host' | 'port'>,
+export interface PinnedKeySearch {
+  /** The key with the pinned fingerprint and the algorithms that make the host present it. */
+  found?: { key: HostKey; algorithms: ServerHostKeyAlgorithm[] };
+  /** Every other key the host presented, for the refusal. */
+  seen: HostKey[];
+}
+
+/** Finds the host's key with the pinned fingerprint: a pin says nothing about the key type, so
+ *  each type is asked for once with scanHostKey (no authentication). A host without a key of a
+ *  type ends that key exchange, and the next type is tried; other failures are thrown. */
+export async function findPinnedKey(
+  host: SshHost,
   pinned: string,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
-): Promise<ServerHostKeyAlgorithm[] | undefined> {
-  for (const algorithms of new Set(Object.values(ALGORITHMS_FOR_TYPE))) {
+  options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined } = {},
+): Promise<PinnedKeySearch> {
+  const seen: HostKey[] = [];
+  for (const algorithms of Object.values(ALGORITHMS_FOR_TYPE)) {
+    let key: HostKey;
     try {
-      const key = await scanHostKey(worker, { ...options, algorithms });
-      if (key.fingerprint === pinned) return algorithms;
+      key = await scanHostKey(host, { ...options, algorithms });
     } catch (err) {
-      if (err instanceof FarmError && err.code === 'ABORTED') throw err;
-      // the server has no key of this type
+      if (!options.signal?.aborted && err instanceof FarmError && err.code === 'SSH' && /handshake failed|no matching/i.test(errorMessage(err))) continue;
+      throw err;
     }
+    if (key.fingerprint === pinned) return { found: { key, algorithms: algorithmsForKeyType(key.keyType) }, seen };
+    seen.push(key);
   }
-  return undefined;
+  return { seen };
 }
 
 /** The FarmError for a refused key; `undefined` for an accepted one. */
 export function hostKeyError(
-  worker: Pick<Worker, 'name' | 'host' | 'port'>,
+  worker: SshHost,
   policy: HostKeyPolicy,
   check: HostKeyCheck,
   /** What the farm does instead: the default ends a connection; `farm workers trust` refuses. */
   refusal = 'Not connecting.',
 ): FarmError | undefined {
-  const who = describeWorker(worker);
+  const who = describeHost(worker);
   const { keyType, fingerprint: seen } = check.presented;
   switch (check.status) {
     case 'ok':
@@ -246,94 +292,12 @@ export function hostKeyError(
   }
 }
 
-/** What `farm workers trust` finds: the presented key is recorded already, or the host has none. */
-export type TrustCheck = { status: 'trusted'; presented: HostKey; entry: KnownHostEntry } | { status: 'new'; presented: HostKey };
-
-const NOT_TRUSTED = 'Not trusted; known_hosts is unchanged.';
-
-/**
- * Decides about trusting `presented` for a host whose known_hosts lines are `entries`. A host that
- * has any key recorded gets no other one, of any type: a man in the middle offering ecdsa where
- * ed25519 is recorded looks exactly like a new key type, so the stale line must be removed by hand
- * first. A revoked key is never trusted.
- */
-export function trustCheck(worker: Pick<Worker, 'name' | 'host' | 'port'>, file: string, entries: KnownHostEntry[], presented: HostKey): TrustCheck {
-  const policy: HostKeyPolicy = { kind: 'known_hosts', file, entries };
-  const check = checkHostKey(policy, presented.blob);
-  if (check.status === 'revoked') throw hostKeyError(worker, policy, check, NOT_TRUSTED)!;
-  const keys = entries.filter((e) => e.marker === undefined);
-  const same = keys.find((e) => e.blob.equals(presented.blob));
-  if (same) return { status: 'trusted', presented, entry: same };
-  if (keys.length === 0) return { status: 'new', presented };
-  const expected = keys.map((e) => ({ keyType: e.keyType, fingerprint: e.fingerprint, source: `${e.file} line ${e.line}` }));
-  throw hostKeyError(worker, policy, { status: 'changed', presented, expected }, NOT_TRUSTED)!;
-}
-
-/**
- * What `farm workers trust` should do about a worker, from what it presents. When keys are
- * recorded for the host, the server is first asked for a key of those types (as a connection
- * would: see hostKeyAlgorithms), so a host that holds several keys is not mistaken for a changed
- * one; only when it presents none of them is its preferred key read and refused.
- */
-export async function examineForTrust(
-  worker: Pick<Worker, 'name' | 'host' | 'port'>,
-  file: string,
-  options: { signal?: AbortSignal; timeoutMs?: number } = {},
-): Promise<TrustCheck> {
-  const entries = await lookupKnownHosts(file, worker.host, worker.port);
-  const algorithms = hostKeyAlgorithms({ kind: 'known_hosts', file, entries });
-  if (algorithms) {
-    try {
-      const presented = await scanHostKey(worker, { ...options, algorithms });
-      return trustCheck(worker, file, entries, presented);
-    } catch (err) {
-      if (!(err instanceof FarmError) || err.code !== 'SSH') throw err;
-      // No key of the recorded types (or no answer): read what it does present, below.
-    }
-  }
-  return trustCheck(worker, file, entries, await scanHostKey(worker, options));
-}
-
-/**
- * Records a host key in known_hosts, creating the file (0600) and its directory (0700) when they
- * do not exist. Returns 'already' when the key is recorded already, and refuses (trustCheck) any
- * key for a host that has a different one. The check is made again here, just before the write.
- */
-export async function trustHostKey(
-  worker: Pick<Worker, 'name' | 'host' | 'port'>,
-  file: string,
-  keyBlob: Buffer,
-  keyType: string,
-): Promise<'added' | 'already'> {
-  const embedded = blobKeyType(keyBlob);
-  if (embedded !== keyType) throw new FarmError('HOST_KEY', `key type ${keyType} does not match the key blob (${embedded})`);
-  const entries = await lookupKnownHosts(file, worker.host, worker.port);
-  if (trustCheck(worker, file, entries, hostKeyFromBlob(keyBlob)).status === 'trusted') return 'already';
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const fh = await open(file, 'a+', 0o600);
-  try {
-    const { size } = await fh.stat();
-    let prefix = '';
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      await fh.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) prefix = '\n';
-    }
-    // One write of one line: O_APPEND makes it atomic with respect to other appenders.
-    await fh.write(`${prefix}${knownHostsName(worker.host, worker.port)} ${keyType} ${keyBlob.toString('base64')}\n`);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return 'added';
-}
-
 /** Learns a worker's host key without authenticating: the key exchange runs until the server
  *  presents its key, which is captured and then refused, so the connection ends before any
  *  credentials are sent. */
 export async function scanHostKey(
-  worker: Pick<Worker, 'name' | 'host' | 'port'>,
-  options: { signal?: AbortSignal; timeoutMs?: number; algorithms?: ServerHostKeyAlgorithm[] } = {},
+  worker: SshHost,
+  options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined; algorithms?: readonly ServerHostKeyAlgorithm[] | undefined } = {},
 ): Promise<HostKey> {
   const { signal, timeoutMs = 20_000 } = options;
   if (signal?.aborted) throw new FarmError('ABORTED', 'cancelled');
@@ -349,13 +313,13 @@ export async function scanHostKey(
       client.on('error', () => {}); // late socket errors after we are done are irrelevant
       client.end();
       if (captured && !err) resolve(captured);
-      else reject(err ?? new FarmError('SSH', `${describeWorker(worker)} closed the connection before presenting a host key`));
+      else reject(err ?? new FarmError('SSH', `${describeHost(worker)} closed the connection before presenting a host key`));
     };
     const onAbort = () => finish(new FarmError('ABORTED', 'cancelled'));
     signal?.addEventListener('abort', onAbort, { once: true });
     client.on('error', (err) => {
       if (captured) finish(undefined);
-      else finish(new FarmError('SSH', `cannot reach ${describeWorker(worker)} to read its host key: ${err.message}`, { cause: err }));
+      else finish(new FarmError('SSH', `cannot reach ${describeHost(worker)} to read its host key: ${err.message}`, { cause: err }));
     });
     client.on('close', () => finish(undefined));
     // Authentication must never happen here; the verifier always refuses, so `ready` cannot fire.
@@ -366,7 +330,7 @@ export async function scanHostKey(
       username: 'farm-host-key-scan',
       readyTimeout: timeoutMs,
       authHandler: () => false,
-      ...(options.algorithms ? { algorithms: { serverHostKey: options.algorithms } } : {}),
+      algorithms: { serverHostKey: [...(options.algorithms ?? ACCEPTED_HOST_KEY_ALGORITHMS)] },
       hostVerifier: (key: Buffer) => {
         try {
           captured = hostKeyFromBlob(key);
