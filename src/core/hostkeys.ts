@@ -249,49 +249,6 @@ export async function findPinnedKey(
   return { seen };
 }
 
-/** The FarmError for a refused key; `undefined` for an accepted one. */
-export function hostKeyError(
-  worker: SshHost,
-  policy: HostKeyPolicy,
-  check: HostKeyCheck,
-  /** What the farm does instead: the default ends a connection; `farm workers trust` refuses. */
-  refusal = 'Not connecting.',
-): FarmError | undefined {
-  const who = describeHost(worker);
-  const { keyType, fingerprint: seen } = check.presented;
-  switch (check.status) {
-    case 'ok':
-      return undefined;
-    case 'unknown': {
-      const where = policy.kind === 'known_hosts' ? ` (no entry for ${knownHostsName(worker.host, worker.port)} in ${policy.file})` : '';
-      return new FarmError('HOST_KEY', `host key for ${who} is not known${where}; it presented ${keyType} ${seen}`, {
-        hint: `verify the fingerprint out of band, then run \`farm workers trust ${worker.name}\``,
-      });
-    }
-    case 'revoked':
-      return new FarmError(
-        'HOST_KEY',
-        `host key for ${who} is REVOKED: it presented ${keyType} ${seen}, marked @revoked in ${check.entry.file} line ${check.entry.line}`,
-        { hint: 'do not connect to this host until its keys are replaced' },
-      );
-    case 'changed': {
-      const expected = check.expected
-        .map((e) => `${e.keyType ? `${e.keyType} ` : ''}${e.fingerprint} (${e.source})`)
-        .join(', ');
-      const hint =
-        policy.kind === 'pinned'
-          ? `if the change is expected (host reinstalled), verify the new fingerprint out of band and update host_key for ${worker.name} in the inventory`
-          : `if the change is expected (host reinstalled), verify the new fingerprint out of band, remove the stale line (ssh-keygen -R '${knownHostsName(worker.host, worker.port)}' -f ${policy.file}) and run \`farm workers trust ${worker.name}\` again; otherwise do not connect`;
-      return new FarmError(
-        'HOST_KEY',
-        `HOST KEY CHANGED for ${who}: it presented ${keyType} ${seen}, but expected ${expected}. ` +
-          `Someone could be intercepting the connection, or the host was reinstalled. ${refusal}`,
-        { hint },
-      );
-    }
-  }
-}
-
 /** Learns a worker's host key without authenticating: the key exchange runs until the server
  *  presents its key, which is captured and then refused, so the connection ends before any
  *  credentials are sent. */

@@ -10,11 +10,11 @@ import {
   checkHostKey,
   fingerprint,
   hostKeyAlgorithms,
-  hostKeyError,
   knownHostsName,
   lookupKnownHosts,
   type HostKeyPolicy,
 } from '../../src/core/hostkeys.ts';
+import { hostKeyError } from '../../workers/ssh/errors.ts';
 import { trustHostKey } from '../../workers/ssh/trust.ts';
 
 interface GenKey {

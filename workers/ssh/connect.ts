@@ -9,14 +9,13 @@ import {
   checkHostKey,
   findPinnedKey,
   hostKeyAlgorithms,
-  hostKeyError,
   loadHostKeyPolicy,
   type HostKeyCheck,
   type HostKeyPolicy,
 } from '../../src/core/hostkeys.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import { loadAuth, type Auth } from './auth.ts';
-import { KEEPALIVE_COUNT_MAX, connectError, who } from './errors.ts';
+import { KEEPALIVE_COUNT_MAX, connectError, hostKeyError, who } from './errors.ts';
 import { OpenSshBulk, findSshClient, type BulkMode } from './openssh.ts';
 
 export interface ConnectOptions {

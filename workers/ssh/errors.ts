@@ -1,7 +1,9 @@
-// How SSH failures read: a connection that could not be made (ssh2's error levels mapped to what
-// the user can check), and one that was lost (how long it lived, and why).
+// How SSH failures read: a host key refused (what was presented, what was expected and where,
+// and the fix), a connection that could not be made (ssh2's error levels mapped to what the user
+// can check), and one that was lost (how long it lived, and why).
 
 import { FarmError } from '../../src/core/errors.ts';
+import { describeHost, knownHostsName, type HostKeyCheck, type HostKeyPolicy, type SshHost } from '../../src/core/hostkeys.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import { describeAuth, type Auth } from './auth.ts';
 
@@ -60,5 +62,48 @@ export function connectError(worker: Worker, auth: Auth, err: Error & { level?: 
       });
     default:
       return new FarmError('SSH', `${base}: ${err.message}`, { cause: err });
+  }
+}
+
+/** The FarmError for a refused key; `undefined` for an accepted one. */
+export function hostKeyError(
+  worker: SshHost,
+  policy: HostKeyPolicy,
+  check: HostKeyCheck,
+  /** What the farm does instead: the default ends a connection; `farm workers trust` refuses. */
+  refusal = 'Not connecting.',
+): FarmError | undefined {
+  const who = describeHost(worker);
+  const { keyType, fingerprint: seen } = check.presented;
+  switch (check.status) {
+    case 'ok':
+      return undefined;
+    case 'unknown': {
+      const where = policy.kind === 'known_hosts' ? ` (no entry for ${knownHostsName(worker.host, worker.port)} in ${policy.file})` : '';
+      return new FarmError('HOST_KEY', `host key for ${who} is not known${where}; it presented ${keyType} ${seen}`, {
+        hint: `verify the fingerprint out of band, then run \`farm workers trust ${worker.name}\``,
+      });
+    }
+    case 'revoked':
+      return new FarmError(
+        'HOST_KEY',
+        `host key for ${who} is REVOKED: it presented ${keyType} ${seen}, marked @revoked in ${check.entry.file} line ${check.entry.line}`,
+        { hint: 'do not connect to this host until its keys are replaced' },
+      );
+    case 'changed': {
+      const expected = check.expected
+        .map((e) => `${e.keyType ? `${e.keyType} ` : ''}${e.fingerprint} (${e.source})`)
+        .join(', ');
+      const hint =
+        policy.kind === 'pinned'
+          ? `if the change is expected (host reinstalled), verify the new fingerprint out of band and update host_key for ${worker.name} in the inventory`
+          : `if the change is expected (host reinstalled), verify the new fingerprint out of band, remove the stale line (ssh-keygen -R '${knownHostsName(worker.host, worker.port)}' -f ${policy.file}) and run \`farm workers trust ${worker.name}\` again; otherwise do not connect`;
+      return new FarmError(
+        'HOST_KEY',
+        `HOST KEY CHANGED for ${who}: it presented ${keyType} ${seen}, but expected ${expected}. ` +
+          `Someone could be intercepting the connection, or the host was reinstalled. ${refusal}`,
+        { hint },
+      );
+    }
   }
 }

@@ -8,7 +8,6 @@ import {
   blobKeyType,
   checkHostKey,
   hostKeyAlgorithms,
-  hostKeyError,
   hostKeyFromBlob,
   knownHostsName,
   lookupKnownHosts,
@@ -18,6 +17,7 @@ import {
   type KnownHostEntry,
   type SshHost,
 } from '../../src/core/hostkeys.ts';
+import { hostKeyError } from './errors.ts';
 
 /** What `farm workers trust` finds: the presented key is recorded already, or the host has none. */
 export type TrustCheck = { status: 'trusted'; presented: HostKey; entry: KnownHostEntry } | { status: 'new'; presented: HostKey };
