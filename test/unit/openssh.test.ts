@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -142,5 +142,37 @@ describe('OpenSshBulk.dispose', () => {
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(2_000);
     expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('starts ssh with the minimal environment and the agent, never the farm\'s secrets', async () => {
+    const fake = join(scratch, 'ssh-env');
+    const envFile = join(scratch, 'env.txt');
+    writeFileSync(
+      fake,
+      [
+        '#!/bin/sh',
+        `env > ${envFile}`,
+        'for a in "$@"; do case "$a" in ControlPath=*) sock=${a#ControlPath=};; esac; done',
+        'exec python3 -c "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(600)" "$sock"',
+        '',
+      ].join('\n'),
+    );
+    chmodSync(fake, 0o755);
+    const key = hostKeyFromBlob(Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE', 'base64'));
+    const agentBefore = process.env.SSH_AUTH_SOCK;
+    process.env.AWS_SECRET_ACCESS_KEY = 'farm-marker-secret';
+    process.env.SSH_AUTH_SOCK = '/tmp/farm-marker-agent';
+    try {
+      const bulk = await OpenSshBulk.prepare(fake, worker, key, { agent: '/tmp/farm-marker-agent' });
+      expect(await bulk.ready()).toBe(true);
+      await bulk.dispose(300);
+      const env = readFileSync(envFile, 'utf8');
+      expect(env).not.toContain('farm-marker-secret');
+      expect(env).toMatch(/^SSH_AUTH_SOCK=\/tmp\/farm-marker-agent$/m);
+    } finally {
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      if (agentBefore === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = agentBefore;
+    }
   });
 });

@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
+import { childEnv } from '../../src/core/process.ts';
 import type { Worker } from '../../src/inventory/schema.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
 import type { HostKey } from '../../src/core/hostkeys.ts';
@@ -43,6 +44,13 @@ export const MUX_STREAMS = 4;
 export const DISPOSE_GRACE_MS = 2_000;
 
 export type BulkAuth = { identityFile: string } | { agent: string };
+
+/** ssh's environment: the minimal one (src/core/process.ts) and the agent. These children stay
+ *  on node:child_process rather than zx: a stream's stdout is the artifact's file descriptor or
+ *  a pipe read as it flows, and zx keeps every byte of a child's output in memory. */
+function sshEnv(): NodeJS.ProcessEnv {
+  return childEnv(process.env, ['SSH_AUTH_SOCK']);
+}
 
 /** The `ssh` program on PATH, if any. */
 export function findSshClient(path = process.env.PATH ?? ''): string | undefined {
@@ -196,7 +204,7 @@ export class OpenSshBulk {
       ...this.options,
       control: { mode: 'master', socket: this.socket },
     });
-    const master = spawnChild(this.program, argv, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const master = spawnChild(this.program, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: sshEnv() });
     master.stdin!.on('error', () => {});
     this.master = master;
     let stderr = '';
@@ -238,7 +246,7 @@ export class OpenSshBulk {
       ...this.options,
       control: shared ? { mode: 'client', socket: this.socket } : { mode: 'none' },
     });
-    const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
+    const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'], env: sshEnv() });
     if (shared) {
       // sshd's MaxSessions counts the master's own session and every stream on it. When a worker
       // allows fewer, ssh falls back to a connection of its own for the refused stream; later
