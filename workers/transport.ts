@@ -3,6 +3,7 @@
 
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { WorkerEndpoint } from './endpoint.ts';
+import type { BulkTransfer } from './bulk.ts';
 
 export interface ExecResult {
   code: number;
@@ -37,13 +38,6 @@ export interface RemoteProcess {
 
 export interface SpawnOptions {
   signal?: AbortSignal;
-  /** The stream carries bulk data (image bytes): the transport may move it on a path built for
-   *  throughput rather than over its shared connection. */
-  bulk?: boolean;
-  /** Write the command's stdout straight into this open file, at its offset (for a file opened
-   *  to append: at its end), instead of the `stdout` stream (which then only ends). `done`
-   *  resolves once everything is in the file. */
-  stdoutFd?: number;
 }
 
 export interface WorkerTransport {
@@ -52,14 +46,13 @@ export interface WorkerTransport {
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Runs argv with its stdout as a stream. */
   spawn(argv: readonly string[], options?: SpawnOptions): Promise<RemoteProcess>;
-  /** Readies the path bulk streams take (OpenSSH: the worker's master connection), so the next
-   *  bulk spawn starts at once; callers overlap it with other work. Rejects only when `signal`
-   *  fires: a path that could not be readied is reported by the spawn itself. */
-  prepareBulk?(signal?: AbortSignal): Promise<void>;
   /** A byte stream to a unix socket on the worker (e.g. podman's API), over the same connection. */
   openUnixSocket(path: string): Promise<Duplex>;
   /** Why the connection ended when the farm did not end it (a dead link, the worker gone), with
    *  how long it had lived: what a failure seen through it (a stream cut "aborted") really is. */
   connectionLost?(): Error | undefined;
+  /** How image bytes travel, when the transport has a path built for them (workers/bulk.ts);
+   *  without one, workers/fetch streams them through spawn. */
+  readonly bulk?: BulkTransfer;
   close(): Promise<void>;
 }

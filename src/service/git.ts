@@ -2,11 +2,11 @@
 // (clone, fetch, reset --hard, clean) only when no build reads it. git runs from argv arrays,
 // never a shell, and never prompts: a source that needs credentials it does not have fails.
 
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FarmError } from '../core/errors.ts';
+import { ProcessError, run, stderrTail } from '../core/process.ts';
 
 const GIT_TIMEOUT_MS = 10 * 60_000; // a first clone of a big repository over a slow link
 
@@ -21,29 +21,38 @@ export interface GitOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export function gitEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+// What git needs beyond the minimal environment: ssh:// and git@ URLs authenticate with the agent
+// (or the ssh command the operator chose), https:// ones may need a proxy. Cloud credentials stay out.
+const GIT_PASS = ['SSH_AUTH_SOCK', 'GIT_SSH', 'GIT_SSH_COMMAND', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy'];
+
+/** The variables git runs with, set over the ones passed from `env`. */
+export function gitEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   return {
-    ...env,
     GIT_TERMINAL_PROMPT: '0', // fail instead of asking for a password on a terminal nobody watches
     GIT_SSH_COMMAND: env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
     LC_ALL: 'C',
   };
 }
 
-export function git(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal }): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      'git',
-      args,
-      { cwd: opts.cwd, env: gitEnv(opts.env), signal: opts.signal, timeout: GIT_TIMEOUT_MS, maxBuffer: 16 << 20 },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        if (opts.signal?.aborted) return reject(new FarmError('ABORTED', 'cancelled'));
-        const detail = (stderr || err.message).trim().split('\n').slice(-3).join('; ');
-        reject(new FarmError('STATE', `git ${args[0]} failed: ${detail}`, { hint: 'check service.source.git (url, branch) and that this host can read the repository' }));
-      },
-    );
-  });
+export async function git(args: string[], opts: { cwd?: string | undefined; env?: NodeJS.ProcessEnv | undefined; signal?: AbortSignal | undefined }): Promise<string> {
+  try {
+    const r = await run(['git', ...args], {
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
+      envFrom: opts.env ?? process.env,
+      pass: GIT_PASS,
+      env: gitEnv(opts.env),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      timeoutMs: GIT_TIMEOUT_MS,
+    });
+    return r.stdout;
+  } catch (err) {
+    if (opts.signal?.aborted) throw new FarmError('ABORTED', 'cancelled');
+    const detail = err instanceof ProcessError && err.result ? stderrTail(err.stderr) || err.message : (err as Error).message;
+    throw new FarmError('STATE', `git ${args[0]} failed: ${detail}`, {
+      hint: 'check service.source.git (url, branch) and that this host can read the repository',
+      cause: err,
+    });
+  }
 }
 
 export class GitSource {

@@ -2,9 +2,9 @@
 // run with the same JSON on stdin (argv, no shell). The payload lists the new images, so whoever
 // receives it can pick them up or ignore them.
 
-import { spawn } from 'node:child_process';
 import pRetry, { AbortError } from 'p-retry';
 import { errorMessage } from '../core/errors.ts';
+import { start, stderrTail } from '../core/process.ts';
 import type { ArchState } from '../records/state.ts';
 import type { BuildSummary } from '../records/history.ts';
 import type { RunRecord } from './store.ts';
@@ -149,24 +149,16 @@ export function notifyEnv(env: NodeJS.ProcessEnv, names: readonly string[]): Nod
 }
 
 /** Runs argv with the payload as JSON on stdin; resolves with the exit code. */
-export function runNotifyCommand(argv: string[], payload: unknown, opts: { timeoutMs?: number; env: NodeJS.ProcessEnv; log?: (line: string) => void }): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['pipe', 'ignore', 'pipe'],
-      env: opts.env,
-      timeout: opts.timeoutMs ?? 60_000,
-      killSignal: 'SIGTERM',
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      if (stderr.length < 4096) stderr += d.toString();
-    });
-    child.on('error', (err) => reject(new Error(`notify command ${argv[0]}: ${err.message}`)));
-    child.stdin.on('error', () => undefined); // a command that ignores its input closes the pipe early
-    child.stdin.end(JSON.stringify(payload, null, 2) + '\n');
-    child.on('close', (code, signal) => {
-      if (code !== 0) opts.log?.(`notify command ${argv[0]} exited ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join('; ')}` : ''}`);
-      resolve(code ?? 128);
-    });
-  });
+export async function runNotifyCommand(argv: string[], payload: unknown, opts: { timeoutMs?: number; env: NodeJS.ProcessEnv; log?: (line: string) => void }): Promise<number> {
+  let r;
+  try {
+    r = await start(argv, { exactEnv: opts.env, input: JSON.stringify(payload, null, 2) + '\n', timeoutMs: opts.timeoutMs ?? 60_000 }).done;
+  } catch (err) {
+    throw new Error(`notify command ${argv[0]}: ${errorMessage(err)}`, { cause: err });
+  }
+  if (r.code !== 0) {
+    const tail = stderrTail(r.stderr.slice(0, 4096));
+    opts.log?.(`notify command ${argv[0]} exited ${r.code ?? r.signal}${tail ? `: ${tail}` : ''}`);
+  }
+  return r.code ?? 128;
 }

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { workerSchema, type Worker } from '../../src/inventory/schema.ts';
-import { quote } from '../../workers/ssh/quote.ts';
+import { quote } from '../../src/core/quote.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import type { ChildInput, ChildOutput } from './fetch-child.ts';
 import type { FetchMethod } from '../../workers/fetch/fetch.ts';

@@ -11,12 +11,13 @@ import { FarmError } from '../../src/core/errors.ts';
 import { PassThrough } from 'node:stream';
 import { fetchArtifacts } from '../../src/pipeline/fetch-artifacts.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { RemoteProcess, SpawnOptions, WorkerTransport } from '../../workers/transport.ts';
+import { bulkOf, type BulkSpawnOptions } from '../../workers/bulk.ts';
+import type { RemoteProcess, WorkerTransport } from '../../workers/transport.ts';
 import { fetchFile, type FetchProgress } from '../../workers/fetch/fetch.ts';
 import { remoteHashArgv } from '../../workers/fetch/checksum.ts';
-import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { hostKeyFromBlob } from '../../src/core/hostkeys.ts';
 import { MUX_STREAMS, OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
-import { commandLine } from '../../workers/ssh/quote.ts';
+import { commandLine } from '../../src/core/quote.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { identical } from '../support/assert.ts';
@@ -36,18 +37,29 @@ const SPARSE_REGIONS = [
 ];
 const SPARSE_DATA = SPARSE_REGIONS.reduce((n, r) => n + r.size, 0);
 
-/** `inner`, with `onSpawn` seeing (and free to tamper with) every process it spawns. */
-function watching(inner: WorkerTransport, onSpawn: (p: RemoteProcess, o: SpawnOptions | undefined) => void): WorkerTransport {
+/** What a spawn was asked for: bulk streams come through the transport's bulk capability. */
+type Spawned = (BulkSpawnOptions & { bulk?: boolean }) | undefined;
+
+/** `inner`, with `onSpawn` seeing (and free to tamper with) every process it spawns, plain or bulk. */
+function watching(inner: WorkerTransport, onSpawn: (p: RemoteProcess, o: Spawned) => void): WorkerTransport {
+  const bulk = bulkOf(inner);
   return {
     worker: inner.worker,
     exec: (argv, o) => inner.exec(argv, o),
     openUnixSocket: (path) => inner.openUnixSocket(path),
-    ...(inner.prepareBulk ? { prepareBulk: (signal?: AbortSignal) => inner.prepareBulk!(signal) } : {}),
     close: async () => {},
     spawn: async (argv, o) => {
       const p = await inner.spawn(argv, o);
       onSpawn(p, o);
       return p;
+    },
+    bulk: {
+      prepare: (signal) => bulk.prepare(signal),
+      spawn: async (argv, o) => {
+        const p = await bulk.spawn(argv, o);
+        onSpawn(p, { ...o, bulk: true });
+        return p;
+      },
     },
   };
 }
@@ -133,7 +145,7 @@ describe('transports', () => {
     // sshd tells each session its client's address and port: a bulk stream through OpenSSH comes
     // from another TCP connection than the commands; through ssh2 from the same one.
     const clientOf = async (x: SshTransport, bulk: boolean) =>
-      bulk ? connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true })) : (await x.exec(PRINT_CONNECTION)).stdout.trim();
+      bulk ? connectionOf(await x.bulk.spawn(PRINT_CONNECTION)) : (await x.exec(PRINT_CONNECTION)).stdout.trim();
     expect(await clientOf(t, true)).not.toBe(await clientOf(t, false));
     expect(await clientOf(t2, true)).toBe(await clientOf(t2, false));
   });
@@ -141,9 +153,9 @@ describe('transports', () => {
   it('once the bulk path is ready, streams share the master connection (not the commands’ one)', async () => {
     const x = await connectWorker(sshd.worker());
     try {
-      await x.prepareBulk();
-      const a = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
-      const b = await connectionOf(await x.spawn(PRINT_CONNECTION, { bulk: true }));
+      await x.bulk.prepare();
+      const a = await connectionOf(await x.bulk.spawn(PRINT_CONNECTION));
+      const b = await connectionOf(await x.bulk.spawn(PRINT_CONNECTION));
       expect(a).toBe(b);
       expect(a).not.toBe((await x.exec(PRINT_CONNECTION)).stdout.trim());
     } finally {

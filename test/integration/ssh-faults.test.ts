@@ -8,7 +8,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLOSE_GRACE_MS, connectWorker, lostConnectionError, shortDuration, type SshTransport } from '../../workers/ssh/session.ts';
+import { lostConnectionError, shortDuration } from '../../workers/ssh/errors.ts';
+import { CLOSE_GRACE_MS, connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { startSshd, type TestSshd } from '../support/sshd.ts';
 import { rejection } from '../support/assert.ts';
 
@@ -111,8 +112,8 @@ describe('a link that goes silent', () => {
     const r = await relay();
     try {
       const t = await viaRelay(r.port, 15_000, 'openssh');
-      await t.prepareBulk();
-      const bulk = await (t as unknown as { bulk: Promise<{ masterPid?: number; multiplexing: boolean }> }).bulk;
+      await t.bulk.prepare();
+      const bulk = await (t as unknown as { openssh: Promise<{ masterPid?: number; multiplexing: boolean }> }).openssh;
       expect(bulk.multiplexing).toBe(true);
       const pid = bulk.masterPid!;
       r.silence();

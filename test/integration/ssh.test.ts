@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
-import { scanHostKey, trustHostKey } from '../../workers/ssh/hostkeys.ts';
+import { scanHostKey } from '../../src/core/hostkeys.ts';
+import { trustHostKey } from '../../workers/ssh/trust.ts';
 import { connectWorker, type SshTransport } from '../../workers/ssh/session.ts';
 import { generateKey, startSshd, type TestSshd } from '../support/sshd.ts';
 import { rejection } from '../support/assert.ts';
@@ -232,7 +233,7 @@ describe('connection errors', () => {
       expect((await conn.exec(['echo', 'via agent'])).stdout).toBe('via agent\n');
       // Bulk streams go through OpenSSH's client, which uses the same agent.
       expect(conn.bulkTransfer).toBe('openssh');
-      const bulk = await conn.spawn(['echo', 'bulk via agent'], { bulk: true });
+      const bulk = await conn.bulk.spawn(['echo', 'bulk via agent']);
       let out = '';
       bulk.stdout.on('data', (c: Buffer) => (out += c.toString()));
       expect((await bulk.done).code).toBe(0);

@@ -2,7 +2,7 @@
 // the test that the master does not outlive the farm. Input: one JSON argument; prints the
 // master's PID and waits to be killed.
 
-import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { hostKeyFromBlob } from '../../src/core/hostkeys.ts';
 import { OpenSshBulk, findSshClient } from '../../workers/ssh/openssh.ts';
 import { workerSchema } from '../../src/inventory/schema.ts';
 

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { workerSchema, type Worker } from '../../src/inventory/schema.ts';
-import { hostKeyFromBlob, type HostKey } from '../../workers/ssh/hostkeys.ts';
+import { hostKeyFromBlob, type HostKey } from '../../src/core/hostkeys.ts';
 
 const SSHD = '/usr/sbin/sshd'; // sshd refuses to start without an absolute path (it re-execs itself)
 const START_TIMEOUT_MS = 10_000;

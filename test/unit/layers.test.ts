@@ -56,26 +56,13 @@ function violations(files: readonly string[], read: (f: string) => string = (f) 
   );
 }
 
-/**
- * Imports that break the rules today and are being moved by another part of issue 10: the libvirt
- * wrapper's pinned-key lookup and quoting go to src/core/hostkeys.ts and src/core/quote.ts (part 5,
- * SSH in small pieces). Each must still exist, so the list empties when the move lands.
- */
-const PENDING = [
-  'uploaders/libvirt/ssh-wrapper.ts imports workers/ssh/hostkeys.ts',
-  'uploaders/libvirt/ssh-wrapper.ts imports workers/ssh/quote.ts',
-];
-
 describe('the layers', () => {
   const files = ROOTS.flatMap(tsFiles);
 
   it('every import of src/, workers/ and uploaders/ keeps to them', () => {
     expect(files.length).toBeGreaterThan(100);
     const found = violations(files);
-    const pending = (v: string) => PENDING.some((p) => v.startsWith(`${p}:`));
-    expect(found.filter((v) => !pending(v))).toEqual([]);
-    // An exemption whose import is gone goes from PENDING too.
-    expect(PENDING.filter((p) => !found.some((v) => v.startsWith(`${p}:`)))).toEqual([]);
+    expect(found).toEqual([]);
   });
 
   it('no file of src/ but the registry names a target kind in its code', () => {

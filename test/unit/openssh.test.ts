@@ -1,11 +1,11 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { workerSchema } from '../../src/inventory/schema.ts';
-import { hostKeyFromBlob } from '../../workers/ssh/hostkeys.ts';
+import { hostKeyFromBlob } from '../../src/core/hostkeys.ts';
 import { OpenSshBulk, findSshClient, knownHostsLine, sshArgv } from '../../workers/ssh/openssh.ts';
-import { commandLine } from '../../workers/ssh/quote.ts';
+import { commandLine } from '../../src/core/quote.ts';
 
 const worker = workerSchema.parse({ name: 'w1', host: 'builder.example.org', port: 2222, user: 'farm', arch: 'x86_64' });
 const line = commandLine(['dd', 'if=/var/lib/farm/out/disk raw', '$(touch pwned)']);
@@ -117,22 +117,28 @@ describe('findSshClient', () => {
 describe('OpenSshBulk.dispose', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'farm-openssh-dispose-'));
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+  const key = hostKeyFromBlob(Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE', 'base64'));
 
-  it('kills a master that does not end on SIGTERM (one stuck writing to a dead link) after the grace period', async () => {
-    // Stands in for ssh -M: opens its control socket, then ignores SIGTERM and stays.
-    const fake = join(scratch, 'ssh');
+  /** A stand-in for `ssh -M`: runs `first`, then opens its control socket and stays. */
+  function fakeMaster(name: string, first: string[], python = ''): string {
+    const fake = join(scratch, name);
     writeFileSync(
       fake,
       [
         '#!/bin/sh',
-        "trap '' TERM",
+        ...first,
         'for a in "$@"; do case "$a" in ControlPath=*) sock=${a#ControlPath=};; esac; done',
-        'exec python3 -c "import signal,socket,sys,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(600)" "$sock"',
+        `exec python3 -c "import signal,socket,sys,time; ${python}s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(600)" "$sock"`,
         '',
       ].join('\n'),
     );
     chmodSync(fake, 0o755);
-    const key = hostKeyFromBlob(Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE', 'base64'));
+    return fake;
+  }
+
+  it('kills a master that does not end on SIGTERM (one stuck writing to a dead link) after the grace period', async () => {
+    // Stands in for ssh -M: opens its control socket, then ignores SIGTERM and stays.
+    const fake = fakeMaster('ssh', ["trap '' TERM"], 'signal.signal(signal.SIGTERM, signal.SIG_IGN); ');
     const bulk = await OpenSshBulk.prepare(fake, worker, key, { identityFile: '/nonexistent' });
     expect(await bulk.ready()).toBe(true);
     const pid = bulk.masterPid!;
@@ -142,5 +148,25 @@ describe('OpenSshBulk.dispose', () => {
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(2_000);
     expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('starts ssh with the minimal environment and the agent, never the farm\'s secrets', async () => {
+    const envFile = join(scratch, 'env.txt');
+    const fake = fakeMaster('ssh-env', [`env > ${envFile}`]);
+    const agentBefore = process.env.SSH_AUTH_SOCK;
+    process.env.AWS_SECRET_ACCESS_KEY = 'farm-marker-secret';
+    process.env.SSH_AUTH_SOCK = '/tmp/farm-marker-agent';
+    try {
+      const bulk = await OpenSshBulk.prepare(fake, worker, key, { agent: '/tmp/farm-marker-agent' });
+      expect(await bulk.ready()).toBe(true);
+      await bulk.dispose(300);
+      const env = readFileSync(envFile, 'utf8');
+      expect(env).not.toContain('farm-marker-secret');
+      expect(env).toMatch(/^SSH_AUTH_SOCK=\/tmp\/farm-marker-agent$/m);
+    } finally {
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+      if (agentBefore === undefined) delete process.env.SSH_AUTH_SOCK;
+      else process.env.SSH_AUTH_SOCK = agentBefore;
+    }
   });
 });

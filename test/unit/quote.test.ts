@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { commandLine, quote } from '../../workers/ssh/quote.ts';
+import { commandLine, quote } from '../../src/core/quote.ts';
 
 const NASTY = [
   '',

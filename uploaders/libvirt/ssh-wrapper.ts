@@ -5,17 +5,16 @@
 // arguments (-l, -p, -i, host, remote command) follow unchanged through "$@".
 //
 // A pinned `host_key` (SHA256 fingerprint) becomes a one-line known_hosts file: the hypervisor's
-// key of that fingerprint is read without authenticating (workers/ssh scanHostKey), checked
-// against the pin, and ssh is then limited to that key type and verifies it strictly again, so a
+// key of that fingerprint is found the way a worker's is (src/core/hostkeys.ts findPinnedKey:
+// each key type asked for once, without authenticating), checked against the pin, and ssh is then limited to that key type and verifies it strictly again, so a
 // different key (a man in the middle between the scan and the connection) is still refused.
 
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServerHostKeyAlgorithm } from 'ssh2';
-import { FarmError, errorMessage } from '../../src/core/errors.ts';
-import { knownHostsName, lookupKnownHosts, scanHostKey } from '../../workers/ssh/hostkeys.ts';
-import { quote } from '../../workers/ssh/quote.ts';
+import { FarmError } from '../../src/core/errors.ts';
+import { findPinnedKey, knownHostsName, lookupKnownHosts } from '../../src/core/hostkeys.ts';
+import { quote } from '../../src/core/quote.ts';
 import { displayUri, sshEndpoint, sshPathLiteral, userSshCommand } from './uri.ts';
 
 export interface HypervisorSsh {
@@ -88,35 +87,13 @@ export function wrapperScript(spec: WrapperSpec): string {
   ].join('\n');
 }
 
-// Signature algorithms per host key type (RSA keys sign with SHA-2).
-const ALGOS: Record<string, ServerHostKeyAlgorithm[]> = {
-  'ssh-ed25519': ['ssh-ed25519'],
-  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
-  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
-  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
-  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256'],
-};
-
 /** Finds the hypervisor's key with the pinned fingerprint, trying each key type once. */
 async function pinnedKnownHostsLine(hv: HypervisorSsh, pin: string, signal: AbortSignal, timeoutMs: number): Promise<{ line: string; algorithms: string[] }> {
   const { host, port } = sshEndpoint(hv.uri);
-  const who = { name: displayUri(hv.uri), host, port };
-  const seen: string[] = [];
-  for (const algorithms of Object.values(ALGOS)) {
-    let key;
-    try {
-      key = await scanHostKey(who, { signal, timeoutMs, algorithms });
-    } catch (err) {
-      // A server without a key of this type ends the key exchange: try the next type.
-      if (!signal.aborted && err instanceof FarmError && err.code === 'SSH' && /handshake failed|no matching/i.test(errorMessage(err))) continue;
-      throw err;
-    }
-    if (key.fingerprint === pin) {
-      return { line: `${knownHostsName(host, port)} ${key.keyType} ${key.blob.toString('base64')}\n`, algorithms: ALGOS[key.keyType] ?? algorithms };
-    }
-    seen.push(`${key.keyType} ${key.fingerprint}`);
-  }
-  throw new FarmError('HOST_KEY', `HOST KEY MISMATCH for hypervisor ${displayUri(hv.uri)}: pinned ${pin}, but it presented ${seen.join(', ') || 'no key'}. Not connecting.`, {
+  const { found, seen } = await findPinnedKey({ name: displayUri(hv.uri), host, port }, pin, { signal, timeoutMs });
+  if (found) return { line: `${knownHostsName(host, port)} ${found.key.keyType} ${found.key.blob.toString('base64')}\n`, algorithms: found.algorithms };
+  const presented = seen.map((k) => `${k.keyType} ${k.fingerprint}`).join(', ');
+  throw new FarmError('HOST_KEY', `HOST KEY MISMATCH for hypervisor ${displayUri(hv.uri)}: pinned ${pin}, but it presented ${presented || 'no key'}. Not connecting.`, {
     hint: 'if the hypervisor was reinstalled, verify its new fingerprint out of band and update host_key in the inventory',
   });
 }

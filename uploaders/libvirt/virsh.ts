@@ -1,8 +1,9 @@
 // Runs virsh against one hypervisor: argv only (no shell), its own process group so that
 // cancelling ends virsh and the ssh it spawned together, output capped, errors classified.
+// It runs through src/core/process.ts (zx, minimal environment).
 
-import { spawn } from 'node:child_process';
 import { FarmError, type ErrorCode } from '../../src/core/errors.ts';
+import { start } from '../../src/core/process.ts';
 
 export interface VirshResult {
   code: number | null;
@@ -24,53 +25,38 @@ export interface VirshOptions {
 }
 
 const MAX_OUTPUT = 1 << 20;
+// virsh runs ssh (qemu+ssh://), which may authenticate with the agent; libvirt's client reads its
+// default URI and its config (URI aliases) from these. Nothing else of the farm's environment.
+const VIRSH_PASS = ['SSH_AUTH_SOCK', 'LIBVIRT_DEFAULT_URI', 'XDG_CONFIG_HOME', 'XDG_RUNTIME_DIR'];
 
 /** Starts `virsh -q -c URI ARGS...`. Resolves `done` on exit; never rejects for a non-zero exit. */
 export function startVirsh(uri: string, args: readonly string[], opts: VirshOptions = {}): VirshRun {
-  const child = spawn(opts.virsh ?? 'virsh', ['-q', '-c', uri, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group: kill(-pid) reaches the ssh child too
-    // C locale: virsh's messages are matched below. Keepalive: libvirt's own RPC keepalive
-    // (virsh defaults: every 5 s, 6 misses) also ends a dead connection.
-    env: { ...process.env, LC_ALL: 'C', LANG: 'C' },
+  const virsh = opts.virsh ?? 'virsh';
+  // C locale: virsh's messages are matched below. Keepalive: libvirt's own RPC keepalive
+  // (virsh defaults: every 5 s, 6 misses) also ends a dead connection. The runner gives virsh its
+  // own process group, so ending it ends the ssh it spawned too.
+  const child = start([virsh, '-q', '-c', uri, ...args], {
+    pass: VIRSH_PASS,
+    env: { LC_ALL: 'C', LANG: 'C' },
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    code: 'UPLOAD',
+    hint: 'install libvirt-clients (Debian/Ubuntu) or libvirt-client (Fedora)',
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    if (stdout.length < MAX_OUTPUT) stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < MAX_OUTPUT) stderr += d.toString();
-  });
-  const kill = () => {
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-    try {
-      process.kill(-child.pid, 'SIGTERM');
-    } catch {
-      child.kill('SIGTERM');
-    }
-  };
-  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
-    stderr += `\nfarm: virsh timed out after ${Math.round(opts.timeoutMs! / 1000)} s`;
-    kill();
-  }, opts.timeoutMs);
+  // An abort ends virsh; `done` still resolves with how it ended, as for any exit.
+  const kill = () => child.kill();
   opts.signal?.addEventListener('abort', kill, { once: true });
-  const done = new Promise<VirshResult>((resolve, reject) => {
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      if (timer) clearTimeout(timer);
+  if (opts.signal?.aborted) kill();
+  const done = child.done.then(
+    (r) => {
       opts.signal?.removeEventListener('abort', kill);
-      reject(
-        err.code === 'ENOENT'
-          ? new FarmError('UPLOAD', `${opts.virsh ?? 'virsh'} is not installed`, { hint: 'install libvirt-clients (Debian/Ubuntu) or libvirt-client (Fedora)' })
-          : err,
-      );
-    });
-    child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
+      const stderr = r.stderr.slice(0, MAX_OUTPUT) + (r.timedOut ? `\nfarm: virsh timed out after ${Math.round(opts.timeoutMs! / 1000)} s` : '');
+      return { code: r.code, signal: r.signal, stdout: r.stdout.slice(0, MAX_OUTPUT), stderr };
+    },
+    (err: unknown) => {
       opts.signal?.removeEventListener('abort', kill);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+      throw err instanceof FarmError && /is not installed/.test(err.message) ? new FarmError('UPLOAD', `${virsh} is not installed`, { hint: err.hint ?? '' }) : err;
+    },
+  );
   // A pid is there unless spawn failed, which `done` reports.
   return { pid: child.pid ?? -1, done };
 }

@@ -27,6 +27,7 @@ import { dirname, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import { syncDir } from '../../src/core/atomic.ts';
+import { bulkOf } from '../bulk.ts';
 import type { ExecResult, RemoteProcess, WorkerTransport } from '../transport.ts';
 import { remoteSha256, type RemoteHasher } from './checksum.ts';
 import { remoteLayout, tarArgv } from './layout.ts';
@@ -137,10 +138,11 @@ export async function fetchFile(
     remoteHash.catch(() => {}); // awaited below; a failure meanwhile must not go unhandled
 
     const method = options.method ?? 'ranges';
+    const bulk = bulkOf(transport);
     // The bulk path (OpenSSH's master connection) comes up while the map is read.
     const [layout] = await Promise.all([
       method === 'tar' ? undefined : remoteLayout(transport, remotePath, { signal: stop.signal }),
-      transport.prepareBulk?.(stop.signal),
+      bulk.prepare(stop.signal),
     ]);
     let received: Received;
     const direct = layout ? directRanges(layout.regions) : undefined;
@@ -157,7 +159,7 @@ export async function fetchFile(
         layout.size,
         direct,
         async () => {
-          const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true, stdoutFd: appendFd });
+          const reader = await bulk.spawn(rangesArgv(remotePath), { signal: stop.signal, stdoutFd: appendFd });
           const done = reader.done.then((exit) => {
             if (exit.code !== 0) throw commandFailed('dd', exit);
           });
@@ -170,7 +172,7 @@ export async function fetchFile(
     } else if (layout) {
       bytesReceived += layout.headBytes;
       const plan = planRanges(layout.regions);
-      const reader = await transport.spawn(rangesArgv(remotePath), { signal: stop.signal, bulk: true });
+      const reader = await bulk.spawn(rangesArgv(remotePath), { signal: stop.signal });
       proc = reader;
       reader.stdin.end(rangesInput(plan.ranges));
       const stdout = counted(reader.stdout);
@@ -180,7 +182,7 @@ export async function fetchFile(
         receiveRanges(stdout, fh, layout.size, plan.segments, (p) => progress(p, false)),
       );
     } else {
-      proc = await transport.spawn(tarArgv(remotePath), { signal: stop.signal, bulk: true });
+      proc = await bulk.spawn(tarArgv(remotePath), { signal: stop.signal });
       proc.stdin.end();
       const stdout = counted(proc.stdout);
       received = await receiving(

@@ -23,12 +23,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
+import { childEnv } from '../../src/core/process.ts';
 import type { WorkerEndpoint as Worker } from '../endpoint.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
-import type { HostKey } from './hostkeys.ts';
+import type { HostKey } from '../../src/core/hostkeys.ts';
 
 /** How bulk streams travel: `auto` uses the OpenSSH client when `ssh` is installed. */
-export type BulkTransfer = 'auto' | 'openssh' | 'ssh2';
+export type BulkMode = 'auto' | 'openssh' | 'ssh2';
 
 // AES-GCM first: AES-NI makes it the cheapest cipher on both ends (chacha20 is OpenSSH's default).
 const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';
@@ -43,6 +44,13 @@ export const MUX_STREAMS = 4;
 export const DISPOSE_GRACE_MS = 2_000;
 
 export type BulkAuth = { identityFile: string } | { agent: string };
+
+/** ssh's environment: the minimal one (src/core/process.ts) and the agent. These children stay
+ *  on node:child_process rather than zx: a stream's stdout is the artifact's file descriptor or
+ *  a pipe read as it flows, and zx keeps every byte of a child's output in memory. */
+function sshEnv(): NodeJS.ProcessEnv {
+  return childEnv(process.env, ['SSH_AUTH_SOCK']);
+}
 
 /** The `ssh` program on PATH, if any. */
 export function findSshClient(path = process.env.PATH ?? ''): string | undefined {
@@ -196,7 +204,7 @@ export class OpenSshBulk {
       ...this.options,
       control: { mode: 'master', socket: this.socket },
     });
-    const master = spawnChild(this.program, argv, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const master = spawnChild(this.program, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: sshEnv() });
     master.stdin!.on('error', () => {});
     this.master = master;
     let stderr = '';
@@ -238,7 +246,7 @@ export class OpenSshBulk {
       ...this.options,
       control: shared ? { mode: 'client', socket: this.socket } : { mode: 'none' },
     });
-    const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
+    const child = spawnChild(this.program, argv, { stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'], env: sshEnv() });
     if (shared) {
       // sshd's MaxSessions counts the master's own session and every stream on it. When a worker
       // allows fewer, ssh falls back to a connection of its own for the refused stream; later

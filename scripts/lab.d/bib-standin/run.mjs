@@ -1,4 +1,6 @@
 // Runs a tool and collects its output; a failure names the command and its stderr.
+// The stand-in runs inside its container image, which carries node and nothing of node_modules
+// (scripts/lab.d/images.sh), so it cannot use zx as the host-side helpers do (../boot/run.mjs).
 import { spawn } from 'node:child_process';
 
 const children = new Set();

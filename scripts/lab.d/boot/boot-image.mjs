@@ -17,13 +17,12 @@
 // lab's disks carry no bootloader (see bib-standin/boot.mjs): there QEMU boots the kernel named by
 // the disk's /boot/loader/entries directly.
 // Exit status: 0 passed, 1 failed, 2 bad usage. --json prints the result as one JSON object.
-import { spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { run } from '../bib-standin/run.mjs';
+import { attempt, run, startTool } from './run.mjs';
 import { directKernel } from './direct.mjs';
 import { QEMU, chooseAccel, firmware, qemuArgs } from './qemu.mjs';
 import { makeSeed, metaData, userData } from './seed.mjs';
@@ -98,11 +97,10 @@ async function boot(opts, log) {
   const result = { arch: opts.arch, disk: opts.disk, format: opts.format, wait: opts.wait, passed: false };
   let qemu = null;
   const stop = async () => {
-    if (!qemu || qemu.exitCode !== null || qemu.signalCode !== null) return;
-    const ended = new Promise((r) => qemu.once('close', r));
+    if (!qemu || !qemu.running) return;
     qemu.kill('SIGTERM');
     const t = setTimeout(() => qemu.kill('SIGKILL'), STOP_WAIT_MS);
-    await ended;
+    await qemu.ended;
     clearTimeout(t);
   };
   const onSignal = (sig) => {
@@ -161,7 +159,7 @@ async function boot(opts, log) {
     const t0 = Date.now();
     const secs = () => Math.round((Date.now() - t0) / 100) / 10;
     // QEMU's -snapshot overlay is a temporary file: keep it in our directory.
-    qemu = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: dir } });
+    qemu = startTool(bin, args, { env: { TMPDIR: dir } });
     const outcome = await new Promise((resolveOutcome) => {
       let done = false;
       let loginAt = null;
@@ -207,8 +205,10 @@ async function boot(opts, log) {
         }
       });
       qemu.stderr.on('data', (d) => (stderr += d));
-      qemu.on('error', (err) => finish({ passed: false, reason: `cannot run ${bin}: ${err.message} (install ${q.pkg})` }));
-      qemu.on('close', (code, signal) => finish({ passed: false, reason: `QEMU ended (${signal ?? `exit ${code}`}) before the check passed${stderr.trim() ? `: ${stderr.trim()}` : ''}` }));
+      qemu.ended.then(({ code, signal }) => {
+        if (code === 127) return finish({ passed: false, reason: `cannot run ${bin}: not found (install ${q.pkg})` });
+        finish({ passed: false, reason: `QEMU ended (${signal ?? `exit ${code}`}) before the check passed${stderr.trim() ? `: ${stderr.trim()}` : ''}` });
+      });
     });
     await stop();
     await new Promise((r) => consoleFile.end(r));
@@ -229,21 +229,15 @@ async function boot(opts, log) {
   }
 }
 
-function sshOnce({ port, key, knownHosts, command }) {
-  return new Promise((res) => {
-    const args = [
-      '-p', String(port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
-      '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
-      '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', 'root@127.0.0.1', command,
-    ];
-    const child = spawn('ssh', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', (err) => res({ ok: false, exit: -1, stdout, stderr: err.message }));
-    child.on('close', (code) => res({ ok: code === 0, exit: code, stdout: stdout.trim(), stderr }));
-  });
+async function sshOnce({ port, key, knownHosts, command }) {
+  const args = [
+    '-p', String(port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHosts}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes',
+    '-o', 'ConnectTimeout=5', '-o', 'LogLevel=ERROR', 'root@127.0.0.1', command,
+  ];
+  const r = await attempt('ssh', args);
+  if (r.code === 127) return { ok: false, exit: -1, stdout: r.stdout, stderr: r.stderr };
+  return { ok: r.code === 0, exit: r.code, stdout: r.stdout.trim(), stderr: r.stderr };
 }
 
 async function main(argv) {

@@ -4,7 +4,7 @@
 // (e2fsprogs) copies them out of the ext4 root filesystem, read-only. The disk is not changed.
 import { existsSync, openSync, readSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../bib-standin/run.mjs';
+import { run } from './run.mjs';
 
 const LINUX_FS = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
 const ENTRIES = '/boot/loader/entries';

@@ -4,7 +4,7 @@
 // only where it can really run the guest.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { arch as nodeArch } from 'node:os';
-import { run } from '../bib-standin/run.mjs';
+import { run } from './run.mjs';
 
 const NODE_TO_ARCH = { x64: 'x86_64', arm64: 'aarch64', ppc64: 'ppc64le', s390x: 's390x' };
 

@@ -4,7 +4,7 @@
 // Made with mkfs.vfat and mtools, no mount.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../bib-standin/run.mjs';
+import { run } from './run.mjs';
 
 const SEED_KIB = 1024;
 

@@ -1,10 +1,11 @@
 // `farm workers trust NAME`: record a worker's host key after the user confirms its fingerprint.
-// A host that has a key recorded gets no other one (workers/ssh/hostkeys.ts trustCheck).
+// A host that has a key recorded gets no other one (workers/ssh/trust.ts trustCheck).
 
 import { createInterface } from 'node:readline';
 import type { CommandContext } from 'citty';
 import { FarmError } from '../../core/errors.ts';
-import { examineForTrust, knownHostsFile, scanHostKey, trustHostKey, type HostKey } from '../../../workers/ssh/hostkeys.ts';
+import { knownHostsFile, scanHostKey, type HostKey } from '../../core/hostkeys.ts';
+import { examineForTrust, trustHostKey } from '../../../workers/ssh/trust.ts';
 import type { trustArgs } from '../commands/workers.ts';
 import { err, io, out } from '../io.ts';
 import { loadFromArgs } from './args.ts';

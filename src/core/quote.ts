@@ -1,7 +1,10 @@
-// POSIX sh quoting for remote commands. sshd hands the command line to the user's login shell
-// (`$SHELL -c LINE`), so every argv element is single-quoted unless it is made only of characters
-// no POSIX shell treats specially. Workers need a POSIX login shell (sh, bash, dash, zsh, ksh);
-// csh-family shells treat newlines and `!` inside single quotes differently.
+// POSIX sh quoting, for the command lines the farm hands to a shell it does not choose. sshd hands
+// a worker's command line to the user's login shell (`$SHELL -c LINE`), and libvirt runs the ssh
+// wrapper script (uploaders/libvirt/ssh-wrapper.ts) with /bin/sh. zx's quoting does not fit
+// either: it writes bash's $'...' strings, which dash (Debian's sh) and other POSIX shells read
+// as a literal `$` followed by a quoted word. So every argv element is single-quoted unless it is
+// made only of characters no POSIX shell treats specially. Workers need a POSIX login shell (sh,
+// bash, dash, zsh, ksh); csh-family shells treat newlines and `!` inside single quotes differently.
 
 // No `=` (a first word `A=b` would be an assignment), no `~` (tilde expansion), no glob or
 // brace characters.
