@@ -179,7 +179,8 @@ export class TargetUploads implements UploadStage {
       const t0 = Date.now();
       const images = await uploader.upload(artifact, imageName, {
         signal,
-        log: (m) => log.info(m.startsWith(`${name}: `) ? m : `${name}: ${m}`),
+        // The log contract: uploaders never name themselves; this stage prefixes every line.
+        log: (m) => log.info(`${name}: ${m}`),
         onProgress: throttledProgress(name, log),
         tags: { 'farm-build-id': state.buildId, 'farm-image-name': imageName, 'farm-arch': arch, 'farm-attempt': journal.attempt },
         journal,
