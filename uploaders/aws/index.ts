@@ -347,7 +347,7 @@ class AwsUploader implements Uploader {
       progress(artifact.disk.size, undefined, 'done', true);
       return images;
     } catch (err) {
-      return steps.fail(err);
+      return await steps.fail(err);
     }
   }
 }

@@ -309,7 +309,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
         }
         return out;
       } catch (err) {
-        return steps.fail(err);
+        return await steps.fail(err);
       }
     },
 

@@ -313,7 +313,7 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
       );
       return [...results, ...uploaded];
     } catch (err) {
-      return steps.fail(err);
+      return await steps.fail(err);
     } finally {
       if (temp) await rm(temp, { force: true });
       await Promise.all(clients.map((c) => c.close()));

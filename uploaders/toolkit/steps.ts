@@ -128,7 +128,8 @@ export class Steps {
     return left;
   }
 
-  /** Cleans up and throws the wrapped failure, with what is left beside it. */
+  /** Cleans up and throws the wrapped failure, with what is left beside it. Await it (`return
+   *  await steps.fail(err)`) where a `finally` closes connections the cleanups still need. */
   async fail(err: unknown, step = this.current): Promise<never> {
     const failure = this.wrap(step, err);
     const left = await this.cleanup();
@@ -147,7 +148,7 @@ export async function runSteps<T>(opts: StepsOptions, body: (steps: Steps) => Pr
   try {
     return await body(steps);
   } catch (err) {
-    return steps.fail(err);
+    return await steps.fail(err);
   }
 }
 
