@@ -11,10 +11,11 @@ import { resolveTargetName } from '../inventory/target-name.ts';
 import { renderName } from '../naming.ts';
 import { typeForTarget } from '../plan/image-types.ts';
 import type { ArchPlan, BuildPlan } from '../plan/plan.ts';
-import type { ArtifactRecord, BuildState, HalfMadeRecord, StateStore } from '../records/state.ts';
+import type { BuildRecord } from '../records/build-record.ts';
+import type { ArtifactRecord, BuildState, HalfMadeRecord } from '../records/state.ts';
 import { StateJournal } from '../records/upload-journal.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../uploaders/uploader.ts';
 import type { UploadStage } from './uploads.ts';
 
@@ -119,12 +120,12 @@ export class TargetUploads implements UploadStage {
     }
   }
 
-  async uploadArch(plan: ArchPlan, store: StateStore, signal: AbortSignal, log: ScopedReporter): Promise<void> {
+  async uploadArch(plan: ArchPlan, store: BuildRecord, signal: AbortSignal, log: ScopedReporter): Promise<void> {
     const selected = selectTargets(plan.targets, this.selection);
     await Promise.all(selected.map(({ target, name }) => this.queue.add(() => this.uploadOne(plan.arch, target, name, store, signal, log))));
   }
 
-  private async uploadOne(arch: Arch, target: Target, name: string, store: StateStore, signal: AbortSignal, log: ScopedReporter): Promise<void> {
+  private async uploadOne(arch: Arch, target: Target, name: string, store: BuildRecord, signal: AbortSignal, log: ScopedReporter): Promise<void> {
     const state = store.current;
     const archState = state.arches[arch];
     const type = typeForTarget(target);
@@ -135,17 +136,7 @@ export class TargetUploads implements UploadStage {
     }
     const record = archState?.artifacts.find((a) => a.type === type);
     const setUpload = (step: 'uploading' | 'uploaded' | 'failed', extra: { images?: PublishedImage[]; error?: string } = {}) =>
-      store.updateArch(arch, (a) => {
-        const u = (a.uploads[name] ??= { target: name, kind: target.kind, type, step, images: [], at: {} });
-        u.step = step;
-        u.at[step] = new Date().toISOString();
-        if (extra.images) u.images = extra.images;
-        if (extra.error !== undefined) u.error = extra.error;
-        else delete u.error;
-        // Done: whatever the journal holds is part of the published image now (one write, so
-        // no moment exists where the image is recorded and its objects look half-made, or back).
-        if (step === 'uploaded') delete u.halfMade;
-      });
+      store.uploadStep(arch, { target: name, kind: target.kind, type }, step, extra);
     if (!record) {
       const error = `no ${type} artifact for ${arch}: add ${type} to arches.${arch}.types`;
       log.error(`${name}: ${error}`);

@@ -6,37 +6,32 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TargetUploads, checkSelection, selectTargets } from '../../src/pipeline/upload-stage.ts';
-import { inventorySchema, type LoadedInventory, type Target } from '../../src/inventory/schema.ts';
+import type { LoadedInventory, Target } from '../../src/inventory/schema.ts';
+import { inlineInventory } from '../support/inline-inventory.ts';
 import { planBuild } from '../../src/plan/plan.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import type { PublishedImage, Uploader, UploadContext } from '../../uploaders/uploader.ts';
 import { Writable } from 'node:stream';
 
 const BUILD = '20261121t101500z';
 
-function loaded(): LoadedInventory {
-  return {
-    file: '/inv/farm.yaml',
-    dir: '/inv',
-    inventory: inventorySchema.parse({
-      version: 1,
-      source: { containerfile: 'Containerfile' },
-      workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
-      arches: {
-        x86_64: {
-          types: ['ami', 'qcow2'],
-          targets: [
-            { kind: 'aws', region: 'us-east-1' },
-            { kind: 'aws', region: 'eu-central-1', naming: 'aws-{name}-{arch}' },
-            { kind: 'openstack', cloud: 'lab', image_type: 'qcow2' },
-          ],
-        },
+const loaded = (): LoadedInventory =>
+  inlineInventory({
+    workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
+    arches: {
+      x86_64: {
+        types: ['ami', 'qcow2'],
+        targets: [
+          { kind: 'aws', region: 'us-east-1' },
+          { kind: 'aws', region: 'eu-central-1', naming: 'aws-{name}-{arch}' },
+          { kind: 'openstack', cloud: 'lab', image_type: 'qcow2' },
+        ],
       },
-    }),
-  };
-}
+    },
+  });
 
 class MemoryUploader implements Uploader {
   readonly kind: Target['kind'];
@@ -71,7 +66,7 @@ class MemoryUploader implements Uploader {
   async delete() {}
 }
 
-async function fetchedStore(): Promise<StateStore> {
+async function fetchedStore(): Promise<BuildRecord> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-up-'));
   const disk = (name: string, format: 'raw' | 'qcow2') => ({ path: `/b/${name}`, name, size: 10, sha256: 'a'.repeat(64), format });
   const state: BuildState = {
@@ -96,7 +91,7 @@ async function fetchedStore(): Promise<StateStore> {
       },
     },
   };
-  return StateStore.create(join(dir, 'state.json'), state);
+  return BuildRecord.create(dir, state);
 }
 
 const quiet = () => new Reporter({ stream: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -208,19 +203,13 @@ describe('TargetUploads', () => {
 
 describe('targets of the same name on two arches', () => {
   it('get one uploader each, with their own settings', async () => {
-    const inv: LoadedInventory = {
-      file: '/inv/farm.yaml',
-      dir: '/inv',
-      inventory: inventorySchema.parse({
-        version: 1,
-        source: { containerfile: 'Containerfile' },
-        workers: [{ name: 'a', host: 'h', arch: 'x86_64' }, { name: 'b', host: 'h', arch: 'aarch64' }],
-        arches: {
-          x86_64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 'ebs-direct' }] },
-          aarch64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 's3-import', bucket: 'b' }] },
-        },
-      }),
-    };
+    const inv = inlineInventory({
+      workers: [{ name: 'a', host: 'h', arch: 'x86_64' }, { name: 'b', host: 'h', arch: 'aarch64' }],
+      arches: {
+        x86_64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 'ebs-direct' }] },
+        aarch64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 's3-import', bucket: 'b' }] },
+      },
+    });
     const made: Array<{ name: string; method: string }> = [];
     const stage = new TargetUploads(inv, {}, (t, name) => {
       made.push({ name, method: (t as { method: string }).method });

@@ -13,9 +13,9 @@
 //   removed before a FarmError('UPLOAD') naming the region and step is thrown.
 
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
-import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
-import type { Artifact } from '../../workers/artifact.ts';
-import { NO_JOURNAL, type JournalEntry, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import type { IbmCloudTarget } from './schema.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { NO_JOURNAL, type JournalEntry, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
 import type { PollSettings } from '../../src/core/poll.ts';
 import { Steps, allOrNothing } from '../toolkit/steps.ts';
 import { abortMultipartUploads } from '../s3-leftovers.ts';
@@ -28,7 +28,6 @@ import { deleteObject, headBucket, objectMetadata, uploadFile } from './cos.ts';
 import { resolveResourceGroup, type ResourceGroupRef } from './resource-group.ts';
 import { openSession, type Session } from './session.ts';
 import { DELETE_POLL, IMPORT_POLL, removeImage, waitAvailable } from './images.ts';
-import { resolveTargetName } from '../../src/inventory/target-name.ts';
 
 export { vpcServiceUrl, cosHref, cosEndpoint, objectKey } from './endpoints.ts';
 export { imageNameProblem, vpcImageName } from './names.ts';
@@ -48,11 +47,11 @@ export interface IbmCloudUploaderOptions {
 /** farm arch → VPC operating-system architecture; VPC has no aarch64 or ppc64le virtual servers. */
 export const VPC_ARCH: Partial<Record<Artifact['arch'], string>> = { x86_64: 'amd64', s390x: 's390x' };
 
-export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader {
+export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader & RemovesImages {
   const env = opts.env ?? process.env;
   const importPoll = opts.importPoll ?? IMPORT_POLL;
   const deletePoll = opts.deletePoll ?? DELETE_POLL;
-  const targetName = resolveTargetName(target);
+  const targetName = target.name ?? 'ibmcloud'; // the kind gives the resolved name; direct callers may not
   const regions = [...new Set(target.regions)];
   let session: Session | undefined;
   let group: ResourceGroupRef | undefined;
@@ -97,7 +96,6 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
   return {
     name: targetName,
     kind: 'ibmcloud',
-    formats: ['qcow2'],
 
     async preflight(signal) {
       throwIfAborted(signal);
