@@ -17,6 +17,7 @@ import { StateJournal } from '../records/upload-journal.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
 import type { Artifact } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../uploaders/uploader.ts';
+import { throttle } from '../../uploaders/toolkit/progress.ts';
 import type { UploadStage } from './uploads.ts';
 
 export type UploaderFactory = (target: Target, name: string) => Uploader;
@@ -170,7 +171,8 @@ export class TargetUploads implements UploadStage {
       const t0 = Date.now();
       const images = await uploader.upload(artifact, imageName, {
         signal,
-        log: (m) => log.info(m.startsWith(`${name}: `) ? m : `${name}: ${m}`),
+        // The log contract: uploaders never name themselves; this stage prefixes every line.
+        log: (m) => log.info(`${name}: ${m}`),
         onProgress: throttledProgress(name, log),
         tags: { 'farm-build-id': state.buildId, 'farm-image-name': imageName, 'farm-arch': arch, 'farm-attempt': journal.attempt },
         journal,
@@ -230,15 +232,16 @@ async function removeLeftovers(
   return `could not remove what an earlier run left (${failures.join('; ')}); the record stays and the next \`farm upload\` tries again`;
 }
 
+/** A progress line every 5 s and at the end, through the uploaders' one throttle (phases alone
+ *  do not earn a line here: the terminal is not a progress bar). */
 function throttledProgress(name: string, log: ScopedReporter): (p: UploadProgress) => void {
-  let last = 0;
   const start = Date.now();
-  return (p) => {
-    const now = Date.now();
-    if (now - last < 5000 && p.done < p.total) return;
-    last = now;
-    const secs = Math.max((now - start) / 1000, 0.001);
-    const pct = p.total ? Math.floor((p.done / p.total) * 100) : 0;
-    log.info(`${name}: ${p.phase} ${pct}% (${(p.sent / 2 ** 20).toFixed(0)} MiB sent, ${(p.sent / 2 ** 20 / secs).toFixed(0)} MiB/s)`);
-  };
+  return throttle(
+    (p: UploadProgress) => {
+      const secs = Math.max((Date.now() - start) / 1000, 0.001);
+      const pct = p.total ? Math.floor((p.done / p.total) * 100) : 0;
+      log.info(`${name}: ${p.phase} ${pct}% (${(p.sent / 2 ** 20).toFixed(0)} MiB sent, ${(p.sent / 2 ** 20 / secs).toFixed(0)} MiB/s)`);
+    },
+    { intervalMs: 5000, key: () => '', isFinal: (p) => p.done >= p.total },
+  );
 }

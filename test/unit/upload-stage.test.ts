@@ -40,6 +40,7 @@ class MemoryUploader implements Uploader {
   uploads: Array<{ artifact: Artifact; name: string }> = [];
   failNext = false;
   preflightError: string | undefined;
+  logLines: string[] = [];
   constructor(readonly name: string, kind: Target['kind']) {
     this.kind = kind;
   }
@@ -53,6 +54,7 @@ class MemoryUploader implements Uploader {
   async upload(artifact: Artifact, imageName: string, ctx: UploadContext) {
     this.uploads.push({ artifact, name: imageName });
     expect(ctx.tags['farm-build-id']).toBe(BUILD);
+    for (const line of this.logLines) ctx.log(line);
     if (this.failNext) {
       this.failNext = false;
       throw new Error('RegisterImage failed: InvalidSnapshot.NotFound');
@@ -161,6 +163,23 @@ describe('TargetUploads', () => {
     expect(rec['aws-us-east-1']).toMatchObject({ step: 'failed', error: expect.stringMatching(/RegisterImage failed/) });
     expect(rec['openstack']!.step).toBe('uploaded');
     expect(rec['aws-eu-central-1']!.step).toBe('uploaded');
+  });
+
+  it('prefixes every line an uploader logs with the target name, once (uploaders never name themselves)', async () => {
+    const inv = loaded();
+    const u = new MemoryUploader('aws-us-east-1', 'aws');
+    // An uploader's line may start with its own name for its own reasons (an object named after
+    // the target): the stage does not guess, it always prefixes.
+    u.logLines = ['snapshot snap-1 started', 'aws-us-east-1: bucket policy checked'];
+    const stage = new TargetUploads(inv, { only: ['aws-us-east-1'] }, () => u);
+    const plan = planBuild(inv, ['x86_64'], BUILD);
+    const store = await fetchedStore();
+    const lines: string[] = [];
+    const reporter = new Reporter({ color: false, stream: new Writable({ write: (c, _e, cb) => cb(void lines.push(String(c))) }) });
+    await stage.uploadArch(plan.arches[0]!, store, new AbortController().signal, reporter.scoped('x86_64'));
+    const text = lines.join('');
+    expect(text).toMatch(/\] +aws-us-east-1: snapshot snap-1 started\n/);
+    expect(text).toMatch(/\] +aws-us-east-1: aws-us-east-1: bucket policy checked\n/);
   });
 
   it('preflight reports every failing target at once, and a type the arch does not build', async () => {
