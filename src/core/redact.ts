@@ -9,9 +9,11 @@
 // the password inside "Basic base64(user:password)" is found too).
 //
 // Short values. A secret of 8 characters or more is masked wherever it appears. One of 3 to 7
-// characters is masked where it stands as a word (not inside a longer run of letters and
-// digits): a 4-character API key "ab12" is masked in "key ab12 refused" but "ab123" and the
-// "ab12" inside a hex digest are left alone, so short secrets do not shred unrelated text.
+// characters is masked where it stands alone as a value: between spaces, quotes, '=', ':', '@',
+// '&' and the like, but not as part of a name, path or host (next to letters, digits, '_', '-',
+// '/' or a dotted part). A 4-character API key "ab12" is masked in "key ab12 refused",
+// "password=ab12" and '"ab12"', but not in "ab123", a hex digest or "ab12-lab": short secrets
+// do not shred unrelated text, and records the farm reads back (image names, paths) stay whole.
 // Values of 1 or 2 characters are not masked by value at all: masking every "a" would make
 // every message unreadable, and such a secret protects nothing (it falls to a hundred guesses).
 // The shape patterns still mask them where they stand as a credential (password=x).
@@ -118,15 +120,17 @@ function compile(): RegExp | undefined {
   const byLength = (a: string, b: string) => b.length - a.length;
   const alts = [
     ...[...anywhere].sort(byLength).map(escapeRe),
-    ...[...words].sort(byLength).map((f) => `(?<![A-Za-z0-9])${escapeRe(f)}(?![A-Za-z0-9])`),
+    ...[...words].sort(byLength).map((f) => `(?<![A-Za-z0-9_./-])${escapeRe(f)}(?![A-Za-z0-9_/-]|\\.[A-Za-z0-9])`),
   ];
   return new RegExp(alts.join('|'), 'g');
 }
 
 // Names of fields that hold credentials: OS_PASSWORD, application_credential_secret, api_key...
-const FIELD = String.raw`[A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_-]*`;
+// (Every repetition in these patterns is bounded or stops at a separator, so no input, however
+// long or hostile, makes a pattern backtrack over it more than a few hundred characters.)
+const FIELD = String.raw`[A-Za-z0-9_.-]{0,64}(?:password|passwd|passphrase|secret|token|api[_-]?key|private[_-]?key)[A-Za-z0-9_-]{0,64}`;
 // ...of which these also stand bare after a colon (YAML, prose): "password: hunter2".
-const BARE_FIELD = String.raw`[A-Za-z0-9_.-]*(?:password|passwd|passphrase|api[_-]?key)`;
+const BARE_FIELD = String.raw`[A-Za-z0-9_.-]{0,64}(?:password|passwd|passphrase|api[_-]?key)`;
 // Query parameters of presigned URLs (S3 and COS v4 and v2, Azure SAS).
 const SIGNATURE = String.raw`x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|awsaccesskeyid`;
 const HEADER = String.raw`authorization|proxy-authorization|x-auth-token|x-subject-token|x-storage-token|x-auth-key|x-api-key|x-amz-security-token|cookie|set-cookie`;
@@ -137,17 +141,17 @@ type Rule = [RegExp, (...m: string[]) => string];
 
 const SHAPES: Rule[] = [
   // PEM private keys, whole.
-  [/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----/g, () => MASK],
+  [/-----BEGIN [A-Z0-9 ]{0,32}PRIVATE KEY-----(?:[^-]|-(?!----)){0,16384}-----END [A-Z0-9 ]{0,32}PRIVATE KEY-----/g, () => MASK],
   // JWTs (IBM IAM access tokens, OIDC tokens): header and payload are base64url of '{"'.
   [/\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g, () => MASK],
   // Credential headers, also as JSON or util.inspect shows them: Authorization: Bearer x, 'x-auth-token': 'x'.
-  [new RegExp(String.raw`\b(${HEADER})(\\*["']?\s*[:=]\s*\\*["']?)(${SCHEME})?[^\s"'\\,;]+`, 'gi'), (_m, h, sep, scheme) => `${h}${sep}${scheme ?? ''}${MASK}`],
+  [new RegExp(String.raw`\b(${HEADER})(\\{0,8}["']?\s*[:=]\s*\\{0,8}["']?)(${SCHEME})?[^\s"'\\,;]+`, 'gi'), (_m, h, sep, scheme) => `${h}${sep}${scheme ?? ''}${MASK}`],
   // A bearer token anywhere else.
   [/\b([Bb]earer\s+)[A-Za-z0-9\-._~+/]{16,}=*/g, (_m, b) => `${b}${MASK}`],
   // "password": "x" (and 'password': 'x'): the value is read escape-aware, so \" inside it is no end.
   [new RegExp(String.raw`(["'])(${FIELD})\1(\s*:\s*)(["'])((?:\\.|(?!\4)[^\\])*)\4`, 'gi'), (m, q, f, sep, vq, v) => (v ? `${q}${f}${q}${sep}${vq}${MASK}${vq}` : m)],
   // The same field inside a JSON string: {\"password\": \"x\"}.
-  [new RegExp(String.raw`(\\+["'])(${FIELD})\1(\s*:\s*)(\\+["'])(.*?)\4`, 'gi'), (m, q, f, sep, vq, v) => (v ? `${q}${f}${q}${sep}${vq}${MASK}${vq}` : m)],
+  [new RegExp(String.raw`(\\{1,8}["'])(${FIELD})\1(\s*:\s*)(\\{1,8}["'])(.{0,4096}?)\4`, 'gi'), (m, q, f, sep, vq, v) => (v ? `${q}${f}${q}${sep}${vq}${MASK}${vq}` : m)],
   // util.inspect and YAML: password: 'x'.
   [new RegExp(String.raw`${NOT_FIELD_CHAR}(${FIELD})(\s*:\s*)(["'])((?:\\.|(?!\3)[^\\])*)\3`, 'gi'), (m, f, sep, q, v) => (v ? `${f}${sep}${q}${MASK}${q}` : m)],
   // password: x (bare value after a colon, for the unambiguous names only).
@@ -155,7 +159,9 @@ const SHAPES: Rule[] = [
   // key=value: OS_PASSWORD=x, token=x in a query string, X-Amz-Signature=x.
   [new RegExp(String.raw`${NOT_FIELD_CHAR}(${FIELD}|${SIGNATURE})(\s*=\s*)(["']?)(?!\*\*\*)[^\s"'\\,;&}<>]+`, 'gi'), (_m, f, sep, q) => `${f}${sep}${q}${MASK}`],
   // userinfo in a URL: https://user:password@host.
-  [/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@"']*:)[^\s/@"']+@/gi, (_m, head) => `${head}${MASK}@`],
+  [/\b([a-z][a-z0-9+.-]{0,31}:\/\/[^\s/:@"']{0,256}:)[^\s/@"']{1,256}@/gi, (_m, head) => `${head}${MASK}@`],
+  // ...and a token standing as the user name: https://ghp_0123456789abcdef@github.com (not git@).
+  [/\b([a-z][a-z0-9+.-]{0,31}:\/\/)[^\s/:@"']{16,256}@/gi, (_m, head) => `${head}${MASK}@`],
 ];
 
 /** The text with every registered secret (in any form) and anything shaped like a credential masked. */

@@ -34,6 +34,9 @@ describe('registered values', () => {
     registerSecret('x');
     expect(redact('key ab12 refused; "ab12"; ab12.')).toBe('key *** refused; "***"; ***.');
     expect(redact('ab123 and 0ab12f and k7qz stay')).toBe('ab123 and 0ab12f and k7qz stay');
+    expect(redact('names ab12-lab, /srv/ab12/x, ab12.example.org stay; user:ab12@host, ab12, key=ab12&x')).toBe(
+      'names ab12-lab, /srv/ab12/x, ab12.example.org stay; user:***@host, ***, key=***&x',
+    );
     expect(redact('password k7q')).toBe('password ***');
     expect(redact('x86_64 and a x here')).toBe('x86_64 and a x here');
     expect(redact('password=x')).toBe('password=***');
@@ -95,7 +98,18 @@ describe('credential shapes never registered', () => {
     );
     expect(redact('https://a.blob.core.windows.net/c/d?sv=2024&sig=abc%2Bdef')).toBe('https://a.blob.core.windows.net/c/d?sv=2024&sig=***');
     expect(redact('git https://user:tok3n@git.example/r.git')).toBe('git https://user:***@git.example/r.git');
+    expect(redact('https://ghp_0123456789abcdefXYZ@github.com/o/r ssh://git@host/r')).toBe('https://***@github.com/o/r ssh://git@host/r');
     expect(redact('-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----')).toBe('***');
+  });
+
+  it('takes time in proportion to the text, however hostile (no pattern backtracks over it)', () => {
+    registerSecret('abc');
+    const M = 1 << 19;
+    for (const unit of ['password', 'a.', '\\', '-----BEGIN RSA PRIVATE KEY-----', "'password': '", '\\"password\\": \\"', 'x://', 'Bearer ', 'abc-', 'eyJ']) {
+      const t = performance.now();
+      redact(unit.repeat(Math.ceil(M / unit.length)));
+      expect(performance.now() - t, unit).toBeLessThan(2000);
+    }
   });
 
   it('leaves the farm\'s ordinary messages alone', () => {
