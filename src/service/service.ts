@@ -89,7 +89,8 @@ export class FarmService {
     this.clock = opts.clock ?? systemClock;
     this.stream = opts.stream ?? process.stderr;
     this.env = opts.env ?? process.env;
-    registerEnvSecrets(this.env, [settings.tokenEnv, settings.githubSecretEnv, settings.gitlabTokenEnv, settings.notify.webhookEnv]);
+    // The variables the inventory names for the notify command are its credentials (a chat token).
+    registerEnvSecrets(this.env, [settings.tokenEnv, settings.githubSecretEnv, settings.gitlabTokenEnv, settings.notify.webhookEnv, ...settings.notify.env]);
     registerSecret(settings.notify.webhook); // a webhook URL is its own credential
     this.hosts = new HostCheck(settings.listen.host, settings.publicUrl);
     this.quiet = new QuietLog((l) => this.log(l), () => this.clock.now());
