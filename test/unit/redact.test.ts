@@ -193,3 +193,22 @@ describe('the sinks', () => {
     expect(r.stderr + r.stdout).not.toContain('cli-secret-9');
   });
 });
+
+describe('farm serve answers', () => {
+  it('JSON and text answers are redacted', async () => {
+    const { createServer } = await import('node:http');
+    const { json, send } = await import('../../src/service/reply.ts');
+    registerSecret('answer-secret-9');
+    const server = createServer((req, res) =>
+      req.url === '/json' ? json(res, 500, { error: 'Glance said answer-secret-9' }) : send(res, 200, 'log answer-secret-9\n', 'text/plain'),
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as { port: number };
+    try {
+      expect(await (await fetch(`http://127.0.0.1:${port}/json`)).json()).toEqual({ error: 'Glance said ***' });
+      expect(await (await fetch(`http://127.0.0.1:${port}/text`)).text()).toBe('log ***\n');
+    } finally {
+      server.close();
+    }
+  });
+});
