@@ -4,6 +4,7 @@
 
 import { runCommand } from 'citty';
 import { FarmError } from '../core/errors.ts';
+import { redact, redactStream, registerEnvSecrets } from '../core/redact.ts';
 import { wantColor } from '../ui/color.js';
 import { root } from './commands/index.ts';
 import { readArgv } from './argv.ts';
@@ -14,11 +15,15 @@ import { VERSION } from './version.ts';
 export const EXIT_USAGE = 2;
 
 export async function main(argv: string[], partial: Partial<CliIo> = {}): Promise<number> {
+  const env = partial.env ?? process.env;
+  // Before anything can print: the credential variables are known secrets, and every write to
+  // stdout and stderr (the reporter's, a library's, a stack trace) passes redaction.
+  registerEnvSecrets(env);
   const io: CliIo = {
-    stdout: partial.stdout ?? process.stdout,
-    stderr: partial.stderr ?? process.stderr,
+    stdout: redactStream(partial.stdout ?? process.stdout),
+    stderr: redactStream(partial.stderr ?? process.stderr),
     stdin: partial.stdin ?? process.stdin,
-    env: partial.env ?? process.env,
+    env,
     cwd: partial.cwd ?? process.cwd(),
     signal: partial.signal ?? new AbortController().signal,
     exitCode: 0,
@@ -48,12 +53,12 @@ export async function main(argv: string[], partial: Partial<CliIo> = {}): Promis
           io.stderr.write('farm: cancelled\n');
           return 130;
         }
-        io.stderr.write(`farm: ${err.message}\n`);
-        if (err.hint) io.stderr.write(`hint: ${err.hint}\n`);
+        io.stderr.write(`farm: ${redact(err.message)}\n`);
+        if (err.hint) io.stderr.write(`hint: ${redact(err.hint)}\n`);
         return err.code === 'USAGE' || err.code === 'INVENTORY' ? EXIT_USAGE : 1;
       }
       const e = err as Error;
-      io.stderr.write(`farm: unexpected error\n${e?.stack ?? String(err)}\n`);
+      io.stderr.write(`farm: unexpected error\n${redact(e?.stack ?? String(err))}\n`);
       return 1;
     }
   });

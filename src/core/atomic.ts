@@ -3,6 +3,7 @@
 import { open, rename, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { redactJson } from './redact.ts';
 
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.tmp`);
@@ -32,8 +33,9 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** Every JSON record the farm writes (state, manifests, the service's store) passes here, redacted. */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+  await writeFileAtomic(path, JSON.stringify(redactJson(value), null, 2) + '\n');
 }
 
 /** A JSON record on disk, replaced atomically on every change. Changes are serialized, so

@@ -2,7 +2,7 @@
 // run with the same JSON on stdin (argv, no shell). The payload lists the new images, so whoever
 // receives it can pick them up or ignore them.
 
-import pRetry, { AbortError } from 'p-retry';
+import { retry } from '../core/retry.ts';
 import { errorMessage } from '../core/errors.ts';
 import { start, stderrTail } from '../core/process.ts';
 import type { ArchState } from '../records/state.ts';
@@ -111,27 +111,41 @@ export async function postWebhook(url: string, payload: unknown, opts: WebhookOp
   const body = JSON.stringify(payload);
   // The URL may carry a secret (webhook_env): logs name only its origin.
   const where = new URL(url).origin;
-  return pRetry(
-    async () => {
-      const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs ?? 15_000)]) : AbortSignal.timeout(opts.timeoutMs ?? 15_000);
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'farm-serve' }, body, signal });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return res.status;
-      const err = new Error(`notify webhook ${where} answered ${res.status}`);
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new AbortError(err);
-      throw err;
-    },
-    {
-      retries: opts.retries ?? 4,
-      minTimeout: opts.minTimeoutMs ?? 1000,
-      factor: 2,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        const msg = error.message.includes(where) ? error.message : `notify webhook ${where}: ${errorMessage(error.cause ?? error)}`;
-        opts.log?.(`${msg} (attempt ${attemptNumber}${retriesLeft ? `, retrying` : ', giving up'})`);
+  let attempts = 0;
+  const describe = (error: Error) => (error.message.includes(where) ? error.message : `notify webhook ${where}: ${errorMessage(error.cause ?? error)}`);
+  try {
+    return await retry(
+      async (attempt) => {
+        attempts = attempt;
+        const signal = opts.signal ? AbortSignal.any([opts.signal, AbortSignal.timeout(opts.timeoutMs ?? 15_000)]) : AbortSignal.timeout(opts.timeoutMs ?? 15_000);
+        const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'user-agent': 'farm-serve' }, body, signal });
+        await res.arrayBuffer().catch(() => undefined);
+        if (res.ok) return res.status;
+        throw new WebhookRefused(res.status, `notify webhook ${where} answered ${res.status}`);
       },
-    },
-  );
+      {
+        what: `notify webhook ${where}`,
+        retries: opts.retries ?? 4,
+        minTimeoutMs: opts.minTimeoutMs ?? 1000,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        // Another 4xx will not change by asking again.
+        retryable: (err) => !(err instanceof WebhookRefused) || !(err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429),
+        onRetry: (error, attempt) => opts.log?.(`${describe(error)} (attempt ${attempt}, retrying)`),
+      },
+    );
+  } catch (err) {
+    if (!opts.signal?.aborted) opts.log?.(`${describe(err as Error)} (attempt ${attempts}, giving up)`);
+    throw err;
+  }
+}
+
+class WebhookRefused extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** What every command needs to run at all; anything else it gets only when service.notify.env names it. */

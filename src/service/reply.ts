@@ -4,6 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { SubmitResult } from './queue.ts';
+import { redact, redactJson } from '../core/redact.ts';
 import { runView } from './views.ts';
 
 export class HttpError extends Error {
@@ -29,11 +30,11 @@ export function send(res: ServerResponse, status: number, body: string, type: st
     ...(unread ? { connection: 'close' } : {}),
     ...headers,
   });
-  res.end(body);
+  res.end(redact(body));
 }
 
 export function json(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, JSON.stringify(value, null, 2) + '\n', 'application/json; charset=utf-8', headers);
+  send(res, status, JSON.stringify(redactJson(value), null, 2) + '\n', 'application/json; charset=utf-8', headers);
 }
 
 /** 202 with the run a trigger queued or joined; 503 once the service is stopping. */

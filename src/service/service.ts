@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { errorMessage } from '../core/errors.ts';
+import { redact, registerEnvSecrets, registerSecret } from '../core/redact.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { lastSuccessful, listBuilds, type BuildSummary } from '../records/history.ts';
 import type { KeyOptions } from '../triggers/key.ts';
@@ -88,6 +89,9 @@ export class FarmService {
     this.clock = opts.clock ?? systemClock;
     this.stream = opts.stream ?? process.stderr;
     this.env = opts.env ?? process.env;
+    // The variables the inventory names for the notify command are its credentials (a chat token).
+    registerEnvSecrets(this.env, [settings.tokenEnv, settings.githubSecretEnv, settings.gitlabTokenEnv, settings.notify.webhookEnv, ...settings.notify.env]);
+    registerSecret(settings.notify.webhook); // a webhook URL is its own credential
     this.hosts = new HostCheck(settings.listen.host, settings.publicUrl);
     this.quiet = new QuietLog((l) => this.log(l), () => this.clock.now());
     if (settings.source.kind === 'git') {
@@ -129,7 +133,7 @@ export class FarmService {
 
   /** One line of the service log; control characters in it (from request data) are escaped. */
   log(line: string): void {
-    this.stream.write(`[serve] ${printable(line)}\n`);
+    this.stream.write(`[serve] ${printable(redact(line))}\n`);
   }
 
   /** A line a stranger can cause (a refused request): a few a minute of each kind. */

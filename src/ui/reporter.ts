@@ -1,9 +1,11 @@
 // One place that renders what happens. Lines are tagged with their scope (an arch, a worker, a
 // target) on the terminal (stderr, so stdout stays for results) and, per arch, in a log file.
+// Both see each line through src/core/redact.ts.
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { redact } from '../core/redact.ts';
 import { wantColor } from './color.js';
 
 export type Level = 'info' | 'warn' | 'error' | 'output';
@@ -45,7 +47,10 @@ export class Reporter {
     return new ScopedReporter(this, scope);
   }
 
-  emit(scope: string, level: Level, text: string): void {
+  emit(scope: string, level: Level, raw: string): void {
+    // Every line reaches the terminal and the build log masked: builder output and cloud errors
+    // may echo a credential.
+    const text = redact(raw);
     const stamp = new Date().toISOString();
     this.files.get(scope)?.write(`${stamp} ${level === 'output' ? '|' : level} ${text}\n`);
     if (level === 'output' && !this.verbose) return;

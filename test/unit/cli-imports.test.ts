@@ -51,6 +51,7 @@ describe('the CLI import graph', () => {
         'src/cli/version.ts',
         'src/core/arch.ts',
         'src/core/errors.ts',
+        'src/core/redact.ts',
         'src/inventory/suggest.ts',
         'src/ui/color.js',
         'src/ui/style.ts',

@@ -126,7 +126,8 @@ describe('redaction', () => {
     const r = new Redactor([SECRET, 'short']);
     r.add('gAAAAABtoken-value-123');
     const text = `echo ${SECRET}; {"password": "other-pw"} password=plain1 X-Auth-Token: abc.def token gAAAAABtoken-value-123 short`;
-    expect(r.redact(text)).toBe('echo ***; {"password": "***"} password=*** X-Auth-Token: *** token *** short');
+    // A short secret is masked too (issue 9 part 7: it was left in under 6 characters).
+    expect(r.redact(text)).toBe('echo ***; {"password": "***"} password=*** X-Auth-Token: *** token *** ***');
   });
 
   it('keeps secrets a server echoes back out of error messages', async () => {

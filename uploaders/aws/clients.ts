@@ -6,6 +6,7 @@
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
+import { registerSecrets } from '../../src/core/redact.ts';
 
 export interface ClientSettings {
   /** Overrides the default credential chain (for embedding; the CLI leaves it unset). */
@@ -88,7 +89,9 @@ export class AwsClients {
 
   /** Resolves credentials once, so a missing or broken setup fails before anything is created. */
   async resolveCredentials(): Promise<void> {
-    await this.ec2().config.credentials();
+    // Whichever provider gave them (a credentials file, SSO, an assumed role), they are secrets.
+    const c = await this.ec2().config.credentials();
+    registerSecrets([c.accessKeyId, c.secretAccessKey, c.sessionToken]);
   }
 
   destroy(): void {

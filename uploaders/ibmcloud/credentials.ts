@@ -44,5 +44,5 @@ export function cosAuth(creds: IbmCredentials): 'hmac' | 'iam' {
 
 /** Values that must never appear in messages or logs. */
 export function secretsOf(creds: IbmCredentials): string[] {
-  return [creds.apiKey, creds.hmac?.secretAccessKey ?? '', creds.hmac?.accessKeyId ?? ''].filter((s) => s.length >= 4);
+  return [creds.apiKey, creds.hmac?.secretAccessKey ?? '', creds.hmac?.accessKeyId ?? ''].filter((s) => s.length > 0);
 }

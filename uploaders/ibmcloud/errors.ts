@@ -3,6 +3,7 @@
 // Every message passes through redact(): API keys and HMAC secrets never reach a message.
 
 import { FarmError } from '../../src/core/errors.ts';
+import { redact as redactCore, registerSecrets } from '../../src/core/redact.ts';
 import { wrapError } from '../toolkit/errors.ts';
 
 /** What ibm-cloud-sdk-core rejects with: status plus the service's error document in `result`. */
@@ -60,10 +61,10 @@ export function faultText(f: ServiceFault): string {
   return parts ? `${f.message} [${parts}]` : f.message;
 }
 
+/** The text through the farm's one redaction (src/core/redact.ts), with `secrets` registered in it. */
 export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('***');
-  return out;
+  registerSecrets(secrets);
+  return redactCore(text);
 }
 
 export function isIamError(f: ServiceFault): boolean {

@@ -10,6 +10,7 @@ import type { IbmCloudTarget } from './schema.ts';
 import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from './credentials.ts';
 import { DEFAULT_IAM_URL, DEFAULT_RESOURCE_MANAGER_URL, checkRegion, cosEndpoint, vpcServiceUrl } from './endpoints.ts';
 import { redact } from './errors.ts';
+import { registerSecret, registerSecrets } from '../../src/core/redact.ts';
 import { VpcClient } from './vpc-client.ts';
 import { createCosClient } from './cos.ts';
 
@@ -25,6 +26,15 @@ export interface Session {
   vpc(region: string): VpcClient;
 }
 
+/** An IamAuthenticator whose bearer tokens, once issued, are masked wherever the farm writes. */
+class RedactingIamAuthenticator extends IamAuthenticator {
+  override async authenticate(request: Parameters<IamAuthenticator['authenticate']>[0]): Promise<void> {
+    await super.authenticate(request);
+    const auth = (request.headers as Record<string, unknown> | undefined)?.Authorization;
+    if (typeof auth === 'string') registerSecret(auth.replace(/^Bearer\s+/i, ''));
+  }
+}
+
 /** Throws one error naming every missing credential, or a bad endpoint setting. */
 export function openSession(target: IbmCloudTarget, env: NodeJS.ProcessEnv, targetName: string): Session {
   const got = readCredentials(env);
@@ -35,6 +45,7 @@ export function openSession(target: IbmCloudTarget, env: NodeJS.ProcessEnv, targ
   }
   const { creds } = got;
   const secrets = secretsOf(creds);
+  registerSecrets(secrets);
   const regions = [...new Set(target.regions)];
   for (const r of regions) checkRegion(r, 'VPC region');
   checkRegion(target.cos.region, 'COS region');
@@ -43,7 +54,7 @@ export function openSession(target: IbmCloudTarget, env: NodeJS.ProcessEnv, targ
 
   let authenticator: IamAuthenticator;
   try {
-    authenticator = new IamAuthenticator({ apikey: creds.apiKey, url: target.endpoints?.iam ?? DEFAULT_IAM_URL });
+    authenticator = new RedactingIamAuthenticator({ apikey: creds.apiKey, url: target.endpoints?.iam ?? DEFAULT_IAM_URL });
   } catch (err) {
     // The SDK checks the key's shape (no quotes or braces); its message never needs the key itself.
     throw new FarmError('UPLOAD', redact(`IBMCLOUD_API_KEY is not usable: ${(err as Error).message}`, secrets), {

@@ -20,9 +20,9 @@
 //   names the hypervisor (FarmError UPLOAD, HOST_KEY or SSH; ABORTED when cancelled).
 // - Progress: virsh prints none; it is read from /proc of the virsh process (progress.ts).
 
-import { execFile } from 'node:child_process';
 import { access, constants, realpath, rm, stat } from 'node:fs/promises';
 import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import { run } from '../../src/core/process.ts';
 import type { Arch } from '../../src/core/arch.ts';
 import type { LibvirtTarget } from './schema.ts';
 import type { Artifact, DiskFormat } from '../../src/core/artifact.ts';
@@ -137,13 +137,13 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
 
   async function preflight(signal: AbortSignal): Promise<void> {
     const problems: FarmError[] = [];
-    const tool = (bin: string, args: string[], what: string, hint: string) =>
-      new Promise<void>((resolve) =>
-        execFile(bin, args, { timeout: 30_000 }, (err) => {
-          if (err) problems.push(new FarmError('UPLOAD', `${what} is not usable: ${errorMessage(err)}`, { hint }));
-          resolve();
-        }),
-      );
+    const tool = async (bin: string, args: string[], what: string, hint: string) => {
+      try {
+        await run([bin, ...args], { timeoutMs: 30_000, code: 'UPLOAD', signal });
+      } catch (err) {
+        problems.push(new FarmError('UPLOAD', `${what} is not usable: ${errorMessage(err)}`, { hint }));
+      }
+    };
     await tool(opts.virsh ?? 'virsh', ['--version'], 'virsh', 'install libvirt-clients (Debian/Ubuntu) or libvirt-client (Fedora)');
     if (target.image_type === 'qcow2' && target.convert_to_raw) {
       await tool(opts.qemuImg ?? 'qemu-img', ['--version'], 'qemu-img (for convert_to_raw)', 'install qemu-utils (Debian/Ubuntu) or qemu-img (Fedora)');

@@ -4,11 +4,13 @@
 // a log, a record or the terminal.
 
 import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import { redact as redactRegistered } from '../../src/core/redact.ts';
 
 /** Masks secrets in a text (the kind's registry of its credentials and tokens). */
 export type Redact = (text: string) => string;
 
-export const NO_REDACT: Redact = (text) => text;
+/** The process-wide registry's redaction (src/core/redact.ts): the default, so no kind can forget it. */
+export const REDACT_REGISTERED: Redact = (text) => redactRegistered(text);
 
 export interface WrapOptions {
   /** The step that failed: "RegisterImage", "upload to COS". */
@@ -41,7 +43,9 @@ const defaultFormat = (step: string, description: string) => `${step} failed: ${
  * redaction changes its text.
  */
 export function wrapError(err: unknown, o: WrapOptions): FarmError {
-  const redact = o.redact ?? NO_REDACT;
+  // The kind's own redaction runs on top of the registry's, never instead of it.
+  const own = o.redact;
+  const redact: Redact = own ? (t) => redactRegistered(own(t)) : REDACT_REGISTERED;
   const cause = 'cause' in o ? o.cause : err;
   const prefix = o.where ? `${o.where}: ` : '';
   // Once the upload is cancelled, whatever failed failed because of it.
