@@ -134,7 +134,7 @@ describe('farm serve on the lab', () => {
     });
     expect(gitlab.status).toBe(401);
     // The CLI with a wrong token is refused too.
-    const cli = await farm(['build', '--server', service.url, '--arch', 's390x'], { env: { FARM_TOKEN: 'wrong' } });
+    const cli = await farm(['build', '--server', service.url, '--arch', 's390x'], { env: { FARM_TOKEN: 'not-the-service-token-0c1d' } });
     expect(cli.code).toBe(2);
     expect(cli.stderr).toMatch(/farm serve refused the build: wrong token/);
 
