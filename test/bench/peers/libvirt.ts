@@ -1,7 +1,8 @@
 // libvirt: the farm's libvirt uploader (look the volume up, create it, `vol-upload --sparse`,
 // check it) against `virsh vol-upload --sparse` alone into a volume made beforehand (untimed, as
 // the farm makes it: capacity 0, raw), both over qemu+ssh to the lab's x86_64 hypervisor. Both
-// send only the data. The peer's ssh gets the lab's known_hosts through a two-line `command=`
+// send only the data. With `withCreate` the peer also makes the volume over the link, timed:
+// `virsh vol-create-as` then `virsh vol-upload --sparse`, as users run it by hand. The peer's ssh gets the lab's known_hosts through a two-line `command=`
 // wrapper, the only way libvirt's ssh transport takes ssh options; OpenSSH's defaults otherwise.
 // Each volume is checked (full size, sparse) and deleted after its turn, untimed.
 
@@ -23,7 +24,7 @@ import type { PeerSetup } from './peer.ts';
 const run = promisify(execFile);
 const POOL = 'images';
 
-export async function libvirtPeer(disk: BenchDisk): Promise<PeerSetup> {
+export async function libvirtPeer(disk: BenchDisk, opts: { withCreate?: boolean } = {}): Promise<PeerSetup> {
   const hv = (await ensureHypervisors()).find((h) => h.arch === 'x86_64')!;
   const dir = await mkdtemp(join(tmpdir(), 'farm-bench-virsh-'));
   const wrapper = join(dir, 'ssh');
@@ -67,28 +68,33 @@ export async function libvirtPeer(disk: BenchDisk): Promise<PeerSetup> {
     },
     after: checkAndDelete,
   };
+  const createArgs = (name: string) => ['vol-create-as', POOL, name, '0', '--allocation', '0', '--format', 'raw'];
   const peer: Contender = {
-    label: `virsh vol-upload --sparse (${version})`,
+    label: opts.withCreate ? `virsh vol-create-as + vol-upload --sparse (${version})` : `virsh vol-upload --sparse (${version})`,
     async before(turn) {
       const name = `${prefix}-virsh-${turn}`;
       names.set(turn, name);
       // Through the hypervisor's own libvirtd, not the link: only the upload is timed.
-      await hypervisorExec('x86_64', ['virsh', '-q', '-c', 'qemu:///system', 'vol-create-as', POOL, name, '0', '--allocation', '0', '--format', 'raw']);
+      if (!opts.withCreate) await hypervisorExec('x86_64', ['virsh', '-q', '-c', 'qemu:///system', ...createArgs(name)]);
     },
     async run(turn) {
-      await run('virsh', ['-q', '-c', uri, 'vol-upload', '--sparse', '--pool', POOL, '--vol', names.get(turn)!, '--file', disk.path], { env });
+      const name = names.get(turn)!;
+      if (opts.withCreate) await run('virsh', ['-q', '-c', uri, ...createArgs(name)], { env });
+      await run('virsh', ['-q', '-c', uri, 'vol-upload', '--sparse', '--pool', POOL, '--vol', name, '--file', disk.path], { env });
     },
     after: checkAndDelete,
   };
   return {
-    bench: 'libvirt volume upload',
+    bench: opts.withCreate ? 'libvirt volume create + upload' : 'libvirt volume upload',
     farm,
     peer,
     farmSends: disk.data,
     peerSends: disk.data,
     // One virsh connection over qemu+ssh that does nothing: what every virsh call costs first.
     peerStartup: await startupSeconds('virsh', ['-q', '-c', uri, 'pool-info', POOL], env),
-    note: 'peer start-up is one virsh connection over qemu+ssh doing `pool-info`; the peer is handed an existing volume, the farm looks it up, creates it, uploads and checks it',
+    note: opts.withCreate
+      ? 'context for the row above: the peer makes the volume over the link too (two virsh connections); the farm makes five'
+      : 'peer start-up is one virsh connection over qemu+ssh doing `pool-info`; the peer is handed an existing volume, the farm looks it up, creates it, uploads and checks it (five virsh connections)',
     close: () => rm(dir, { recursive: true, force: true }),
   };
 }
