@@ -1,7 +1,7 @@
 // The Artifact the uploaders get for the benchmark disk, as the fetch stage would hand it over.
 
 import type { Arch } from '../../../src/core/arch.ts';
-import type { Artifact } from '../../../workers/artifact.ts';
+import type { Artifact } from '../../../src/core/artifact.ts';
 import type { BenchDisk } from '../../support/bench-disk.ts';
 
 export function benchArtifact(disk: BenchDisk, imageName: string, arch: Arch = 'x86_64'): Artifact {

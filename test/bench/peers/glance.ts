@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { openstackTargetSchema } from '../../../src/inventory/schema.ts';
+import { openstackTargetSchema } from '../../../uploaders/openstack/schema.ts';
 import { createOpenStackUploader } from '../../../uploaders/openstack/index.ts';
 import type { BenchDisk } from '../../support/bench-disk.ts';
 import { startupSeconds, type Contender } from '../../support/bench-pair.ts';

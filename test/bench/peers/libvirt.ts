@@ -12,7 +12,7 @@ import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { libvirtTargetSchema } from '../../../src/inventory/schema.ts';
+import { libvirtTargetSchema } from '../../../uploaders/libvirt/schema.ts';
 import { createLibvirtUploader } from '../../../uploaders/libvirt/index.ts';
 import type { BenchDisk } from '../../support/bench-disk.ts';
 import { allocatedBytes } from '../../support/disk.ts';
