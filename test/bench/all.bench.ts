@@ -6,12 +6,29 @@
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
 //   serve    farm serve's peak RSS under 24 x 24 MiB unauthenticated POSTs per webhook (no lab)
 //   startup  farm --version and farm --help vs node -e 0                        (no lab)
+//   peers    Glance, libvirt and COS uploads vs openstack image create, virsh vol-upload --sparse,
+//            aws s3 cp: ratios peer time / farm time on one bootc-shaped disk   (lab)
 // Run one with: npm run bench -- fetch [its options, e.g. --repeat 5]
+// A benchmark is test/bench/<name>.bench.ts run as a script, added by its name in BENCHES; one that
+// compares with a peer tool passes its rows to recordPeerRows (test/support/bench-pair.ts) and
+// they are in the peer table printed at the end.
 
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PEER_ROWS_ENV, formatPeerTable, readPeerRows } from '../support/bench-pair.ts';
 
-const BENCHES = ['startup', 'fetch', 'aws', 'libvirt', 'build', 'serve'] as const;
+const BENCHES = [
+  'startup',
+  'fetch',
+  'aws',
+  'libvirt',
+  'peers',
+  'build',
+  'serve',
+] as const;
 /** The ones that run without the lab. */
 const NO_LAB: readonly string[] = ['startup', 'serve'];
 const selected = process.argv.slice(2).filter((a) => (BENCHES as readonly string[]).includes(a));
@@ -26,12 +43,17 @@ if (chosen.some((name) => !NO_LAB.includes(name))) {
   if (lab.status !== 0) process.exit(lab.status ?? 1);
 }
 
+const rowsDir = mkdtempSync(join(tmpdir(), 'farm-bench-rows-'));
+const rowsFile = join(rowsDir, 'peer-rows.jsonl');
 let failed = 0;
 for (const name of chosen) {
   console.log(`\n===== ${name} =====`);
   const file = fileURLToPath(new URL(`./${name}.bench.ts`, import.meta.url));
-  const r = spawnSync(process.execPath, [tsnode, file, ...passed], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [tsnode, file, ...passed], { stdio: 'inherit', env: { ...process.env, [PEER_ROWS_ENV]: rowsFile } });
   if (r.status !== 0) failed++;
 }
+const peerRows = readPeerRows(rowsFile);
+rmSync(rowsDir, { recursive: true, force: true });
+if (peerRows.length) console.log(`\n===== the farm against peer tools (ratio = peer time / farm time) =====\n${formatPeerTable(peerRows)}`);
 console.log(failed ? `\n${failed} benchmark(s) missed a target or failed` : '\nall benchmarks met their targets');
 process.exitCode = failed ? 1 : 0;
