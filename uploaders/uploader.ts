@@ -1,8 +1,7 @@
-// The uploader seam: one interface for every target kind, one module per kind behind it
-// (uploaders/aws, uploaders/ibmcloud, uploaders/libvirt, uploaders/openstack).
+// The uploader seam: what the pipeline calls on every target kind, one folder per kind behind it
+// (uploaders/<kind>/, whose kind.ts makes its uploaders: see uploaders/kind.ts).
 
-import type { Artifact, DiskFormat } from '../workers/artifact.ts';
-import type { Target } from '../src/inventory/schema.ts';
+import type { Artifact } from '../src/core/artifact.ts';
 
 export interface UploadProgress {
   /** Bytes of the artifact handled so far (sent or skipped as holes). */
@@ -75,7 +74,7 @@ export const NO_JOURNAL: UploadJournal = { attempt: 'unrecorded', begin: async (
 /** One image the upload created (one per region for AWS copies, per region for IBM, per hypervisor). */
 export interface PublishedImage {
   target: string; // target name
-  kind: Target['kind'];
+  kind: string; // the target's kind: aws, libvirt, ...
   /** Region, host or cloud the image lives in. */
   location: string;
   imageName: string;
@@ -89,18 +88,23 @@ export interface PublishedImage {
 
 export interface Uploader {
   readonly name: string;
-  readonly kind: Target['kind'];
-  /** Disk formats this target takes, in preference order. */
-  readonly formats: readonly DiskFormat[];
+  readonly kind: string;
   /** Checks credentials and settings without creating anything; runs before any build starts. */
   preflight(signal: AbortSignal): Promise<void>;
   /** Images already published under this name (for idempotent re-runs). */
   find(imageName: string, artifact: Artifact, signal: AbortSignal): Promise<PublishedImage[]>;
   /** Uploads and registers; on failure removes whatever it created before rethrowing. */
   upload(artifact: Artifact, imageName: string, ctx: UploadContext): Promise<PublishedImage[]>;
-  /** Removes a published image and what backs it (snapshots, objects, volumes). */
-  delete(image: PublishedImage, signal: AbortSignal): Promise<void>;
   /** Removes what an upload killed half-way left (its journal's records), before find(): one
    *  result per object; a failure to remove one is its result, not a throw. */
   removeHalfMade?(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]>;
+}
+
+/**
+ * Removing a published image and what backs it (snapshots, objects, volumes). Not part of the seam
+ * (the pipeline never removes what it published): each kind's uploader has it for its tests and
+ * for the image lifecycle a later issue adds.
+ */
+export interface RemovesImages {
+  delete(image: PublishedImage, signal: AbortSignal): Promise<void>;
 }

@@ -15,8 +15,6 @@ export const UNAME_MACHINE: Record<Arch, string> = {
   s390x: 's390x',
 };
 
-/** AWS RegisterImage's Architecture values: the arch comes from the build, never from this host. */
-export const AWS_ARCH: Partial<Record<Arch, string>> = { x86_64: 'x86_64', aarch64: 'arm64' };
 
 /** Parses `--arch all` or `--arch x86_64,s390x`. */
 export function parseArchList(spec: string): Arch[] {

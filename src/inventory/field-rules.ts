@@ -1,24 +1,12 @@
-// Rules on single fields that a pattern cannot say well, each with the fix, and the adapter that
-// lets the schema apply them (a zod issue of code 'custom' that carries the fix). Each rule is for
-// something that would otherwise fail only on a worker, at an upload or in a child process.
+// Rules on single fields of the inventory that a pattern cannot say well, each with the fix (the
+// adapter that makes them zod issues, and the SSH file rules the target kinds share, live in
+// src/core/fields.ts). Each rule is for something that would otherwise fail only on a worker, at an
+// upload or in a child process.
 
 import { posix } from 'node:path';
-import { z } from 'zod';
+import { ruled, identityFileRule, knownHostsRule, type Rule } from '../core/fields.ts';
 
-export interface Rule {
-  message: string;
-  fix: string;
-}
-
-/** The schema `s` with `rule` applied to its value; a value the rule passes over is fine. */
-export function ruled<S extends z.ZodType<string>>(s: S, rule: (value: string) => Rule | Rule[] | undefined): S {
-  return s.superRefine((value, ctx) => {
-    const found = rule(value);
-    for (const r of found === undefined ? [] : Array.isArray(found) ? found : [found]) {
-      ctx.addIssue({ code: 'custom', message: r.message, params: { fix: r.fix } });
-    }
-  }) as S;
-}
+export { ruled, identityFileRule, knownHostsRule, type Rule };
 
 /**
  * Paths on a worker (storage, output_dir, podman_socket). They become bind mounts in the builder
@@ -45,33 +33,6 @@ export function remotePathRule(path: string): Rule | undefined {
   if (path.endsWith('/')) return { message: `'${path}' ends with '/'`, fix: `write ${normal}` };
   if (normal !== path) return { message: `'${path}' has empty or '.' segments`, fix: `write ${normal}` };
   return undefined;
-}
-
-// OpenSSH expands %-tokens and ${VAR} in IdentityFile (so in -i too) and UserKnownHostsFile, and
-// reads UserKnownHostsFile as a whitespace-separated list (ssh_config(5): TOKENS, ENVIRONMENT
-// VARIABLES, UserKnownHostsFile); the farm hands both to OpenSSH (bulk transfers, libvirt's ssh).
-function expansions(path: string): string[] {
-  return [path.includes('%') ? "'%'" : '', path.includes('${') ? "'${'" : ''].filter(Boolean);
-}
-
-/** identity_file of workers and hypervisors: a key file OpenSSH opens by this exact name. */
-export function identityFileRule(path: string): Rule | undefined {
-  const found = expansions(path);
-  if (found.length === 0) return undefined;
-  return {
-    message: `'${path}' contains ${found.join(' and ')}, which OpenSSH expands in identity file names (%h, %u, \${HOME}...): it would read another file`,
-    fix: "move or link the key to a path without '%' and '${'",
-  };
-}
-
-/** known_hosts of workers and hypervisors: OpenSSH's UserKnownHostsFile. */
-export function knownHostsRule(path: string): Rule | undefined {
-  const found = [...expansions(path), /\s/.test(path) ? 'white space' : '', /["\\]/.test(path) ? 'a quote or backslash' : ''].filter(Boolean);
-  if (found.length === 0) return undefined;
-  return {
-    message: `'${path}' contains ${found.join(' and ')}: OpenSSH expands '%' and '\${' in known_hosts file names and splits them at spaces, so it would read other files`,
-    fix: "move or link the file to a plain path (no '%', '${', spaces, quotes or backslashes)",
-  };
 }
 
 const GIT_CREDENTIAL_FIX =

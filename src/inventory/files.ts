@@ -7,6 +7,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Inventory } from './schema.ts';
 import { isRecord } from './zod-walk.ts';
+import { kindFor, kindOf } from '../targets.ts';
 import type { Draft } from './issues.ts';
 import type { PathSegment } from './problems.ts';
 
@@ -36,10 +37,10 @@ export function resolvePaths(inv: Inventory, dir: string): Inventory {
   }
   for (const section of Object.values(out.arches)) {
     for (const t of section?.targets ?? []) {
-      if (t.kind !== 'libvirt') continue;
-      for (const hv of t.hypervisors) {
-        if (hv.identity_file !== undefined) hv.identity_file = opt(hv.identity_file);
-        if (hv.known_hosts !== undefined) hv.known_hosts = opt(hv.known_hosts);
+      // Endpoints a kind connects to itself (libvirt's hypervisors): their files, in place.
+      for (const { files } of kindFor(t).sshEndpoints?.(t) ?? []) {
+        if (files.identity_file !== undefined) files.identity_file = opt(files.identity_file);
+        if (files.known_hosts !== undefined) files.known_hosts = opt(files.known_hosts);
       }
     }
   }
@@ -83,7 +84,7 @@ async function keyFile(path: PathSegment[], file: string): Promise<Draft[]> {
   return [];
 }
 
-/** SSH endpoint settings shared by workers and libvirt hypervisors. */
+/** SSH endpoint settings shared by workers and the endpoints of target kinds. */
 async function sshFiles(entry: Record<string, unknown>, path: PathSegment[], dir: string): Promise<Draft[]> {
   const out: Draft[] = [];
   const str = (k: string) => (typeof entry[k] === 'string' && (entry[k] as string).trim() !== '' ? (entry[k] as string) : undefined);
@@ -133,10 +134,13 @@ export async function checkFiles(data: unknown, dir: string): Promise<Draft[]> {
     for (const [arch, section] of Object.entries(data.arches)) {
       if (!isRecord(section) || !Array.isArray(section.targets)) continue;
       section.targets.forEach((t, i) => {
-        if (!isRecord(t) || t.kind !== 'libvirt' || !Array.isArray(t.hypervisors)) return;
-        t.hypervisors.forEach((hv, j) => {
-          if (isRecord(hv)) checks.push(sshFiles(hv, ['arches', arch, 'targets', i, 'hypervisors', j], dir));
-        });
+        const kind = isRecord(t) ? kindOf(t.kind) : undefined;
+        // Only a target its kind's schema accepts names endpoints; the schema reports the others.
+        const parsed = kind?.sshEndpoints ? kind.schema.safeParse(t) : undefined;
+        if (!kind?.sshEndpoints || !parsed?.success) return;
+        for (const { path, files } of kind.sshEndpoints(parsed.data)) {
+          checks.push(sshFiles(files as Record<string, unknown>, ['arches', arch, 'targets', i, ...path], dir));
+        }
       });
     }
   }

@@ -4,6 +4,7 @@
 import type { z } from 'zod';
 import { ARCHES, isArch } from '../core/arch.ts';
 import { inventorySchema, targetSchema } from './schema.ts';
+import { KINDS, KIND_NAMES } from '../targets.ts';
 import { closest, suggestArch } from './suggest.ts';
 import { isSecretKey } from './secrets.ts';
 import { isOptional, isRecord, objectKeys, schemaAt, unionOptions } from './zod-walk.ts';
@@ -35,17 +36,8 @@ type Issue = z.core.$ZodIssue;
 
 const ARCH_LIST = ARCHES.join(', ');
 
-const KIND_ALIASES: Record<string, string> = {
-  ec2: 'aws',
-  ami: 'aws',
-  amazon: 'aws',
-  ibm: 'ibmcloud',
-  vpc: 'ibmcloud',
-  kvm: 'libvirt',
-  qemu: 'libvirt',
-  virsh: 'libvirt',
-  glance: 'openstack',
-};
+/** Words people write for a kind ('ec2'), from each kind's aliases. */
+const KIND_ALIASES: Record<string, string> = Object.fromEntries(KINDS.flatMap((k) => (k.aliases ?? []).map((a) => [a, k.kind])));
 
 /** What to write for a required field that is missing. */
 const MISSING_HINTS: Record<string, string> = {
@@ -56,7 +48,7 @@ const MISSING_HINTS: Record<string, string> = {
   name: '<a lower-case name>',
   host: "<the worker's host name or address>",
   arch: `<one of ${ARCH_LIST}>`,
-  kind: '<one of aws, ibmcloud, libvirt, openstack>',
+  kind: `<one of ${KIND_NAMES.join(', ')}>`,
   region: '<region, e.g. us-east-1>',
   regions: '[<region>, ...], e.g. [us-east, eu-de]',
   resource_group: '<resource group id>',

@@ -15,7 +15,7 @@ import { locate } from './locate.ts';
 import { InventoryError, formatPath, sortProblems, type InventoryProblem } from './problems.ts';
 import { findSecrets } from './secrets.ts';
 import { semanticChecks } from './semantic.ts';
-import { imageNameChecks } from './image-names.ts';
+import { targetKindChecks } from './target-checks.ts';
 import { sourceChecks } from './source-rules.ts';
 import { controlCharacterChecks } from './strings.ts';
 import { MAX_ALIAS_EXPANSIONS, MAX_INVENTORY_BYTES, aliasLimit, depthLimit, sizeLimit, type Limit } from './yaml-limits.ts';
@@ -94,7 +94,7 @@ export async function parseInventory(
     ...(parsed.success ? [] : dropExplainedMissing(parsed.error.issues.flatMap((i) => issueToDrafts(i, data)))),
     ...findSecrets(data),
     ...semanticChecks(data),
-    ...imageNameChecks(data),
+    ...targetKindChecks(data),
     ...sourceChecks(data, where.dir),
     ...controlCharacterChecks(data),
     ...(opts.checkFiles === false ? [] : await checkLocalFiles(data, where.dir)),

@@ -4,21 +4,16 @@
 
 import { z } from 'zod';
 import { Cron } from 'croner';
-import { ARCHES } from '../core/arch.ts';
-import { hypervisorUriProblems } from '../../uploaders/libvirt/uri.ts';
-import { gitUrlRule, identityFileRule, knownHostsRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
+import { IMAGE_TYPES } from '../core/image-types.ts';
+import { archSchema, hostKeyField, identityFileField, knownHostsField, nameField as name, nonEmpty } from '../core/fields.ts';
+import { targetSchema } from '../targets.ts';
+import { gitUrlRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
 
-export const archSchema = z.enum(ARCHES);
+export { archSchema };
+export { targetSchema, type Target } from '../targets.ts';
+export type { ImageType } from '../core/image-types.ts';
 
-/** bib's disk image types that the farm can fetch and hand to uploaders. */
-export const IMAGE_TYPES = ['ami', 'raw', 'qcow2', 'vmdk', 'vhd', 'gce'] as const;
 export const imageTypeSchema = z.enum(IMAGE_TYPES);
-export type ImageType = z.infer<typeof imageTypeSchema>;
-
-const nonEmpty = z.string().trim().min(1);
-const name = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lower-case letters, digits, ".", "_" and "-", starting with a letter or digit');
 
 export const sourceSchema = z
   .object({
@@ -51,21 +46,8 @@ export const namingSchema = z
 
 const gib = z.number().nonnegative();
 
-// A pinned host key, as `ssh-keygen -lf` prints it; workers and hypervisors share the format.
-const hostKey = z
-  .string()
-  .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'a pinned key is "SHA256:" and 43 base64 characters, as ssh-keygen -lf prints');
-
 // Paths on the worker, not on this host: nothing to resolve them against, so they must be absolute.
 const remotePath = ruled(nonEmpty.regex(/^\//, 'use an absolute path on the worker, e.g. /var/lib/farm/output'), remotePathRule);
-
-// Local files that OpenSSH opens by name (field-rules.ts says why some characters cannot be in them).
-const identityFile = ruled(nonEmpty, identityFileRule);
-const knownHostsFile = ruled(nonEmpty, knownHostsRule);
-
-const hypervisorUri = ruled(z.string().regex(/^qemu\+ssh:\/\//, 'use a qemu+ssh://user@host/system URI'), (uri) =>
-  /^qemu\+ssh:\/\//.test(uri) ? hypervisorUriProblems(uri).map(({ message, fix }) => ({ message, fix })) : undefined,
-);
 
 export const workerSchema = z
   .object({
@@ -74,9 +56,9 @@ export const workerSchema = z
     port: z.number().int().min(1).max(65535).default(22).describe('SSH port'),
     user: nonEmpty.default('root').describe('SSH user; bib needs rootful podman'),
     arch: archSchema.describe('Native arch of the worker, as `uname -m` prints it'),
-    identity_file: identityFile.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
-    known_hosts: knownHostsFile.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
-    host_key: hostKey.optional().describe('Pinned host key fingerprint; takes precedence over known_hosts'),
+    identity_file: identityFileField.optional().describe('Private key file; without it, ssh-agent (SSH_AUTH_SOCK)'),
+    known_hosts: knownHostsField.optional().describe('known_hosts file to verify the host key (default ~/.ssh/known_hosts)'),
+    host_key: hostKeyField.optional().describe('Pinned host key fingerprint; takes precedence over known_hosts'),
     podman_socket: remotePath.default('/run/podman/podman.sock').describe('Podman API socket on the worker'),
     storage: remotePath.default('/var/lib/containers/storage').describe('Container storage on the worker'),
     output_dir: remotePath.default('/var/lib/farm/output').describe('Where bib writes outputs on the worker'),
@@ -89,92 +71,8 @@ export const workerSchema = z
   })
   .strict();
 
-// --- targets (uploads are done by uploaders/; the schema lives here so `inventory check` covers them)
-
-const targetBase = {
-  name: name.optional().describe('Target name for --only/--skip (default: kind, or kind-region)'),
-  naming: nonEmpty.optional().describe('Image name template for this target'),
-};
-
-export const awsTargetSchema = z
-  .object({
-    kind: z.literal('aws'),
-    ...targetBase,
-    region: nonEmpty.describe('AWS region, e.g. us-east-1'),
-    method: z.enum(['ebs-direct', 's3-import']).default('ebs-direct'),
-    bucket: nonEmpty.optional().describe('S3 bucket, required by method s3-import'),
-    boot_mode: z.enum(['uefi-preferred', 'uefi', 'legacy-bios']).default('uefi-preferred'),
-    imds_v2: z.boolean().default(false),
-    copy_regions: z.array(nonEmpty).default([]),
-    share_accounts: z.array(z.string().regex(/^\d{12}$/, 'an AWS account id is 12 digits')).default([]),
-    deprecate_after_days: z.number().int().positive().optional(),
-    tags: z.record(z.string(), z.string()).default({}),
-    endpoint: nonEmpty.optional().describe('Override the service endpoint (tests, private endpoints)'),
-  })
-  .strict();
-
-export const ibmcloudTargetSchema = z
-  .object({
-    kind: z.literal('ibmcloud'),
-    ...targetBase,
-    regions: z.array(nonEmpty).min(1).describe('VPC regions to create the image in, e.g. [us-east, eu-de]'),
-    resource_group: nonEmpty.describe('Resource group id (or name) for the images'),
-    operating_system: nonEmpty.describe('VPC operating-system name, e.g. red-9-s390x-byol'),
-    cos: z
-      .object({ bucket: nonEmpty, region: nonEmpty, endpoint: nonEmpty.optional(), instance_crn: nonEmpty.optional() })
-      .strict()
-      .describe('Cloud Object Storage bucket the qcow2 is staged in'),
-    endpoints: z
-      .object({ iam: nonEmpty.optional(), vpc: nonEmpty.optional(), resource_manager: nonEmpty.optional() })
-      .strict()
-      .optional(),
-  })
-  .strict();
-
-export const libvirtTargetSchema = z
-  .object({
-    kind: z.literal('libvirt'),
-    ...targetBase,
-    hypervisors: z
-      .array(
-        z
-          .object({
-            uri: hypervisorUri,
-            arch: archSchema.describe('Arch of the hypervisor: it runs guests of this arch only'),
-            identity_file: identityFile.optional(),
-            known_hosts: knownHostsFile.optional(),
-            host_key: hostKey.optional(),
-          })
-          .strict(),
-      )
-      .min(1),
-    pool: nonEmpty.default('images').describe('libvirt storage pool'),
-    image_type: z.enum(['qcow2', 'raw']).default('qcow2').describe('Which bib output to upload'),
-    convert_to_raw: z.boolean().default(true).describe('Convert qcow2 to sparse raw before upload'),
-  })
-  .strict();
-
-export const openstackTargetSchema = z
-  .object({
-    kind: z.literal('openstack'),
-    ...targetBase,
-    cloud: nonEmpty.optional().describe('clouds.yaml entry (default: OS_CLOUD, then OS_* variables)'),
-    image_type: z.enum(['qcow2', 'raw']).default('qcow2'),
-    disk_format: z.enum(['qcow2', 'raw']).optional().describe('Glance disk_format (default: image_type)'),
-    visibility: z.enum(['private', 'shared', 'community', 'public']).default('private'),
-    properties: z.record(z.string(), z.string()).default({}),
-    os_distro: nonEmpty.optional(),
-  })
-  .strict();
-
-export const targetSchema = z.discriminatedUnion('kind', [
-  awsTargetSchema,
-  ibmcloudTargetSchema,
-  libvirtTargetSchema,
-  openstackTargetSchema,
-]);
-export type Target = z.infer<typeof targetSchema>;
-export type TargetKind = Target['kind'];
+// --- targets: each kind's schema lives in its folder (uploaders/<kind>/schema.ts); src/targets.ts
+// composes them, so `inventory check` covers them.
 
 export const archConfigSchema = z
   .object({
@@ -298,19 +196,6 @@ export type Inventory = z.infer<typeof inventorySchema>;
 export type Worker = z.infer<typeof workerSchema>;
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type ArchConfig = z.infer<typeof archConfigSchema>;
-export type AwsTarget = z.infer<typeof awsTargetSchema>;
-export type IbmCloudTarget = z.infer<typeof ibmcloudTargetSchema>;
-export type LibvirtTarget = z.infer<typeof libvirtTargetSchema>;
-export type OpenStackTarget = z.infer<typeof openstackTargetSchema>;
-
-/** Arches each target kind can take (AWS: x86_64/arm64 AMIs; IBM VPC: amd64 and s390x images). */
-export const TARGET_ARCHES: Record<TargetKind, readonly string[]> = {
-  aws: ['x86_64', 'aarch64'],
-  ibmcloud: ['x86_64', 's390x'],
-  libvirt: ARCHES,
-  openstack: ARCHES,
-};
-
 /** The loaded inventory with paths resolved to absolute ones. */
 export interface LoadedInventory {
   file: string; // absolute path of the inventory file

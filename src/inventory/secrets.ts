@@ -5,6 +5,7 @@
 import type { PathSegment } from './problems.ts';
 import type { Draft } from './issues.ts';
 import { isRecord } from './zod-walk.ts';
+import { kindOf } from '../targets.ts';
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -20,13 +21,6 @@ export function isSecretKey(key: string): boolean {
 
 const SSH_FIX = 'authenticate with an SSH key instead: set identity_file (a key file, chmod 600) or load the key into ssh-agent (SSH_AUTH_SOCK)';
 
-const CLOUD_FIX: Record<string, string> = {
-  aws: 'AWS credentials come from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) or ~/.aws/credentials',
-  ibmcloud: 'IBM Cloud credentials come from the environment (IBMCLOUD_API_KEY)',
-  openstack:
-    'OpenStack credentials come from clouds.yaml/secure.yaml (the entry named by cloud: or OS_CLOUD) or OS_* variables such as OS_PASSWORD',
-  libvirt: `hypervisors ${SSH_FIX}`,
-};
 
 function fixFor(path: readonly PathSegment[], data: unknown): string {
   if (path[0] === 'workers') return `delete it; workers ${SSH_FIX}`;
@@ -35,8 +29,8 @@ function fixFor(path: readonly PathSegment[], data: unknown): string {
     const section = isRecord(arches) ? arches[String(path[1])] : undefined;
     const targets = isRecord(section) ? section.targets : undefined;
     const target = Array.isArray(targets) ? targets[path[3]] : undefined;
-    const kind = isRecord(target) && typeof target.kind === 'string' ? target.kind : undefined;
-    if (kind && CLOUD_FIX[kind]) return `delete it; ${CLOUD_FIX[kind]}`;
+    const credentials = kindOf(isRecord(target) ? target.kind : undefined)?.credentials;
+    if (credentials) return `delete it; ${credentials}`;
   }
   return "delete it; credentials come from the environment or the cloud's own credential files, never the inventory";
 }

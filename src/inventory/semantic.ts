@@ -1,27 +1,20 @@
-// Rules the schema cannot express: names unique, targets only where their cloud takes that arch,
-// something able to build every arch that has work. They read the raw document defensively, so
+// Rules the schema cannot express: names unique, targets only where their kind takes that arch,
+// something able to build every arch that has work (each kind's own rules: target-checks.ts). They read the raw document defensively, so
 // they run even when the schema found problems and everything is reported in one go; a value the
 // schema already rejects is skipped here rather than reported twice.
 
 import { isArch, type Arch } from '../core/arch.ts';
 import { TEMPLATE_FIELDS } from '../naming.ts';
-import { TARGET_ARCHES, workerSchema, type TargetKind } from './schema.ts';
+import { KINDS, kindOf } from '../targets.ts';
+import { workerSchema } from './schema.ts';
 import { resolveTargetName } from './target-name.ts';
 import { closest, suggestArch } from './suggest.ts';
 import { isRecord } from './zod-walk.ts';
-import { TAG_KEY_MAX, TAG_VALUE_MAX, tagProblem } from '../../uploaders/aws/tags.ts';
 import type { Draft } from './issues.ts';
 import type { PathSegment } from './problems.ts';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-const isKind = (k: unknown): k is TargetKind => typeof k === 'string' && Object.hasOwn(TARGET_ARCHES, k);
-
-/** Why a kind cannot take an arch, and where its targets can go instead. */
-const ARCH_REASON: Partial<Record<TargetKind, string>> = {
-  aws: 'AWS AMIs exist for x86_64 and aarch64 only',
-  ibmcloud: 'IBM Cloud VPC custom images exist for x86_64 and s390x only',
-};
 
 function checkTemplate(template: unknown, path: PathSegment[]): Draft[] {
   if (typeof template !== 'string') return [];
@@ -80,57 +73,16 @@ function checkWorkers(workers: unknown[]): Draft[] {
 
 function checkTarget(arch: Arch, target: Record<string, unknown>, path: PathSegment[]): Draft[] {
   const out: Draft[] = [];
-  const kind = target.kind;
-  if (!isKind(kind)) return out; // the schema reports unknown kinds
+  const kind = kindOf(target.kind);
+  if (!kind) return out; // the schema reports unknown kinds
 
-  const allowed = TARGET_ARCHES[kind];
+  const allowed = kind.arches;
   if (!allowed.includes(arch)) {
-    const anyArch = (Object.keys(TARGET_ARCHES) as TargetKind[]).filter((k) => TARGET_ARCHES[k].includes(arch));
+    const anyArch = KINDS.filter((k) => k.arches.includes(arch)).map((k) => k.kind);
     out.push({
       path: [...path, 'kind'],
-      message: `${ARCH_REASON[kind] ?? `${kind} takes ${allowed.join(', ')} only`}; ${kind} targets cannot take ${arch} images`,
+      message: `${kind.archNote ?? `${kind.kind} takes ${allowed.join(', ')} only`}; ${kind.kind} targets cannot take ${arch} images`,
       fix: `move this target to ${allowed.map((a) => `arches.${a}`).join(' or ')}; ${arch} images can go to ${anyArch.join(' or ')} targets`,
-    });
-  }
-
-  if (kind === 'aws' && isRecord(target.tags)) {
-    for (const [key, value] of Object.entries(target.tags)) {
-      const problem = typeof value === 'string' ? tagProblem(key, value) : undefined;
-      if (problem) out.push({ path: [...path, 'tags', key], message: problem, fix: `AWS tag keys have 1-${TAG_KEY_MAX} characters, values at most ${TAG_VALUE_MAX}, neither starting with 'aws:'` });
-    }
-  }
-
-  if (kind === 'aws' && target.method === 's3-import' && str(target.bucket) === undefined) {
-    out.push({
-      path: [...path, 'bucket'],
-      message: 'method s3-import needs a bucket to stage the disk in',
-      fix: `add bucket: <an S3 bucket in ${str(target.region) ?? 'the target region'} the vmimport role can read>, or use method: ebs-direct (no bucket needed)`,
-    });
-  }
-
-  if (kind === 'libvirt') {
-    const uris = new Map<string, number>();
-    list(target.hypervisors).forEach((hv, j) => {
-      if (!isRecord(hv)) return;
-      const hvArch = hv.arch;
-      if (typeof hvArch === 'string' && isArch(hvArch) && hvArch !== arch) {
-        out.push({
-          path: [...path, 'hypervisors', j, 'arch'],
-          message: `hypervisor arch ${hvArch} differs from this section's arch ${arch}: a hypervisor runs guests of its own arch only`,
-          fix: `move this hypervisor to a libvirt target under arches.${hvArch}, or correct its arch`,
-        });
-      }
-      const uri = str(hv.uri);
-      if (uri === undefined) return;
-      const first = uris.get(uri);
-      if (first === undefined) uris.set(uri, j);
-      else {
-        out.push({
-          path: [...path, 'hypervisors', j, 'uri'],
-          message: `hypervisor ${uri} is listed twice (hypervisors[${first}] too)`,
-          fix: 'delete one of them',
-        });
-      }
     });
   }
 
@@ -147,10 +99,11 @@ function checkArch(arch: Arch, section: Record<string, unknown>, workerArches: S
     if (!isRecord(t)) return;
     const path = [...base, 'targets', i];
     out.push(...checkTarget(arch, t, path));
-    if (!isKind(t.kind)) return;
+    const kind = kindOf(t.kind);
+    if (!kind) return;
     const explicit = typeof t.name === 'string' ? t.name : undefined;
     const region = typeof t.region === 'string' ? t.region : undefined;
-    const name = resolveTargetName({ kind: t.kind, name: explicit, region });
+    const name = resolveTargetName({ kind: kind.kind, name: explicit, region });
     const first = names.get(name);
     if (first === undefined) names.set(name, i);
     else {

@@ -7,7 +7,7 @@ import { formatBytes } from '../ui/table.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
 import type { RunOutputs } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
-import { TYPE_FORMAT, type ArtifactFile } from '../../workers/artifact.ts';
+import { TYPE_FORMAT, type ArtifactFile } from '../core/artifact.ts';
 import { fetchFile, type FetchResult } from '../../workers/fetch/fetch.ts';
 import { errorMessage, isAbortError } from '../core/errors.ts';
 

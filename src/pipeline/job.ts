@@ -15,7 +15,7 @@ import { StateStore } from '../records/state.ts';
 import { refreshUnresolved, type BuildKey } from '../triggers/key.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
-import { createUploader } from '../../uploaders/index.ts';
+import { createUploader } from '../targets.ts';
 import { runBuild, type BuildOutcome } from './run-build.ts';
 import { TargetUploads, checkSelection, type TargetSelection, type UploaderFactory } from './upload-stage.ts';
 

@@ -14,7 +14,7 @@ import type { ArchPlan, BuildPlan } from '../plan/plan.ts';
 import type { ArtifactRecord, BuildState, HalfMadeRecord, StateStore } from '../records/state.ts';
 import { StateJournal } from '../records/upload-journal.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../uploaders/uploader.ts';
 import type { UploadStage } from './uploads.ts';
 

@@ -1,19 +1,13 @@
-// Which bib image types an arch builds, and how they are split into builder runs.
+// Which bib image types an arch builds: what its targets' kinds consume, unless the inventory
+// says. How types split into builder runs is bib's business (workers/bib/layout.ts).
 
-import type { ArchConfig, ImageType, Target } from '../inventory/schema.ts';
-import { TYPE_OUTPUT_PATH } from '../../workers/artifact.ts';
+import type { ImageType } from '../core/image-types.ts';
+import type { ArchConfig } from '../inventory/schema.ts';
+import { kindFor, type Target } from '../targets.ts';
 
 /** The bib type a target consumes. */
 export function typeForTarget(target: Target): ImageType {
-  switch (target.kind) {
-    case 'aws':
-      return 'ami'; // AWS takes the raw disk that bib's ami type writes
-    case 'ibmcloud':
-      return 'qcow2';
-    case 'libvirt':
-    case 'openstack':
-      return target.image_type;
-  }
+  return kindFor(target).imageType(target);
 }
 
 export const DEFAULT_TYPES: readonly ImageType[] = ['qcow2'];
@@ -23,18 +17,4 @@ export function imageTypesFor(config: ArchConfig | undefined): ImageType[] {
   if (config?.types?.length) return [...new Set(config.types)];
   const fromTargets = [...new Set((config?.targets ?? []).map(typeForTarget))];
   return fromTargets.length ? fromTargets : [...DEFAULT_TYPES];
-}
-
-/**
- * Groups types into bib runs so that no two types of one run write the same output path
- * (ami and raw both write image/disk.raw: one run would lose the other's disk).
- */
-export function builderRuns(types: readonly ImageType[]): ImageType[][] {
-  const runs: ImageType[][] = [];
-  for (const type of types) {
-    const run = runs.find((r) => r.every((t) => TYPE_OUTPUT_PATH[t] !== TYPE_OUTPUT_PATH[type]));
-    if (run) run.push(type);
-    else runs.push([type]);
-  }
-  return runs;
 }

@@ -5,7 +5,8 @@ import type { Arch } from '../core/arch.ts';
 import { ARCHES } from '../core/arch.ts';
 import type { ImageType, LoadedInventory, Target, Worker } from '../inventory/schema.ts';
 import { renderName } from '../naming.ts';
-import { builderRuns, imageTypesFor } from './image-types.ts';
+import { imageTypesFor } from './image-types.ts';
+import { builderRuns } from '../../workers/bib/layout.ts';
 
 export interface ArchPlan {
   arch: Arch;

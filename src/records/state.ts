@@ -7,7 +7,7 @@ import type { Arch } from '../core/arch.ts';
 import type { ImageType } from '../inventory/schema.ts';
 import { FarmError } from '../core/errors.ts';
 import { JsonRecord, writeJsonAtomic } from '../core/atomic.ts';
-import type { ArtifactFile } from '../../workers/artifact.ts';
+import type { ArtifactFile } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage } from '../../uploaders/uploader.ts';
 
 export type ArchStep = 'planned' | 'building' | 'built' | 'fetching' | 'fetched' | 'failed';

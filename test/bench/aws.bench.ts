@@ -16,11 +16,11 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, DeleteObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { awsTargetSchema } from '../../src/inventory/schema.ts';
+import { awsTargetSchema } from '../../uploaders/aws/schema.ts';
 import { createAwsUploader, DEFAULT_PART_SIZE, DEFAULT_QUEUE_SIZE } from '../../uploaders/aws/index.ts';
 import { AwsClients } from '../../uploaders/aws/clients.ts';
 import { uploadObject } from '../../uploaders/aws/s3-import.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import { startAwsFake, type AwsFake } from '../fakes/aws/server.ts';
 import { s3ClientConfig, startS3, type S3Server } from '../support/s3.ts';
 

@@ -10,10 +10,10 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { libvirtTargetSchema } from '../../src/inventory/schema.ts';
+import { libvirtTargetSchema } from '../../uploaders/libvirt/schema.ts';
 import { createLibvirtUploader } from '../../uploaders/libvirt/index.ts';
 import type { UploadProgress } from '../../uploaders/uploader.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import { allocatedBytes } from '../support/disk.ts';
 import { ensureHypervisors, hypervisorRxBytes, poolFile, removeVolume } from '../support/libvirt.ts';
 

@@ -10,10 +10,10 @@ import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/cl
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Arch } from '../../src/core/arch.ts';
 import { FarmError } from '../../src/core/errors.ts';
-import { awsTargetSchema } from '../../src/inventory/schema.ts';
+import { awsTargetSchema } from '../../uploaders/aws/schema.ts';
 import { createAwsUploader, type AwsUploaderOptions } from '../../uploaders/aws/index.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import { startAwsFake, type AwsFake } from '../fakes/aws/server.ts';
 import { s3ClientConfig, startS3, type S3Server } from '../support/s3.ts';
 import { TestJournal, type JournalStep } from '../support/journal.ts';

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
-import { libvirtTargetSchema, type LibvirtTarget } from '../../src/inventory/schema.ts';
+import { libvirtTargetSchema, type LibvirtTarget } from '../../uploaders/libvirt/schema.ts';
 import type { Arch } from '../../src/core/arch.ts';
 import { createLibvirtUploader, wrapperScript, type LibvirtUploaderOptions } from '../../uploaders/libvirt/index.ts';
 import type { UploadContext, UploadProgress } from '../../uploaders/uploader.ts';
-import type { Artifact, DiskFormat } from '../../workers/artifact.ts';
+import type { Artifact, DiskFormat } from '../../src/core/artifact.ts';
 import { allocatedBytes, sha256sum } from '../support/disk.ts';
 import { TestJournal } from '../support/journal.ts';
 import {

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
 import { loadInventory } from '../../src/inventory/load.ts';
-import { awsTargetSchema, ibmcloudTargetSchema } from '../../src/inventory/schema.ts';
+import { awsTargetSchema } from '../../uploaders/aws/schema.ts';
+import { ibmcloudTargetSchema } from '../../uploaders/ibmcloud/schema.ts';
 import { sampleNames } from '../../src/naming.ts';
 import { amiNameProblem } from '../../uploaders/aws/names.ts';
 import { createAwsUploader } from '../../uploaders/aws/index.ts';
@@ -14,7 +15,7 @@ import { createIbmCloudUploader } from '../../uploaders/ibmcloud/index.ts';
 import { imageNameProblem, vpcImageName } from '../../uploaders/ibmcloud/names.ts';
 import { volumeNameProblem } from '../../uploaders/libvirt/names.ts';
 import { glanceNameProblem } from '../../uploaders/openstack/names.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import { KEY, VALID, loads, only, problemsOf, removeCases, yml } from './inventory-support.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -13,7 +13,10 @@ import {
   resolveTargetName,
   type InventoryProblem,
 } from '../../src/inventory/load.ts';
-import type { AwsTarget, IbmCloudTarget, LibvirtTarget, OpenStackTarget } from '../../src/inventory/schema.ts';
+import type { AwsTarget } from '../../uploaders/aws/schema.ts';
+import type { IbmCloudTarget } from '../../uploaders/ibmcloud/schema.ts';
+import type { LibvirtTarget } from '../../uploaders/libvirt/schema.ts';
+import type { OpenStackTarget } from '../../uploaders/openstack/schema.ts';
 import { KEY, VALID, only, problemsOf, removeCases, writeInventory, yml } from './inventory-support.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
-import { libvirtTargetSchema } from '../../src/inventory/schema.ts';
+import { libvirtTargetSchema } from '../../uploaders/libvirt/schema.ts';
 import { createLibvirtUploader, hypervisorsFor, planUpload } from '../../uploaders/libvirt/index.ts';
 import { checkVolumeName } from '../../uploaders/libvirt/hypervisor.ts';
 import { classify, virshError } from '../../uploaders/libvirt/virsh.ts';

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
-import { openstackTargetSchema } from '../../src/inventory/schema.ts';
+import { openstackTargetSchema } from '../../uploaders/openstack/schema.ts';
 import { diskFor, imageFields, propertyProblems, virtualSize } from '../../uploaders/openstack/image.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'farm-os-image-'));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { builderRuns, imageTypesFor, typeForTarget } from '../../src/plan/image-types.ts';
+import { imageTypesFor, typeForTarget } from '../../src/plan/image-types.ts';
+import { builderRuns } from '../../workers/bib/layout.ts';
 import { inventoryArches, planBuild } from '../../src/plan/plan.ts';
 import { inventorySchema, type LoadedInventory } from '../../src/inventory/schema.ts';
 

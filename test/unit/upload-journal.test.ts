@@ -14,7 +14,7 @@ import { planBuild } from '../../src/plan/plan.ts';
 import { StateStore, type BuildState } from '../../src/records/state.ts';
 import { StateJournal } from '../../src/records/upload-journal.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import type { HalfMade, HalfMadeResult, PublishedImage, UploadContext, Uploader } from '../../uploaders/uploader.ts';
 
 const BUILD = '20261121t101500z';
@@ -232,7 +232,7 @@ describe('the uploads stage with the journal', () => {
     const store = await fetchedStore();
     await run(new TargetUploads(loaded(), {}, () => cloud), store);
     cloud.dieAfterCreate = false;
-    const blind: Uploader = { ...cloud, find: cloud.find.bind(cloud), upload: cloud.upload.bind(cloud), preflight: async () => {}, delete: async () => {}, removeHalfMade: undefined };
+    const blind: Uploader = { ...cloud, find: cloud.find.bind(cloud), upload: cloud.upload.bind(cloud), preflight: async () => {}, removeHalfMade: undefined };
     await run(new TargetUploads(loaded(), {}, () => blind), store);
     const rec = (await onDisk(store)).arches.x86_64!.uploads.openstack!;
     expect(rec.step).toBe('failed');

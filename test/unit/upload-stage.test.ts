@@ -10,7 +10,7 @@ import { inventorySchema, type LoadedInventory, type Target } from '../../src/in
 import { planBuild } from '../../src/plan/plan.ts';
 import { StateStore, type BuildState } from '../../src/records/state.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
-import type { Artifact } from '../../workers/artifact.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
 import type { PublishedImage, Uploader, UploadContext } from '../../uploaders/uploader.ts';
 import { Writable } from 'node:stream';
 

@@ -5,11 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import { DescribeImagesCommand, CreateTagsCommand, type ArchitectureValues } from '@aws-sdk/client-ec2';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { AWS_ARCH } from '../../src/core/arch.ts';
 import { FarmError, errorMessage } from '../../src/core/errors.ts';
-import type { AwsTarget } from '../../src/inventory/schema.ts';
-import type { Artifact } from '../../workers/artifact.ts';
-import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import { AWS_ARCH, type AwsTarget } from './schema.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
 import { AwsClients, type ClientSettings } from './clients.ts';
 import { uploadEbsDirect } from './ebs-direct.ts';
 import { copyImage, deleteSnapshot, deprecateImage, registerImage, removeImage, shareImage, waitAvailable } from './register.ts';
@@ -72,13 +71,12 @@ export function awsArchitecture(artifact: Pick<Artifact, 'arch'>): ArchitectureV
   return arch as ArchitectureValues;
 }
 
-export function createAwsUploader(target: AwsTarget, opts: AwsUploaderOptions = {}): Uploader {
+export function createAwsUploader(target: AwsTarget, opts: AwsUploaderOptions = {}): Uploader & RemovesImages {
   return new AwsUploader(target, opts);
 }
 
-class AwsUploader implements Uploader {
+class AwsUploader implements Uploader, RemovesImages {
   readonly kind = 'aws' as const;
-  readonly formats = ['raw'] as const;
   readonly name: string;
   private readonly clients: AwsClients;
   private readonly wait: WaitSettings;

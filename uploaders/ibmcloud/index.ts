@@ -13,9 +13,9 @@
 //   removed before a FarmError('UPLOAD') naming the region and step is thrown.
 
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
-import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
-import type { Artifact } from '../../workers/artifact.ts';
-import { NO_JOURNAL, type JournalEntry, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import type { IbmCloudTarget } from './schema.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { NO_JOURNAL, type JournalEntry, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
 import { abortMultipartUploads } from '../s3-leftovers.ts';
 import { COS_MULTIPART, COS_OBJECT, VPC_IMAGE, removeIbmLeftovers, removeIbmObject } from './leftovers.ts';
 import { cosHref, objectKey } from './endpoints.ts';
@@ -27,7 +27,6 @@ import { resolveResourceGroup, type ResourceGroupRef } from './resource-group.ts
 import { openSession, type Session } from './session.ts';
 import { removeImage, waitAvailable } from './images.ts';
 import { DELETE_POLL, IMPORT_POLL, type PollOptions } from './wait.ts';
-import { resolveTargetName } from '../../src/inventory/target-name.ts';
 
 export { vpcServiceUrl, cosHref, cosEndpoint, objectKey } from './endpoints.ts';
 export { imageNameProblem, vpcImageName } from './names.ts';
@@ -47,11 +46,11 @@ export interface IbmCloudUploaderOptions {
 /** farm arch → VPC operating-system architecture; VPC has no aarch64 or ppc64le virtual servers. */
 export const VPC_ARCH: Partial<Record<Artifact['arch'], string>> = { x86_64: 'amd64', s390x: 's390x' };
 
-export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader {
+export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader & RemovesImages {
   const env = opts.env ?? process.env;
   const importPoll = opts.importPoll ?? IMPORT_POLL;
   const deletePoll = opts.deletePoll ?? DELETE_POLL;
-  const targetName = resolveTargetName(target);
+  const targetName = target.name ?? 'ibmcloud'; // the kind gives the resolved name; direct callers may not
   const regions = [...new Set(target.regions)];
   let session: Session | undefined;
   let group: ResourceGroupRef | undefined;
@@ -96,7 +95,6 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
   return {
     name: targetName,
     kind: 'ibmcloud',
-    formats: ['qcow2'],
 
     async preflight(signal) {
       throwIfAborted(signal);

@@ -6,7 +6,7 @@ import { IamAuthenticator } from 'ibm-cloud-sdk-core';
 import ResourceManagerV2 from '@ibm-cloud/platform-services/resource-manager/v2.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { FarmError } from '../../src/core/errors.ts';
-import type { IbmCloudTarget } from '../../src/inventory/schema.ts';
+import type { IbmCloudTarget } from './schema.ts';
 import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from './credentials.ts';
 import { DEFAULT_IAM_URL, DEFAULT_RESOURCE_MANAGER_URL, checkRegion, cosEndpoint, vpcServiceUrl } from './endpoints.ts';
 import { redact } from './errors.ts';

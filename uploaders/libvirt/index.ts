@@ -24,9 +24,9 @@ import { execFile } from 'node:child_process';
 import { access, constants, realpath, rm, stat } from 'node:fs/promises';
 import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
 import type { Arch } from '../../src/core/arch.ts';
-import type { LibvirtTarget } from '../../src/inventory/schema.ts';
-import type { Artifact, DiskFormat } from '../../workers/artifact.ts';
-import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type JournalEntry, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import type { LibvirtTarget } from './schema.ts';
+import type { Artifact, DiskFormat } from '../../src/core/artifact.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type JournalEntry, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
 import { convertToRaw, imageInfo, rawTempPath } from './convert.ts';
 import { HypervisorClient, checkVolumeName, type HypervisorOptions, type Volume } from './hypervisor.ts';
 import { displayUri, uriLocation } from './uri.ts';
@@ -93,7 +93,7 @@ export const LIBVIRT_VOLUME = 'libvirt-volume';
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
-export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUploaderOptions = {}): Uploader {
+export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUploaderOptions = {}): Uploader & RemovesImages {
   const name = opts.name ?? target.name ?? 'libvirt';
   const pool = target.pool;
   const qemuImgOpts = opts.qemuImg ? { qemuImg: opts.qemuImg } : {};
@@ -371,7 +371,6 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
     name,
     kind: 'libvirt',
     removeHalfMade,
-    formats: target.image_type === 'raw' ? ['raw', 'qcow2'] : ['qcow2', 'raw'],
     preflight,
     find,
     upload,

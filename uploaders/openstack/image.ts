@@ -3,8 +3,8 @@
 
 import { open } from 'node:fs/promises';
 import { FarmError } from '../../src/core/errors.ts';
-import type { OpenStackTarget } from '../../src/inventory/schema.ts';
-import type { Artifact, ArtifactFile } from '../../workers/artifact.ts';
+import type { OpenStackTarget } from './schema.ts';
+import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 
 /** Image attributes Glance keeps for itself or sets from arguments; not settable as properties. */
 const CORE_ATTRIBUTES = new Set([

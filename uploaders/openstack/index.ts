@@ -8,9 +8,9 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { sleep } from '../../src/core/sleep.ts';
 import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
-import type { OpenStackTarget } from '../../src/inventory/schema.ts';
-import type { Artifact } from '../../workers/artifact.ts';
-import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type UploadContext, type Uploader } from '../uploader.ts';
+import type { OpenStackTarget } from './schema.ts';
+import type { Artifact } from '../../src/core/artifact.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
 import { cloudLabel, configSecrets, resolveCloudConfig, type CloudConfig } from './config.ts';
 import { Glance, type GlanceImage } from './glance.ts';
 import { DEFAULT_RETRY, Http, type RetrySettings } from './http.ts';
@@ -44,7 +44,7 @@ const DEFAULT_POLL_MS = 2000;
 // Removing a half-made image must not depend on the (possibly cancelled) upload's signal.
 const CLEANUP_TIMEOUT_MS = 120_000;
 
-export function createOpenStackUploader(target: OpenStackTarget, opts: OpenStackUploaderOptions = {}): Uploader {
+export function createOpenStackUploader(target: OpenStackTarget, opts: OpenStackUploaderOptions = {}): Uploader & RemovesImages {
   return new OpenStackUploader(target, opts);
 }
 
@@ -55,10 +55,9 @@ interface Session {
   redactor: Redactor;
 }
 
-class OpenStackUploader implements Uploader {
+class OpenStackUploader implements Uploader, RemovesImages {
   readonly kind = 'openstack' as const;
   readonly name: string;
-  readonly formats: readonly ('raw' | 'qcow2')[];
   private session: Session | undefined;
 
   constructor(
@@ -66,7 +65,6 @@ class OpenStackUploader implements Uploader {
     private readonly opts: OpenStackUploaderOptions,
   ) {
     this.name = target.name ?? 'openstack';
-    this.formats = [target.image_type];
   }
 
   /** Resolves credentials once, on first use (so constructing never throws). */

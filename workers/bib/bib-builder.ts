@@ -10,7 +10,7 @@ import tarStream from 'tar-stream';
 import type Docker from 'dockerode';
 import type { ImageType } from '../../src/inventory/schema.ts';
 import { FarmError, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
-import { TYPE_OUTPUT_PATH } from '../artifact.ts';
+import { TYPE_OUTPUT_PATH } from './layout.ts';
 import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../builder.ts';
 import type { WorkerTransport } from '../transport.ts';
 import { farmLabels, podmanClient } from '../podman/client.ts';

@@ -1,8 +1,9 @@
 // The value that flows from workers/ to uploaders/: one fetched, verified disk image on the
-// coordinator. Uploaders take Artifacts and never look at workers.
+// coordinator. It lives in the core because both sides use it: uploaders take Artifacts and never
+// look at workers, workers never import uploaders.
 
-import type { Arch } from '../src/core/arch.ts';
-import type { ImageType } from '../src/inventory/schema.ts';
+import type { Arch } from './arch.ts';
+import type { ImageType } from './image-types.ts';
 
 export type DiskFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd';
 
@@ -41,14 +42,4 @@ export const TYPE_FORMAT: Record<ImageType, DiskFormat> = {
   vmdk: 'vmdk',
   vhd: 'vhd',
   gce: 'raw',
-};
-
-/** Where bib writes each type's disk under /output. */
-export const TYPE_OUTPUT_PATH: Record<ImageType, string> = {
-  ami: 'image/disk.raw',
-  raw: 'image/disk.raw',
-  qcow2: 'qcow2/disk.qcow2',
-  vmdk: 'vmdk/disk.vmdk',
-  vhd: 'vpc/disk.vhd',
-  gce: 'gce/image.tar.gz',
 };

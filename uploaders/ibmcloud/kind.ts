@@ -1,0 +1,19 @@
+// The ibmcloud target kind: VPC custom images (x86_64 and s390x) from bib's qcow2, staged in COS.
+
+import type { TargetKind } from '../kind.ts';
+import { lazyUploader } from '../kind.ts';
+import { VPC_NAME_ALLOWED, imageNameProblem, vpcImageName } from './names.ts';
+import { ibmcloudTargetSchema, type IbmCloudTarget } from './schema.ts';
+
+export const ibmcloud: TargetKind<IbmCloudTarget> = {
+  kind: 'ibmcloud',
+  schema: ibmcloudTargetSchema,
+  arches: ['x86_64', 's390x'],
+  archNote: 'IBM Cloud VPC custom images exist for x86_64 and s390x only',
+  aliases: ['ibm', 'vpc'],
+  credentials: 'IBM Cloud credentials come from the environment (IBMCLOUD_API_KEY)',
+  imageType: () => 'qcow2',
+  names: { what: 'IBM Cloud VPC image', toTarget: vpcImageName, problem: imageNameProblem, allowed: VPC_NAME_ALLOWED },
+  check: () => [],
+  create: (target, { env }) => lazyUploader(target.name, 'ibmcloud', async () => (await import('./index.ts')).createIbmCloudUploader(target, { env })),
+};
