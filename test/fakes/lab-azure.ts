@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { blobProbe } from './azure/blob-probe.ts';
-import { LAB_AZURE, labBlobUrl } from './azure/lab.ts';
+import { LAB_AZURE, labArmSeeds, labBlobUrl } from './azure/lab.ts';
 import { startAzureFake } from './azure/server.ts';
 
 interface Secrets {
@@ -86,15 +86,8 @@ async function main(): Promise<void> {
 
   const fake = await startAzureFake({
     tls: { key: readFileSync(join(tlsDir, 'server.key'), 'utf8'), cert: readFileSync(join(tlsDir, 'server.crt'), 'utf8') },
-    tenantId: LAB_AZURE.tenantId,
-    subscriptionId: LAB_AZURE.subscriptionId,
+    ...labArmSeeds(),
     clients: { [LAB_AZURE.clientId]: secrets.clientSecret },
-    resourceGroups: [LAB_AZURE.resourceGroup],
-    galleries: [
-      { resourceGroup: LAB_AZURE.resourceGroup, gallery: LAB_AZURE.gallery, image: LAB_AZURE.galleryImages.x86_64, architecture: 'x64', location: LAB_AZURE.location },
-      { resourceGroup: LAB_AZURE.resourceGroup, gallery: LAB_AZURE.gallery, image: LAB_AZURE.galleryImages.aarch64, architecture: 'Arm64', location: LAB_AZURE.location },
-    ],
-    storageAccounts: { [LAB_AZURE.account]: LAB_AZURE.resourceGroup },
     probe: blobProbe(account),
     tokenSecret: Buffer.from(secrets.tokenSecret, 'base64'),
     port: LAB_AZURE.ports.arm,

@@ -58,3 +58,32 @@ describe('azureArchitecture', () => {
     expect(() => azureArchitecture('s390x', true)).toThrow(/no s390x images/);
   });
 });
+
+describe('azure kind checks', async () => {
+  const { azure } = await import('../../uploaders/azure/kind.ts');
+  const target = azureTargetSchema.parse({ kind: 'azure', subscription_id: 'fa7b1ab0-0000-4000-8000-000000000002', resource_group: 'farm-lab', location: 'eastus', storage_account: 'farmlab' });
+  const ctx = (arch: 'x86_64' | 'aarch64', imageName: string, own = false) => ({ arch, names: [{ arch, imageName }], naming: { template: '{name}-x', own }, env: {} });
+
+  it('wants a gallery for aarch64', () => {
+    expect(azure.check(target, ctx('aarch64', 'farm-1'))).toEqual([
+      expect.objectContaining({ path: ['gallery'], message: expect.stringMatching(/Compute Gallery images only/) }),
+    ]);
+    expect(azure.check({ ...target, gallery: { name: 'g', image: 'i', target_regions: [] } }, ctx('aarch64', 'farm-1'))).toEqual([]);
+  });
+
+  it('checks managed image names, and gallery image names only as tags', () => {
+    expect(azure.check(target, ctx('x86_64', 'farm-1.', true))).toEqual([
+      expect.objectContaining({ path: ['naming'], message: expect.stringMatching(/Azure managed image name refused: .* ends with '\.'/) }),
+    ]);
+    expect(azure.check({ ...target, gallery: { name: 'g', image: 'i', target_regions: [] } }, ctx('x86_64', 'farm-1.'))).toEqual([]);
+    expect(azure.imageType(target)).toBe('vhd');
+    expect(azure.arches).toEqual(['x86_64', 'aarch64']);
+  });
+
+  it('checks tags as Azure takes them', () => {
+    expect(azure.check({ ...target, tags: { 'a/b': 'x', ok: 'v'.repeat(257) } }, ctx('x86_64', 'farm-1')).map((p) => p.path)).toEqual([
+      ['tags', 'a/b'],
+      ['tags', 'ok'],
+    ]);
+  });
+});

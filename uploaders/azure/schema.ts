@@ -3,12 +3,9 @@
 // Gallery image definition). Strict, so a typo is an error instead of a silently ignored setting.
 
 import { z } from 'zod';
+import { nonEmpty } from '../../src/core/fields.ts';
+import { TARGET_FIELDS } from '../kind.ts';
 
-const nonEmpty = z.string().trim().min(1);
-// The farm's target-name rule (the inventory's `name` fields).
-const targetName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lower-case letters, digits, ".", "_" and "-", starting with a letter or digit');
 const uuid = z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'an Azure subscription id is a GUID');
 // Azure's rules: resource groups 1-90 of letters, digits, _ . - ( ), not ending in '.'.
 const resourceGroup = z
@@ -27,8 +24,7 @@ const httpsUrl = z.url({ protocol: /^https$/, error: 'use an https:// URL (Azure
 export const azureTargetSchema = z
   .object({
     kind: z.literal('azure'),
-    name: targetName.optional().describe('Target name for --only/--skip (default: azure-<location>)'),
-    naming: nonEmpty.optional().describe('Image name template for this target'),
+    ...TARGET_FIELDS,
     subscription_id: uuid.describe('Azure subscription of the resource group'),
     resource_group: resourceGroup.describe('Resource group the managed image (or the gallery) lives in'),
     location: location.describe('Azure location of the image, e.g. eastus'),

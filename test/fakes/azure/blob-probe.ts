@@ -2,6 +2,7 @@
 // the account key, over https with the lab CA (the SDK's pipeline cannot take a CA per client,
 // and NODE_EXTRA_CA_CERTS only works from a process's start).
 
+import { createHash } from 'node:crypto';
 import { request } from 'node:https';
 import { BlobSASPermissions, ContainerSASPermissions, StorageSharedKeyCredential, generateBlobSASQueryParameters } from '@azure/storage-blob';
 import type { BlobFacts, BlobProbe } from './compute.ts';
@@ -90,4 +91,54 @@ export async function readBlob(account: BlobAccount, container: string, blob: st
   const res = await send(url, 'GET', {}, account.ca);
   if (res.status !== 200) throw new Error(`GET ${blob}: ${res.status}`);
   return res.body;
+}
+
+/** sha256 of a blob's bytes, streamed (tests: the page blob is the file, byte for byte). */
+export function hashBlob(account: BlobAccount, uri: string): Promise<string> {
+  const where = blobPath(account, uri);
+  if (!where) return Promise.reject(new Error(`${uri} is not in account ${account.name}`));
+  const url = new URL(`${account.url.replace(/\/+$/, '')}/${where.container}/${where.blob.split('/').map(encodeURIComponent).join('/')}?${sas(account, where.container, where.blob)}`);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', headers: { 'x-ms-version': '2021-12-02' }, ca: account.ca }, (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`GET ${uri}: ${res.statusCode}`));
+      const h = createHash('sha256');
+      res.on('data', (c: Buffer) => h.update(c));
+      res.on('end', () => resolve(h.digest('hex')));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Writes a page blob of `size` bytes holding `data` at 0 (tests: sources the fake must refuse). */
+export async function putPageBlob(account: BlobAccount, container: string, blob: string, size: number, data: Buffer): Promise<string> {
+  const cred = new StorageSharedKeyCredential(account.name, account.key);
+  const token = generateBlobSASQueryParameters(
+    { containerName: container, blobName: blob, permissions: BlobSASPermissions.parse('rcw'), expiresOn: new Date(Date.now() + 600_000) },
+    cred,
+  ).toString();
+  const uri = `${account.url.replace(/\/+$/, '')}/${container}/${encodeURIComponent(blob)}`;
+  const url = new URL(`${uri}?${token}`);
+  const made = await send(url, 'PUT', { 'x-ms-blob-type': 'PageBlob', 'x-ms-blob-content-length': String(size), 'content-length': '0' }, account.ca);
+  if (made.status !== 201) throw new Error(`create ${blob}: ${made.status} ${made.body.toString('utf8').slice(0, 300)}`);
+  if (data.length > 0) {
+    const page = new URL(`${uri}?comp=page&${token}`);
+    const put = await sendBody(page, { 'x-ms-page-write': 'update', 'x-ms-range': `bytes=0-${data.length - 1}` }, data, account.ca);
+    if (put.status !== 201) throw new Error(`put page ${blob}: ${put.status} ${put.body.toString('utf8').slice(0, 300)}`);
+  }
+  return uri;
+}
+
+function sendBody(url: URL, headers: Record<string, string>, body: Buffer, ca: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'PUT', headers: { 'x-ms-version': '2021-12-02', 'content-length': String(body.length), ...headers }, ca }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -15,3 +15,18 @@ export const LAB_AZURE = {
 } as const;
 
 export const labBlobUrl = (host: string = LAB_AZURE.host, port: number = LAB_AZURE.ports.blob) => `https://${host}:${port}/${LAB_AZURE.account}`;
+
+/** What the lab's Resource Manager holds from the start: its resource group, gallery and account. */
+export function labArmSeeds() {
+  const { resourceGroup, gallery, location, galleryImages } = LAB_AZURE;
+  return {
+    tenantId: LAB_AZURE.tenantId,
+    subscriptionId: LAB_AZURE.subscriptionId,
+    resourceGroups: [resourceGroup],
+    galleries: [
+      { resourceGroup, gallery, image: galleryImages.x86_64, architecture: 'x64' as const, location },
+      { resourceGroup, gallery, image: galleryImages.aarch64, architecture: 'Arm64' as const, location },
+    ],
+    storageAccounts: { [LAB_AZURE.account]: resourceGroup },
+  };
+}

@@ -37,6 +37,8 @@ export interface AzureFakeOptions {
   /** Storage accounts (name -> resource group) whose blobs the fake may read, and how. */
   storageAccounts: Record<string, string>;
   probe: BlobProbe;
+  /** Runs when an operation copies its source blob (tests read the blob here). */
+  onCopy?: (blobUri: string) => Promise<void>;
   /** Operation polls before it settles (default 2). */
   settlePolls?: number;
   tokenSecret?: Buffer;
@@ -143,6 +145,7 @@ export async function startAzureFake(o: AzureFakeOptions): Promise<AzureFake> {
     const op = newOperation(resource.location, async () => {
       // Azure copies the VHD while the operation runs: the blob must still be there.
       const again = injected ?? vhdRefusal(blobUri, await o.probe(blobUri));
+      if (!again) await o.onCopy?.(blobUri);
       resource.properties.provisioningState = again ? 'Failed' : 'Succeeded';
       return again;
     });
