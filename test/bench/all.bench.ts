@@ -3,6 +3,7 @@
 //   fetch    farm's sparse verified fetch vs scp vs ssh "gzip < f" | gzip -d   (lab worker)
 //   aws      EBS direct bytes sent vs data; S3 multipart vs `aws s3 cp`         (fake EC2/EBS, s3rver)
 //   libvirt  sparse vol-upload bytes on the wire vs data                       (lab hypervisor)
+//   azure    sparse page-blob upload vs storage-blob's uploadFile, time ratio   (lab Azurite)
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
 //   serve    farm serve's peak RSS under 24 x 24 MiB unauthenticated POSTs per webhook (no lab)
 //   startup  farm --version and farm --help vs node -e 0                        (no lab)
@@ -11,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const BENCHES = ['startup', 'fetch', 'aws', 'libvirt', 'build', 'serve'] as const;
+const BENCHES = ['startup', 'fetch', 'aws', 'libvirt', 'azure', 'build', 'serve'] as const;
 /** The ones that run without the lab. */
 const NO_LAB: readonly string[] = ['startup', 'serve'];
 const selected = process.argv.slice(2).filter((a) => (BENCHES as readonly string[]).includes(a));
