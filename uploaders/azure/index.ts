@@ -5,7 +5,6 @@
 
 import { stat } from 'node:fs/promises';
 import type { TokenCredential } from '@azure/identity';
-import type { GalleryImageVersion, Image } from '@azure/arm-compute';
 import type { PageBlobClient } from '@azure/storage-blob';
 import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
@@ -13,8 +12,9 @@ import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, ty
 import { Arm } from './arm.ts';
 import { DEFAULT_CONCURRENCY, blobMetadata, containerClient, removeBlob, uploadSparse } from './blob.ts';
 import { azureCredential } from './credential.ts';
-import { ATTEMPT_TAG, GALLERY_VERSION, MANAGED_IMAGE, STAGING_BLOB, removeAzureLeftover, type AzureAccess } from './leftovers.ts';
-import { IMAGE_NAME_ALLOWED, galleryVersion, imageNameProblem, stagingBlobName } from './names.ts';
+import { ATTEMPT_TAG, STAGING_BLOB, removeAzureLeftover, type AzureAccess } from './leftovers.ts';
+import { planImage } from './image.ts';
+import { IMAGE_NAME_ALLOWED, imageNameProblem, stagingBlobName } from './names.ts';
 import { planPages } from './pages.ts';
 import type { AzureTarget } from './schema.ts';
 import { checkVhd } from './vhd.ts';
@@ -35,8 +35,6 @@ export interface AzureUploaderOptions {
 
 // Removing what a failed or finished upload staged must not depend on its (maybe cancelled) signal.
 const CLEANUP_TIMEOUT_MS = 5 * 60_000;
-// Gallery versions of builds that finished in the same second get .1, .2, ...
-const MAX_VERSION_SUFFIX = 20;
 
 export function targetLabel(target: Pick<AzureTarget, 'name'>): string {
   return target.name ?? 'azure';
@@ -73,11 +71,6 @@ class AzureUploader implements Uploader, RemovesImages {
       };
     }
     return this.session;
-  }
-
-  private storageAccountId(): string {
-    const t = this.target;
-    return `/subscriptions/${t.subscription_id}/resourceGroups/${t.storage_resource_group ?? t.resource_group}/providers/Microsoft.Storage/storageAccounts/${t.storage_account}`;
   }
 
   private wrap(what: string, err: unknown): FarmError {
@@ -172,7 +165,7 @@ class AzureUploader implements Uploader, RemovesImages {
     const tags = { ...ctx.tags, ...t.tags, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
 
     // ARM would refuse (or overwrite) a taken name only after the upload: look first.
-    const target = await this.guard(`check ${imageName}`, () => this.imageSlot(a, imageName, artifact, architecture, signal));
+    const target = await this.guard(`check ${imageName}`, () => planImage(a.arm, t, imageName, artifact, architecture, signal));
 
     const blob = a.container.getPageBlobClient(stagingBlobName(imageName, journal.attempt));
     const blobEntry = await journal.begin({ kind: STAGING_BLOB, location: `${t.storage_account}/${t.container}`, name: blob.name });
@@ -249,64 +242,6 @@ class AzureUploader implements Uploader, RemovesImages {
     } catch (err) {
       return `staging blob ${blob.url} (${errorMessage(err)})`;
     }
-  }
-
-  /** Where the image goes: refuses a taken managed image name; picks a free gallery version. */
-  private async imageSlot(a: AzureAccess, imageName: string, artifact: Artifact, architecture: string, signal: AbortSignal) {
-    const t = this.target;
-    const base = { osType: 'Linux' as const, osState: 'Generalized' as const };
-    if (!t.gallery) {
-      const existing = await a.arm.getImage(t.resource_group, imageName, signal);
-      if (existing) {
-        throw new FarmError('UPLOAD', `an image named ${imageName} exists already in ${t.resource_group} (${existing.provisioningState ?? 'unknown state'})`, {
-          hint: 'Use a new image name, or delete the existing image first.',
-        });
-      }
-      return {
-        what: `create managed image ${imageName}`,
-        record: { kind: MANAGED_IMAGE, location: `${t.resource_group}/${t.location}`, name: imageName } as Omit<HalfMade, 'attempt'>,
-        create: async (blobUri: string, tags: Record<string, string>, s: AbortSignal) => {
-          const body: Image = { location: t.location, tags, hyperVGeneration: 'V2', storageProfile: { osDisk: { ...base, blobUri } } };
-          const made = await a.arm.createImage(t.resource_group, imageName, body, s);
-          return made.id ?? imageName;
-        },
-      };
-    }
-    const g = t.gallery;
-    const definition = await a.arm.getGalleryImage(t.resource_group, g.name, g.image, signal);
-    const problems: string[] = [];
-    if ((definition.architecture ?? 'x64') !== architecture) problems.push(`its architecture is ${definition.architecture ?? 'x64'}, the build's is ${architecture}`);
-    if (definition.hyperVGeneration !== 'V2') problems.push(`its Hyper-V generation is ${definition.hyperVGeneration ?? 'V1'}, UEFI images need V2`);
-    if (definition.osType !== 'Linux') problems.push(`its OS type is ${definition.osType}, not Linux`);
-    if (problems.length) {
-      throw new FarmError('UPLOAD', `gallery image definition ${g.name}/${g.image} cannot take this ${artifact.arch} build: ${problems.join('; ')}`, {
-        hint: `Point gallery.image at a Linux, V2 definition with architecture ${architecture}.`,
-      });
-    }
-    const taken = new Set((await a.arm.listVersions(t.resource_group, g.name, g.image, signal)).map((v) => v.name));
-    let version: string | undefined;
-    for (let n = 0; n <= MAX_VERSION_SUFFIX && !version; n++) {
-      const v = galleryVersion(artifact.builtAt, n);
-      if (!taken.has(v)) version = v;
-    }
-    if (!version) throw new FarmError('UPLOAD', `gallery image ${g.name}/${g.image} has versions ${galleryVersion(artifact.builtAt)} to .${MAX_VERSION_SUFFIX} already`);
-    const chosen = version;
-    return {
-      what: `create gallery image version ${g.name}/${g.image}/${chosen}`,
-      record: { kind: GALLERY_VERSION, location: `${t.resource_group}/${g.name}/${g.image}`, name: chosen } as Omit<HalfMade, 'attempt'>,
-      create: async (blobUri: string, tags: Record<string, string>, s: AbortSignal) => {
-        const body: GalleryImageVersion = {
-          location: t.location,
-          tags,
-          publishingProfile: {
-            targetRegions: [t.location, ...g.target_regions.filter((r) => r !== t.location)].map((name) => ({ name })),
-          },
-          storageProfile: { osDiskImage: { source: { uri: blobUri, storageAccountId: this.storageAccountId() } } },
-        };
-        const made = await a.arm.createVersion(t.resource_group, g.name, g.image, chosen, body, s);
-        return made.id ?? chosen;
-      },
-    };
   }
 }
 
