@@ -33,7 +33,8 @@ function withLabEnv(): boolean {
     if (m) env[m[1]!] = m[2]!.replaceAll(`'\\''`, "'");
   }
   if (!env.FARM_LAB_AZURE_BLOB_URL) throw new Error('the lab has no Azure part: run scripts/lab up');
-  const r = spawnSync(process.execPath, process.execArgv.concat(process.argv.slice(1)), { stdio: 'inherit', env: { ...process.env, ...env } });
+  const tsnode = fileURLToPath(new URL('../../bin/tsnode.js', import.meta.url));
+  const r = spawnSync(process.execPath, [tsnode, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, ...env } });
   process.exitCode = r.status ?? 1;
   return true;
 }
