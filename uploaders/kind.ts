@@ -3,6 +3,13 @@
 // knows kinds only through this interface and the registry (src/targets.ts): the inventory's
 // schema composes their schemas, the planner asks for their image type, `inventory check` runs
 // their checks and the pipeline asks them for uploaders. Adding a kind is one folder and one line.
+//
+// The shape is DESIGN-10's, grown where a kind's knowledge had no other home (all additions are
+// optional but `ctx.arch`): the arch note, aliases, hints and credentials texts the inventory's
+// messages used to hard-code; `names`, the name rule, apart from `check` because names are
+// checked even on a target its schema refuses (the problems of both show in one go), while
+// `check` sees only typed, schema-valid targets; and `sshEndpoints`, whose key files the
+// inventory resolves and checks like a worker's.
 
 import type { z } from 'zod';
 import type { Arch } from '../src/core/arch.ts';
@@ -40,6 +47,8 @@ export interface TargetKind<T extends { kind: string } = any> {
   readonly archNote?: string;
   /** Words people write for this kind ('ec2', 'glance'), for "did you mean" (optional). */
   readonly aliases?: readonly string[];
+  /** What to write for a required field of its targets that is missing, e.g. { region: '<region>' } (optional). */
+  readonly hints?: Readonly<Record<string, string>>;
   /** Where this kind's credentials come from, for the fix of a secret found in its target (optional). */
   readonly credentials?: string;
   /** The bib type it consumes. */
@@ -47,12 +56,14 @@ export interface TargetKind<T extends { kind: string } = any> {
   /** What its cloud accepts as an image name. Checked on every target of the kind, even one the
    *  schema refuses (the name depends only on `naming`), so both problems show in one go. */
   readonly names?: NameRule;
-  /** Semantic checks, on a target that passed the schema. */
+  /** Semantic checks (beyond the schema and the name rule), on a target that passed the schema. */
   check(target: T, ctx: KindCheckContext): KindProblem[];
   /** SSH endpoints the target connects to itself (libvirt's hypervisors), with their path under the
    *  target: the coordinator resolves their files against the inventory's directory (in place) and
    *  checks they exist, as it does for workers (optional). */
   sshEndpoints?(target: T): { path: (string | number)[]; files: SshFiles }[];
+  /** The uploader, under the target's resolved name. kind.ts must not import the kind's SDK (the
+   *  inventory loads every kind.ts): wrap the real factory in lazyUploader. */
   create(target: T & { name: string }, opts: { env: NodeJS.ProcessEnv }): Uploader;
 }
 

@@ -6,9 +6,18 @@
 // bootc-image-builder.
 
 import type { Arch } from '../src/core/arch.ts';
-import type { ImageType, Inventory } from '../src/inventory/schema.ts';
+import type { ImageType } from '../src/core/image-types.ts';
 import type { ContextSummary } from './podman/context.ts';
 import type { WorkerTransport } from './transport.ts';
+
+/** How bootc-image-builder runs (the inventory's `builder` settings). */
+export interface BuilderSettings {
+  image: string;
+  pull: 'always' | 'missing' | 'never' | 'newer';
+  rootfs: 'xfs' | 'ext4' | 'btrfs';
+  extra_args: string[];
+  config?: string | undefined;
+}
 
 export interface BuildRequest {
   buildId: string;
@@ -20,7 +29,7 @@ export interface BuildRequest {
     /** Paths inside the context that are never sent. */
     exclude: string[];
   };
-  builder: Inventory['builder'] & { configPath?: string | undefined };
+  builder: BuilderSettings & { configPath?: string | undefined };
   /** Stops the image build and every run on this worker. */
   signal: AbortSignal;
   /** One line of build or builder output. */

@@ -2,9 +2,9 @@
 // a wrong-arch host, podman not answering, and "no space left on device" mid-build.
 
 import type Docker from 'dockerode';
-import type { Inventory } from '../src/inventory/schema.ts';
 import { UNAME_MACHINE } from '../src/core/arch.ts';
 import { errorMessage } from '../src/core/errors.ts';
+import type { BuilderSettings } from './builder.ts';
 import type { WorkerTransport } from './transport.ts';
 import { podmanClient } from './podman/client.ts';
 import { imagePresent } from './podman/pull.ts';
@@ -32,7 +32,7 @@ export function parseDfAvailable(stdout: string): number[] {
 
 export async function probeWorker(
   transport: WorkerTransport,
-  inventory: Inventory,
+  inventory: { builder: Pick<BuilderSettings, 'image' | 'pull'> },
   signal: AbortSignal,
   docker: Docker = podmanClient(transport),
 ): Promise<ProbeResult> {

@@ -2,7 +2,7 @@
 // SSH session (workers/ssh/session.ts); everything above it (probe, podman, fetch) only uses this.
 
 import type { Duplex, Readable, Writable } from 'node:stream';
-import type { Worker } from '../src/inventory/schema.ts';
+import type { WorkerEndpoint } from './endpoint.ts';
 
 export interface ExecResult {
   code: number;
@@ -47,7 +47,7 @@ export interface SpawnOptions {
 }
 
 export interface WorkerTransport {
-  readonly worker: Worker;
+  readonly worker: WorkerEndpoint;
   /** Runs argv on the worker. Every element is shell-quoted; nothing reaches a shell unquoted. */
   exec(argv: readonly string[], options?: ExecOptions): Promise<ExecResult>;
   /** Runs argv with its stdout as a stream. */

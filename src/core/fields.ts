@@ -1,5 +1,5 @@
 // Schema pieces the inventory and the target kinds (uploaders/<kind>/schema.ts) share: names, the
-// SSH endpoint fields (workers and libvirt hypervisors) and the adapter that lets a rule with a fix
+// SSH endpoint fields (workers, and hosts a target kind connects to) and the adapter that lets a rule with a fix
 // become a zod issue (code 'custom', the fix in params, which src/inventory/issues.ts shows).
 
 import { z } from 'zod';
@@ -36,7 +36,7 @@ export const hostKeyField = z
 
 // OpenSSH expands %-tokens and ${VAR} in IdentityFile (so in -i too) and UserKnownHostsFile, and
 // reads UserKnownHostsFile as a whitespace-separated list (ssh_config(5): TOKENS, ENVIRONMENT
-// VARIABLES, UserKnownHostsFile); the farm hands both to OpenSSH (bulk transfers, libvirt's ssh).
+// VARIABLES, UserKnownHostsFile); the farm hands both to OpenSSH (bulk transfers, a target kind's own ssh).
 function expansions(path: string): string[] {
   return [path.includes('%') ? "'%'" : '', path.includes('${') ? "'${'" : ''].filter(Boolean);
 }
@@ -66,7 +66,7 @@ export const identityFileField = ruled(nonEmpty, identityFileRule);
 /** A local known_hosts file that OpenSSH opens by name. */
 export const knownHostsField = ruled(nonEmpty, knownHostsRule);
 
-/** The SSH settings of an endpoint the farm connects to (a worker, a libvirt hypervisor): the
+/** The SSH settings of an endpoint the farm connects to (a worker, a target kind's host): the
  *  coordinator resolves the files against the inventory's directory and checks they exist. */
 export interface SshFiles {
   identity_file?: string | undefined;

@@ -37,7 +37,7 @@ export function resolvePaths(inv: Inventory, dir: string): Inventory {
   }
   for (const section of Object.values(out.arches)) {
     for (const t of section?.targets ?? []) {
-      // Endpoints a kind connects to itself (libvirt's hypervisors): their files, in place.
+      // Endpoints a kind connects to itself (e.g. hypervisors): their files, in place.
       for (const { files } of kindFor(t).sshEndpoints?.(t) ?? []) {
         if (files.identity_file !== undefined) files.identity_file = opt(files.identity_file);
         if (files.known_hosts !== undefined) files.known_hosts = opt(files.known_hosts);

@@ -49,14 +49,8 @@ const MISSING_HINTS: Record<string, string> = {
   host: "<the worker's host name or address>",
   arch: `<one of ${ARCH_LIST}>`,
   kind: `<one of ${KIND_NAMES.join(', ')}>`,
-  region: '<region, e.g. us-east-1>',
-  regions: '[<region>, ...], e.g. [us-east, eu-de]',
-  resource_group: '<resource group id>',
-  operating_system: '<VPC operating-system name, e.g. red-9-s390x-byol>',
-  cos: '{ bucket: <bucket>, region: <region> }',
-  bucket: '<bucket name>',
-  hypervisors: '[{ uri: qemu+ssh://user@host/system, arch: <arch> }]',
-  uri: 'qemu+ssh://user@host/system',
+  // Then each kind's own (the first kind to name a field gives its hint).
+  ...Object.fromEntries(KINDS.flatMap((k) => Object.entries(k.hints ?? {})).reverse()),
 };
 
 const TYPE_NAMES: Record<string, string> = {

@@ -11,7 +11,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const SECRET_WORDS = ['password', 'passwd', 'secret', 'token', 'apikey', 'accesskey', 'privatekey'];
 
-/** password, api_key, AWS_SECRET_ACCESS_KEY, apiKey, os-token... (case, '-' and '_' ignored). */
+/** password, api_key, SECRET_ACCESS_KEY, apiKey, os-token... (case, '-' and '_' ignored). */
 export function isSecretKey(key: string): boolean {
   // token_env, github_secret_env: these name the environment variable holding the secret.
   if (/_env$/i.test(key)) return false;

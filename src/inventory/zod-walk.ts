@@ -70,7 +70,7 @@ export function objectKeys(s: Schema | undefined): string[] {
   return d.type === 'object' ? Object.keys(d.shape ?? {}) : [];
 }
 
-/** Options of a discriminated union by tag value, e.g. { aws: <schema>, ... } for targets. */
+/** Options of a discriminated union by tag value, e.g. { <kind>: <schema>, ... } for targets. */
 export function unionOptions(s: Schema): Record<string, Schema> {
   const d = def(unwrap(s));
   const out: Record<string, Schema> = {};

@@ -15,6 +15,7 @@ import { StateStore } from '../records/state.ts';
 import { refreshUnresolved, type BuildKey } from '../triggers/key.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
+import { workerEndpoint } from '../inventory/worker-endpoint.ts';
 import { createUploader } from '../targets.ts';
 import { runBuild, type BuildOutcome } from './run-build.ts';
 import { TargetUploads, checkSelection, type TargetSelection, type UploaderFactory } from './upload-stage.ts';
@@ -69,7 +70,7 @@ export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
     ...(opts.trigger ? { trigger: opts.trigger } : {}),
     ...(key ? { key } : {}),
     connect: (worker, o) =>
-      connectWorker(worker, {
+      connectWorker(workerEndpoint(worker), {
         signal: o.signal,
         connectTimeoutMs: s.connect_timeout_s * 1000,
         keepaliveIntervalMs: s.keepalive_s * 1000,

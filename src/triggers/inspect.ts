@@ -2,13 +2,11 @@
 // order, among the arches being built) that connects and whose podman answers. Every failure
 // resolves to undefined, so an unreachable farm leaves the key computable from files alone.
 
-import type Docker from 'dockerode';
 import type { Arch } from '../core/arch.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
-import { connectWorker } from '../../workers/ssh/session.ts';
-import { podmanClient } from '../../workers/podman/client.ts';
-import type { WorkerTransport } from '../../workers/transport.ts';
+import { workerEndpoint } from '../inventory/worker-endpoint.ts';
+import { openImageInspector, type ImageInspector } from '../../workers/podman/inspect.ts';
 
 export type Inspect = (ref: string) => Promise<string | undefined>;
 
@@ -37,18 +35,6 @@ export function imageIdentity(ref: string, info: { Id: string; RepoDigests?: str
   return match ?? digests[0] ?? info.Id;
 }
 
-function within<T>(promise: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer in ${ms / 1000} s`)), ms);
-    const onAbort = () => reject(new Error('cancelled'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-    });
-  });
-}
-
 export function workerInspector(loaded: LoadedInventory, opts: { signal: AbortSignal; arches?: readonly Arch[] }): WorkerInspector {
   const inv = loaded.inventory;
   const s = inv.settings;
@@ -56,22 +42,17 @@ export function workerInspector(loaded: LoadedInventory, opts: { signal: AbortSi
   const preferred = opts.arches?.length ? inv.workers.filter((w) => opts.arches!.includes(w.arch)) : [];
   const candidates: Worker[] = preferred.length ? preferred : inv.workers;
   const problems: string[] = [];
-  let chosen: { worker: Worker; transport: WorkerTransport; docker: Docker } | undefined;
+  let chosen: ImageInspector | undefined;
   let connecting: Promise<typeof chosen> | undefined;
 
   const connect = async (): Promise<typeof chosen> => {
     for (const worker of candidates) {
       if (opts.signal.aborted) return undefined;
-      let transport: WorkerTransport | undefined;
       try {
-        transport = await connectWorker(worker, { signal: opts.signal, connectTimeoutMs: timeoutMs, keepaliveIntervalMs: s.keepalive_s * 1000 });
-        const docker = podmanClient(transport);
-        await within(docker.ping(), timeoutMs, opts.signal);
-        chosen = { worker, transport, docker };
+        chosen = await openImageInspector(workerEndpoint(worker), { signal: opts.signal, timeoutMs, keepaliveIntervalMs: s.keepalive_s * 1000 });
         return chosen;
       } catch (err) {
         problems.push(`${worker.name}: ${errorMessage(err)}`);
-        await transport?.close().catch(() => undefined);
       }
     }
     return undefined;
@@ -79,7 +60,7 @@ export function workerInspector(loaded: LoadedInventory, opts: { signal: AbortSi
 
   return {
     get worker() {
-      return chosen?.worker.name;
+      return chosen?.worker;
     },
     problems,
     async inspect(ref) {
@@ -87,17 +68,17 @@ export function workerInspector(loaded: LoadedInventory, opts: { signal: AbortSi
       const c = await connecting;
       if (!c) return undefined;
       try {
-        const info = await within(c.docker.getImage(ref).inspect(), timeoutMs, opts.signal);
-        return imageIdentity(ref, info);
+        const info = await c.inspect(ref);
+        if (info) return imageIdentity(ref, info);
+        problems.push(`${ref} is not on ${c.worker}`);
       } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode;
-        problems.push(status === 404 ? `${ref} is not on ${c.worker.name}` : `${ref} on ${c.worker.name}: ${errorMessage(err)}`);
-        return undefined;
+        problems.push(`${ref} on ${c.worker}: ${errorMessage(err)}`);
       }
+      return undefined;
     },
     async close() {
       await connecting?.catch(() => undefined);
-      await chosen?.transport.close().catch(() => undefined);
+      await chosen?.close().catch(() => undefined);
     },
   };
 }

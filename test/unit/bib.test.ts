@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bibArgs, buildImageRef, remoteOutputRoot } from '../../workers/bib/bib-builder.ts';
 import { parseDfAvailable } from '../../workers/probe.ts';
+import { builderRuns } from '../../workers/bib/layout.ts';
 
 describe('bib command line', () => {
   it('repeats --type and ends with the image ref, as bib expects', () => {
@@ -23,5 +24,14 @@ describe('probe', () => {
   it('reads available bytes from df -Pk', () => {
     const out = 'Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda 263174212 23000000 83886080 22% /\n/dev/vdb 1000 10 990 1% /var/lib/farm\n';
     expect(parseDfAvailable(out)).toEqual([83886080 * 1024, 990 * 1024]);
+  });
+});
+
+describe('builder runs (bib output layout)', () => {
+  it('ami and raw go to separate builder runs so neither disk.raw is lost', () => {
+    expect(builderRuns(['ami', 'raw'])).toEqual([['ami'], ['raw']]);
+    expect(builderRuns(['ami', 'qcow2', 'raw'])).toEqual([['ami', 'qcow2'], ['raw']]);
+    expect(builderRuns(['qcow2'])).toEqual([['qcow2']]);
+    expect(builderRuns(['ami', 'raw', 'gce'])).toEqual([['ami', 'gce'], ['raw']]);
   });
 });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { imageTypesFor, typeForTarget } from '../../src/plan/image-types.ts';
-import { builderRuns } from '../../workers/bib/layout.ts';
 import { inventoryArches, planBuild } from '../../src/plan/plan.ts';
 import { inventorySchema, type LoadedInventory } from '../../src/inventory/schema.ts';
 
@@ -22,12 +21,6 @@ describe('image types', () => {
     expect(imageTypesFor({ types: ['raw'], targets: [{ kind: 'aws' } as never] })).toEqual(['raw']);
     expect(imageTypesFor(undefined)).toEqual(['qcow2']);
     expect(imageTypesFor({ targets: [] })).toEqual(['qcow2']);
-  });
-  it('ami and raw go to separate builder runs so neither disk.raw is lost', () => {
-    expect(builderRuns(['ami', 'raw'])).toEqual([['ami'], ['raw']]);
-    expect(builderRuns(['ami', 'qcow2', 'raw'])).toEqual([['ami', 'qcow2'], ['raw']]);
-    expect(builderRuns(['qcow2'])).toEqual([['qcow2']]);
-    expect(builderRuns(['ami', 'raw', 'gce'])).toEqual([['ami', 'gce'], ['raw']]);
   });
 });
 

@@ -28,6 +28,7 @@ export const aws: TargetKind<AwsTarget> = {
   arches: ['x86_64', 'aarch64'],
   archNote: 'AWS AMIs exist for x86_64 and aarch64 only',
   aliases: ['ec2', 'ami', 'amazon'],
+  hints: { region: '<region, e.g. us-east-1>', bucket: '<bucket name>' },
   credentials: 'AWS credentials come from the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) or ~/.aws/credentials',
   imageType: () => 'ami', // AWS takes the raw disk that bib's ami type writes
   names: { what: 'AWS AMI', problem: amiNameProblem, allowed: AMI_NAME_ALLOWED },

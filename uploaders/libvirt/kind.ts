@@ -30,6 +30,7 @@ export const libvirt: TargetKind<LibvirtTarget> = {
   schema: libvirtTargetSchema,
   arches: ARCHES,
   aliases: ['kvm', 'qemu', 'virsh'],
+  hints: { hypervisors: '[{ uri: qemu+ssh://user@host/system, arch: <arch> }]', uri: 'qemu+ssh://user@host/system' },
   credentials: 'hypervisors authenticate with an SSH key instead: set identity_file (a key file, chmod 600) or load the key into ssh-agent (SSH_AUTH_SOCK)',
   imageType: (target) => target.image_type,
   names: { what: 'libvirt volume', problem: volumeNameProblem, allowed: VOLUME_NAME_ALLOWED },

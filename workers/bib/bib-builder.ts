@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import tarStream from 'tar-stream';
 import type Docker from 'dockerode';
-import type { ImageType } from '../../src/inventory/schema.ts';
+import type { ImageType } from '../../src/core/image-types.ts';
 import { FarmError, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
 import { TYPE_OUTPUT_PATH } from './layout.ts';
 import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../builder.ts';

@@ -10,7 +10,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FarmError, errorMessage } from '../../src/core/errors.ts';
-import type { Worker } from '../../src/inventory/schema.ts';
+import type { WorkerEndpoint as Worker } from '../endpoint.ts';
 
 export interface HostKey {
   /** Key type as written in known_hosts, e.g. `ssh-ed25519`. */

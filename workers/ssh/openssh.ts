@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
-import type { Worker } from '../../src/inventory/schema.ts';
+import type { WorkerEndpoint as Worker } from '../endpoint.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
 import type { HostKey } from './hostkeys.ts';
 

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { PassThrough, type Duplex, type Readable } from 'node:stream';
 import ssh2, { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FarmError, errorMessage, throwIfAborted } from '../../src/core/errors.ts';
-import type { Worker } from '../../src/inventory/schema.ts';
+import type { WorkerEndpoint as Worker } from '../endpoint.ts';
 import type { ExecOptions, ExecResult, RemoteProcess, SpawnOptions, WorkerTransport } from '../transport.ts';
 import {
   checkHostKey,

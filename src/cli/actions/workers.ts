@@ -5,6 +5,7 @@ import { FarmError, errorMessage } from '../../core/errors.ts';
 import type { Inventory, Worker } from '../../inventory/schema.ts';
 import { renderTable } from '../../ui/table.ts';
 import { connectWorker } from '../../../workers/ssh/session.ts';
+import { workerEndpoint } from '../../inventory/worker-endpoint.ts';
 import { probeWorker } from '../../../workers/probe.ts';
 import type { workersCheckArgs } from '../commands/workers.ts';
 import { io, out } from '../io.ts';
@@ -29,7 +30,7 @@ async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Pr
   const base = { name: w.name, arch: w.arch, address: `${w.host}:${w.port}` };
   let t;
   try {
-    t = await connectWorker(w, { signal, connectTimeoutMs: inventory.settings.connect_timeout_s * 1000 });
+    t = await connectWorker(workerEndpoint(w), { signal, connectTimeoutMs: inventory.settings.connect_timeout_s * 1000 });
   } catch (e) {
     if (e instanceof FarmError && e.code === 'ABORTED') throw e;
     const hint = e instanceof FarmError && e.hint ? ` (${e.hint})` : '';
