@@ -9,7 +9,8 @@ import { FarmError, errorMessage, isAbortError } from '../core/errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
 import type { ArchPlan } from '../plan/plan.ts';
 import type { BuildSource } from '../plan/source.ts';
-import type { ArtifactRecord, StateStore } from '../records/state.ts';
+import type { BuildRecord } from '../records/build-record.ts';
+import type { ArtifactRecord } from '../records/state.ts';
 import { formatBytes } from '../ui/table.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
 import type { Builder, PreparedWorker, RunOutputs } from '../../workers/builder.ts';
@@ -24,7 +25,7 @@ export interface ArchJob {
   builder: Builder;
   pool: WorkerPool;
   transports: ReadonlyMap<string, WorkerTransport>;
-  store: StateStore;
+  store: BuildRecord;
   /** The build's directory (builds/<id>). */
   dir: string;
   uploads?: UploadStage | undefined;
@@ -59,7 +60,7 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
     let p = prepared.get(worker.name);
     if (!p) {
       p = job.builder.prepare(job.transports.get(worker.name)!, {
-        buildId: store.current.buildId,
+        buildId: store.buildId,
         arch: plan.arch,
         source: job.source,
         builder: { ...inv.builder, configPath: inv.builder.config ? resolve(job.loaded.dir, inv.builder.config) : undefined },
@@ -76,7 +77,7 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
   };
 
   try {
-    await store.setArchStep(plan.arch, 'building', { runs: plan.runs.map((types) => ({ types, at: {} })) });
+    await store.buildingStarted(plan.arch, plan.runs);
     alog.info(
       `building types ${plan.types.join(', ')} in ${plan.runs.length} builder run(s) on ${workers.map((w) => `${w.name} (${w.host}, up to ${w.max_builds} at once)`).join(', ')}`,
     );
@@ -87,14 +88,9 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
       plan.runs.length,
       async (index, worker, runSignal): Promise<RunOutputs> => {
         const types = plan.runs[index]!;
-        await store.updateArch(plan.arch, (a) => {
-          a.runs![index] = { types, worker: worker.name, at: { started: new Date().toISOString() } };
-          a.worker = [...new Set(a.runs!.map((r) => r.worker).filter(Boolean))].join(', ');
-        });
+        await store.runStarted(plan.arch, index, types, worker.name);
         const outputs = await (await prepare(worker, runSignal)).run(index, types);
-        await store.updateArch(plan.arch, (a) => {
-          a.runs![index]!.at.built = new Date().toISOString();
-        });
+        await store.runBuilt(plan.arch, index);
         return outputs;
       },
       signal,
@@ -120,13 +116,13 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
     const artifacts = fetched.flat();
     const fetchSeconds = (Date.now() - t1) / 1000;
     // Only now, with every file verified, is the arch recorded as fetched.
-    await store.setArchStep(plan.arch, 'fetched', { artifacts, durations: { build: buildSeconds, fetch: fetchSeconds } });
+    await store.archFetched(plan.arch, artifacts, { build: buildSeconds, fetch: fetchSeconds });
     alog.info(`fetched and verified ${artifacts.length} image(s) in ${fetchSeconds.toFixed(1)} s (build ${buildSeconds.toFixed(0)} s)`);
   } catch (err) {
     const aborted = signal.aborted || isAbortError(err);
     const reason = aborted ? 'cancelled' : errorMessage(err);
     alog.error(reason + (err instanceof FarmError && err.hint ? `\n  hint: ${err.hint}` : ''));
-    await store.setArchStep(plan.arch, 'failed', { error: reason, artifacts: [] });
+    await store.archFailed(plan.arch, reason);
     // Nothing unverified stays where it could be taken for a result.
     await removeDisks(archDir);
     await removeFromWorkers();

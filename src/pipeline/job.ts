@@ -2,16 +2,12 @@
 // each trigger. Loads and validates the inventory, selects arches and targets, connects over SSH,
 // builds, fetches and uploads.
 
-import { join } from 'node:path';
 import { parseArchList, type Arch } from '../core/arch.ts';
 import { FarmError, errorMessage } from '../core/errors.ts';
 import { loadInventory } from '../inventory/load.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';
 import { inventoryArches } from '../plan/plan.ts';
-import { writeJsonAtomic } from '../core/atomic.ts';
-import { KEY_FILE } from '../records/history.ts';
-import { buildManifest } from '../records/manifest.ts';
-import { StateStore } from '../records/state.ts';
+import { BuildRecord } from '../records/build-record.ts';
 import { refreshUnresolved, type BuildKey } from '../triggers/key.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
@@ -37,6 +33,8 @@ export interface JobOptions {
   loaded?: LoadedInventory;
   env?: NodeJS.ProcessEnv;
   uploaderFactory?: UploaderFactory;
+  /** Told the build's id as soon as its record exists (the service links its run to it). */
+  onBuildId?: (buildId: string) => void;
 }
 
 export function selectArches(spec: string, loaded: LoadedInventory): Arch[] {
@@ -69,6 +67,7 @@ export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
     uploads: hasTargets && !opts.noUpload ? uploadStageFor(loaded, opts) : undefined,
     ...(opts.trigger ? { trigger: opts.trigger } : {}),
     ...(key ? { key } : {}),
+    onBuildId: opts.onBuildId,
     connect: (worker, o) =>
       connectWorker(workerEndpoint(worker), {
         signal: o.signal,
@@ -93,13 +92,7 @@ async function recordKey(outcome: BuildOutcome, loaded: LoadedInventory, key: Bu
       return key;
     });
   }
-  await writeJsonAtomic(join(outcome.dir, KEY_FILE), { key: final.key, parts: final.parts });
-  if (final.key === key.key) return outcome;
-  const store = await StateStore.open(join(outcome.dir, 'state.json'));
-  await store.update((st) => {
-    st.key = final.key;
-  });
-  const manifest = buildManifest(store.current);
-  await writeJsonAtomic(join(outcome.dir, 'manifest.json'), manifest);
-  return { ...outcome, state: store.current, manifest };
+  const record = await BuildRecord.open(outcome.dir);
+  const manifest = await record.recordKey({ key: final.key, parts: final.parts });
+  return manifest ? { ...outcome, state: record.current, manifest } : outcome;
 }

@@ -1,18 +1,17 @@
 // `farm build`: check the context, plan, connect and probe workers, then every arch in parallel
 // (./build-arch.ts: its builder runs on its workers' queues, fetch, verify, record, upload).
 
-import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, rmdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../core/arch.ts';
 import { FarmError, errorMessage } from '../core/errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
 import { makeBuildId } from '../naming.ts';
 import { planBuild, type BuildPlan } from '../plan/plan.ts';
 import { buildSource } from '../plan/source.ts';
-import { StateStore, type BuildState } from '../records/state.ts';
-import { overallStatus } from '../records/status.ts';
-import { buildManifest, type Manifest } from '../records/manifest.ts';
-import { writeJsonAtomic } from '../core/atomic.ts';
+import { BuildRecord, initialState } from '../records/build-record.ts';
+import type { BuildState } from '../records/state.ts';
+import type { Manifest } from '../records/manifest.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import { formatBytes } from '../ui/table.ts';
 import { WorkerPool } from './scheduler.ts';
@@ -37,6 +36,8 @@ export interface BuildOptions {
   now?: Date;
   trigger?: string;
   key?: string;
+  /** Told the build's id as soon as its record exists (before any worker is asked). */
+  onBuildId?: ((buildId: string) => void) | undefined;
 }
 
 export interface BuildOutcome {
@@ -46,15 +47,29 @@ export interface BuildOutcome {
   manifest: Manifest;
 }
 
+interface Claim {
+  id: string;
+  dir: string;
+  /** Undoes the claim (and a builds directory it made), leaving the disk as it was. */
+  release(): Promise<void>;
+}
+
 /** Claims builds/<id> atomically; a second build in the same second gets a -2 suffix. */
-async function claimBuildDir(buildsDir: string, baseId: string): Promise<{ id: string; dir: string }> {
-  await mkdir(buildsDir, { recursive: true });
+async function claimBuildDir(buildsDir: string, baseId: string): Promise<Claim> {
+  const made = await mkdir(buildsDir, { recursive: true });
   for (let n = 1; n < 100; n++) {
     const id = n === 1 ? baseId : `${baseId}-${n}`;
     const dir = join(buildsDir, id);
     try {
       await mkdir(dir);
-      return { id, dir };
+      const release = async () => {
+        await rmdir(dir);
+        // Only directories this claim made, innermost first, and only while empty.
+        for (let d = buildsDir; made && d.length >= made.length; d = dirname(d)) {
+          if (!(await rmdir(d).then(() => true, () => false))) break;
+        }
+      };
+      return { id, dir, release };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
@@ -74,30 +89,22 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
   const source = buildSource(loaded);
   const context = await measureContext(source, signal);
   log.info(`context ${source.contextDir}: ${context.files} files, ${formatBytes(context.bytes)}${context.ignoreFile ? ` (${context.ignoreFile} honoured)` : ''}`);
-  // Targets are checked before anything is recorded or any worker starts: a missing credential
-  // fails in seconds with nothing changed, not after the builds.
-  await opts.uploads?.preflight(planBuild(loaded, opts.arches, baseId), signal);
-  const { id: buildId, dir } = await claimBuildDir(buildsDir, baseId);
+  // The id is claimed first so the plan is made once, under the names the build will have.
+  const claim = await claimBuildDir(buildsDir, baseId);
+  const { id: buildId, dir } = claim;
   const plan = planBuild(loaded, opts.arches, buildId);
+  // Targets are checked before anything is recorded or any worker starts: a missing credential
+  // fails in seconds with nothing changed (the claim is given back), not after the builds.
+  try {
+    await opts.uploads?.preflight(plan, signal);
+  } catch (err) {
+    await claim.release().catch(() => undefined);
+    throw err;
+  }
 
-  const initial: BuildState = {
-    version: 1,
-    buildId,
-    inventory: loaded.file,
-    startedAt: new Date().toISOString(),
-    status: 'running',
-    ...(opts.key ? { key: opts.key } : {}),
-    ...(opts.trigger ? { trigger: opts.trigger } : {}),
-    arches: {},
-  };
-  for (const a of plan.arches) {
-    initial.arches[a.arch] = { arch: a.arch, step: 'planned', types: a.types, imageName: a.imageName, artifacts: [], uploads: {}, at: { planned: initial.startedAt } };
-  }
-  for (const u of plan.unbuildable) {
-    initial.arches[u.arch] = { arch: u.arch, step: 'failed', types: [], imageName: '', error: u.reason, artifacts: [], uploads: {}, at: { failed: initial.startedAt } };
-    reporter.scoped(u.arch).error(u.reason);
-  }
-  const store = await StateStore.create(join(dir, 'state.json'), initial);
+  for (const u of plan.unbuildable) reporter.scoped(u.arch).error(u.reason);
+  const store = await BuildRecord.create(dir, initialState(plan, { inventory: loaded.file, key: opts.key, trigger: opts.trigger }));
+  opts.onBuildId?.(buildId);
   log.info(`build ${buildId}: ${plan.arches.map((a) => `${a.arch} (${a.types.join(', ')})`).join(', ') || 'nothing to build'}`);
 
   const transports = new Map<string, WorkerTransport>();
@@ -112,7 +119,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
         if (!pool.pick(archPlan.arch)) {
           const reason = `no healthy worker for ${archPlan.arch} (${archPlan.workers.map((w) => w.name).join(', ')}): see the probe results above`;
           alog.error(reason);
-          await store.setArchStep(archPlan.arch, 'failed', { error: reason });
+          await store.archFailed(archPlan.arch, reason);
           return;
         }
         await buildArch(archPlan, { loaded, source, builder, pool, transports, store, dir, uploads: opts.uploads, signal, alog });
@@ -121,31 +128,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
   } catch (err) {
     // Whatever stopped the run, the record ends: arches not done are failed, never left running.
     const reason = signal.aborted ? 'cancelled' : errorMessage(err);
-    await store.update((s) => {
-      for (const a of Object.values(s.arches)) {
-        if (a && a.step !== 'fetched' && a.step !== 'failed') Object.assign(a, { step: 'failed', error: reason });
-      }
-    });
-    await finishBuild(store, dir, signal);
+    await store.failUnfinished(reason);
+    await store.finish(signal.aborted);
     throw err;
   } finally {
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
   }
 
-  const manifest = await finishBuild(store, dir, signal);
+  const manifest = await store.finish(signal.aborted);
   log.info(`build ${buildId} ${store.current.status}; records in ${dir}`);
   return { buildId, dir, state: store.current, manifest };
-}
-
-/** Records the end of a run (build or upload) and writes the manifest next to the state. */
-export async function finishBuild(store: StateStore, dir: string, signal: AbortSignal): Promise<Manifest> {
-  await store.update((s) => {
-    s.finishedAt = new Date().toISOString();
-    s.status = signal.aborted ? 'cancelled' : overallStatus(s);
-  });
-  const manifest = buildManifest(store.current);
-  await writeJsonAtomic(join(dir, 'manifest.json'), manifest);
-  return manifest;
 }
 
 async function connectAndProbe(plan: BuildPlan, opts: BuildOptions, transports: Map<string, WorkerTransport>): Promise<Worker[]> {

@@ -11,11 +11,13 @@ import { resolveTargetName } from '../inventory/target-name.ts';
 import { renderName } from '../naming.ts';
 import { typeForTarget } from '../plan/image-types.ts';
 import type { ArchPlan, BuildPlan } from '../plan/plan.ts';
-import type { ArtifactRecord, BuildState, HalfMadeRecord, StateStore } from '../records/state.ts';
+import type { BuildRecord } from '../records/build-record.ts';
+import type { ArtifactRecord, BuildState, HalfMadeRecord } from '../records/state.ts';
 import { StateJournal } from '../records/upload-journal.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
 import type { Artifact } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../uploaders/uploader.ts';
+import { throttle } from '../../uploaders/toolkit/progress.ts';
 import type { UploadStage } from './uploads.ts';
 
 export type UploaderFactory = (target: Target, name: string) => Uploader;
@@ -119,12 +121,12 @@ export class TargetUploads implements UploadStage {
     }
   }
 
-  async uploadArch(plan: ArchPlan, store: StateStore, signal: AbortSignal, log: ScopedReporter): Promise<void> {
+  async uploadArch(plan: ArchPlan, store: BuildRecord, signal: AbortSignal, log: ScopedReporter): Promise<void> {
     const selected = selectTargets(plan.targets, this.selection);
     await Promise.all(selected.map(({ target, name }) => this.queue.add(() => this.uploadOne(plan.arch, target, name, store, signal, log))));
   }
 
-  private async uploadOne(arch: Arch, target: Target, name: string, store: StateStore, signal: AbortSignal, log: ScopedReporter): Promise<void> {
+  private async uploadOne(arch: Arch, target: Target, name: string, store: BuildRecord, signal: AbortSignal, log: ScopedReporter): Promise<void> {
     const state = store.current;
     const archState = state.arches[arch];
     const type = typeForTarget(target);
@@ -135,17 +137,7 @@ export class TargetUploads implements UploadStage {
     }
     const record = archState?.artifacts.find((a) => a.type === type);
     const setUpload = (step: 'uploading' | 'uploaded' | 'failed', extra: { images?: PublishedImage[]; error?: string } = {}) =>
-      store.updateArch(arch, (a) => {
-        const u = (a.uploads[name] ??= { target: name, kind: target.kind, type, step, images: [], at: {} });
-        u.step = step;
-        u.at[step] = new Date().toISOString();
-        if (extra.images) u.images = extra.images;
-        if (extra.error !== undefined) u.error = extra.error;
-        else delete u.error;
-        // Done: whatever the journal holds is part of the published image now (one write, so
-        // no moment exists where the image is recorded and its objects look half-made, or back).
-        if (step === 'uploaded') delete u.halfMade;
-      });
+      store.uploadStep(arch, { target: name, kind: target.kind, type }, step, extra);
     if (!record) {
       const error = `no ${type} artifact for ${arch}: add ${type} to arches.${arch}.types`;
       log.error(`${name}: ${error}`);
@@ -179,7 +171,8 @@ export class TargetUploads implements UploadStage {
       const t0 = Date.now();
       const images = await uploader.upload(artifact, imageName, {
         signal,
-        log: (m) => log.info(m.startsWith(`${name}: `) ? m : `${name}: ${m}`),
+        // The log contract: uploaders never name themselves; this stage prefixes every line.
+        log: (m) => log.info(`${name}: ${m}`),
         onProgress: throttledProgress(name, log),
         tags: { 'farm-build-id': state.buildId, 'farm-image-name': imageName, 'farm-arch': arch, 'farm-attempt': journal.attempt },
         journal,
@@ -239,15 +232,16 @@ async function removeLeftovers(
   return `could not remove what an earlier run left (${failures.join('; ')}); the record stays and the next \`farm upload\` tries again`;
 }
 
+/** A progress line every 5 s and at the end, through the uploaders' one throttle (phases alone
+ *  do not earn a line here: the terminal is not a progress bar). */
 function throttledProgress(name: string, log: ScopedReporter): (p: UploadProgress) => void {
-  let last = 0;
   const start = Date.now();
-  return (p) => {
-    const now = Date.now();
-    if (now - last < 5000 && p.done < p.total) return;
-    last = now;
-    const secs = Math.max((now - start) / 1000, 0.001);
-    const pct = p.total ? Math.floor((p.done / p.total) * 100) : 0;
-    log.info(`${name}: ${p.phase} ${pct}% (${(p.sent / 2 ** 20).toFixed(0)} MiB sent, ${(p.sent / 2 ** 20 / secs).toFixed(0)} MiB/s)`);
-  };
+  return throttle(
+    (p: UploadProgress) => {
+      const secs = Math.max((Date.now() - start) / 1000, 0.001);
+      const pct = p.total ? Math.floor((p.done / p.total) * 100) : 0;
+      log.info(`${name}: ${p.phase} ${pct}% (${(p.sent / 2 ** 20).toFixed(0)} MiB sent, ${(p.sent / 2 ** 20 / secs).toFixed(0)} MiB/s)`);
+    },
+    { intervalMs: 5000, key: () => '', isFinal: (p) => p.done >= p.total },
+  );
 }

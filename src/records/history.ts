@@ -1,11 +1,13 @@
 // Build history, read from the builds directory: every builds/<id>/state.json, newest first.
 // Read-only and forgiving: a directory without a readable state (a build being claimed, a damaged
 // file, something else entirely) is passed over, never an error, so one bad record cannot hide the
-// others from `farm images`, `--if-changed` or the status page.
+// others from `farm images`, `--if-changed` or the status page. Every state goes through the
+// record's schema (./state-schema.ts); callers may hear about the damaged ones (onSkipped).
 
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildIdDate, isBuildId } from '../naming.ts';
+import { BuildRecordError, readBuildState } from './state-schema.ts';
 import type { ArchState, BuildState } from './state.ts';
 
 /** One image an upload published, with the build and arch it came from. */
@@ -62,19 +64,16 @@ function compareIdsDesc(a: string, b: string): number {
   return seq(b) - seq(a);
 }
 
-function isState(value: unknown): value is BuildState {
-  const s = value as BuildState;
-  return (
-    typeof s === 'object' && s !== null && s.version === 1 && typeof s.buildId === 'string' &&
-    typeof s.status === 'string' && typeof s.startedAt === 'string' && typeof s.arches === 'object' && s.arches !== null
-  );
-}
+/** Called for each record passed over because it is damaged or a newer farm's (not for a
+ *  directory with no state yet: a build being claimed). */
+export type OnSkipped = (err: BuildRecordError) => void;
 
-async function readState(dir: string): Promise<BuildState | undefined> {
+async function readState(dir: string, onSkipped: OnSkipped | undefined): Promise<BuildState | undefined> {
   try {
-    const parsed: unknown = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
-    return isState(parsed) ? parsed : undefined;
-  } catch {
+    return await readBuildState(join(dir, 'state.json'));
+  } catch (err) {
+    if (!(err instanceof BuildRecordError)) throw err;
+    if (err.problem !== 'missing' && !(err.problem === 'unreadable' && /EISDIR|ENOTDIR/.test(err.message))) onSkipped?.(err);
     return undefined;
   }
 }
@@ -138,13 +137,13 @@ async function buildIds(buildsDir: string): Promise<string[]> {
 }
 
 /** Builds newest first, at most `limit` of them; directories without a readable state are skipped. */
-export async function listBuilds(buildsDir: string, opts: { limit?: number } = {}): Promise<BuildSummary[]> {
+export async function listBuilds(buildsDir: string, opts: { limit?: number; onSkipped?: OnSkipped } = {}): Promise<BuildSummary[]> {
   const limit = opts.limit ?? Infinity;
   const out: BuildSummary[] = [];
   for (const id of await buildIds(buildsDir)) {
     if (out.length >= limit) break;
     const dir = join(buildsDir, id);
-    const state = await readState(dir);
+    const state = await readState(dir, opts.onSkipped);
     if (state) out.push(summarize(state, dir));
   }
   return out;
@@ -154,7 +153,7 @@ export async function listBuilds(buildsDir: string, opts: { limit?: number } = {
 export async function lastSuccessful(buildsDir: string): Promise<BuildSummary | undefined> {
   for (const id of await buildIds(buildsDir)) {
     const dir = join(buildsDir, id);
-    const state = await readState(dir);
+    const state = await readState(dir, undefined);
     if (state?.status !== 'succeeded') continue;
     const summary = summarize(state, dir);
     const keyParts = await readKeyParts(dir, state.key);
@@ -167,8 +166,8 @@ export async function lastSuccessful(buildsDir: string): Promise<BuildSummary | 
  * Every image any build published, newest upload first (an upload finished later by
  * `farm upload` counts from when it finished).
  */
-export async function publishedImages(buildsDir: string): Promise<PublishedRecord[]> {
-  const builds = await listBuilds(buildsDir);
+export async function publishedImages(buildsDir: string, opts: { onSkipped?: OnSkipped } = {}): Promise<PublishedRecord[]> {
+  const builds = await listBuilds(buildsDir, opts);
   const records = builds.flatMap((b) => b.images.map((img) => ({ img, when: Date.parse(img.at ?? b.startedAt) || 0 })));
   // Array.prototype.sort is stable: equal times keep the builds' newest-first order.
   return records.sort((x, y) => y.when - x.when).map((r) => r.img);

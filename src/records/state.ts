@@ -1,12 +1,10 @@
 // The state file (builds/<id>/state.json) records each arch's progress and each (arch, target)
 // upload, written atomically after every step, so a later run can resume what is pending
-// (`farm upload BUILD_ID`) and no partial image is ever recorded as done.
+// (`farm upload BUILD_ID`) and no partial image is ever recorded as done. These are its types;
+// ./build-record.ts is its only writer and ./state-schema.ts checks it on every read.
 
-import { readFile } from 'node:fs/promises';
 import type { Arch } from '../core/arch.ts';
-import type { ImageType } from '../inventory/schema.ts';
-import { FarmError } from '../core/errors.ts';
-import { JsonRecord, writeJsonAtomic } from '../core/atomic.ts';
+import type { ImageType } from '../core/image-types.ts';
 import type { ArtifactFile } from '../core/artifact.ts';
 import type { HalfMade, PublishedImage } from '../../uploaders/uploader.ts';
 
@@ -70,6 +68,7 @@ export interface ArchState {
 export type BuildStatus = 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';
 
 export interface BuildState {
+  /** The schema version (./state-schema.ts STATE_VERSION). */
   version: 1;
   buildId: string;
   inventory: string;
@@ -80,51 +79,4 @@ export interface BuildState {
   key?: string;
   trigger?: string;
   arches: Partial<Record<Arch, ArchState>>;
-}
-
-export class StateStore extends JsonRecord<BuildState> {
-  private constructor(path: string, state: BuildState) {
-    super(path, state);
-  }
-
-  static async create(path: string, initial: BuildState): Promise<StateStore> {
-    const store = new StateStore(path, initial);
-    await writeJsonAtomic(path, initial);
-    return store;
-  }
-
-  static async open(path: string): Promise<StateStore> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      throw new FarmError('STATE', `cannot read build state ${path}: ${(err as Error).message}`, {
-        hint: 'check the build id: `farm images` or `ls builds/` lists builds',
-      });
-    }
-    let state: BuildState;
-    try {
-      state = JSON.parse(text) as BuildState;
-    } catch {
-      throw new FarmError('STATE', `build state ${path} is not valid JSON`, { hint: 'the file was edited or damaged' });
-    }
-    if (state.version !== 1) throw new FarmError('STATE', `build state ${path} has unknown version ${state.version}`);
-    return new StateStore(path, state);
-  }
-
-  updateArch(arch: Arch, change: (a: ArchState) => void): Promise<void> {
-    return this.update((s) => {
-      const a = s.arches[arch];
-      if (!a) throw new FarmError('STATE', `arch ${arch} is not part of build ${s.buildId}`);
-      change(a);
-    });
-  }
-
-  setArchStep(arch: Arch, step: ArchStep, extra: Partial<ArchState> = {}): Promise<void> {
-    return this.updateArch(arch, (a) => {
-      Object.assign(a, extra);
-      a.step = step;
-      a.at[step] = new Date().toISOString();
-    });
-  }
 }

@@ -2,49 +2,20 @@
 // with the build key (unless a trigger forces the build), then run the build job in-process with
 // the run's AbortSignal. The build records itself (builds/<id>/); the run returns its outcome.
 
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { runBuildJob, selectArches, type JobOptions } from '../pipeline/job.ts';
 import type { BuildOutcome } from '../pipeline/run-build.ts';
 import { errorMessage } from '../core/errors.ts';
 import { loadInventory } from '../inventory/load.ts';
-import { StateStore } from '../records/state.ts';
+import { BuildRecord } from '../records/build-record.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';
 import { decideBuild } from '../triggers/decide.ts';
 import type { KeyOptions } from '../triggers/key.ts';
-import { Reporter, type Level, type ReporterOptions } from '../ui/reporter.ts';
+import { Reporter } from '../ui/reporter.ts';
 import type { ServiceSettings } from './config.ts';
 import type { GitSource } from './git.ts';
 import { runArches, runForced, type Execute } from './queue.ts';
 import type { Reason, ServiceStore } from './store.ts';
-
-/** Tells the run its build id as soon as runBuild names the per-arch log files (or logs the id). */
-export class RunReporter extends Reporter {
-  private known = false;
-
-  constructor(
-    opts: ReporterOptions,
-    private readonly onBuildId: (id: string) => void,
-  ) {
-    super(opts);
-  }
-
-  private found(id: string): void {
-    if (this.known) return;
-    this.known = true;
-    this.onBuildId(id);
-  }
-
-  override logTo(scope: string, path: string): void {
-    super.logTo(scope, path);
-    this.found(basename(dirname(dirname(path)))); // builds/<id>/<arch>/build.log
-  }
-
-  override emit(scope: string, level: Level, text: string): void {
-    const m = scope === 'farm' && level === 'info' ? /^build (\S+):/.exec(text) : null;
-    if (m) this.found(m[1]!);
-    super.emit(scope, level, text);
-  }
-}
 
 /** The inventory with its source replaced by a git work dir. */
 export function withSource(loaded: LoadedInventory, dir: string, containerfile: string, context: string): LoadedInventory {
@@ -94,10 +65,7 @@ export function makeExecute(deps: RunnerDeps): Execute {
     deps.log(`run ${run.id}: building ${arches.join(', ')}${commit ? ` at ${commit.slice(0, 12)}` : ''} (${decision.reason})`);
 
     let buildId: string | undefined;
-    const reporter = new RunReporter({ stream: deps.stream, verbose: false, color: false }, (id) => {
-      buildId = id;
-      ctx.setBuildId(id);
-    });
+    const reporter = new Reporter({ stream: deps.stream, verbose: false, color: false });
     try {
       const outcome = await runJob({
         inventoryPath: deps.inventoryPath,
@@ -108,31 +76,25 @@ export function makeExecute(deps: RunnerDeps): Execute {
         env: deps.env,
         trigger: triggerLabel(run.reasons),
         buildKey: decision.key,
+        // The run is linked to its build the moment the build's record exists.
+        onBuildId: (id) => {
+          buildId = id;
+          ctx.setBuildId(id);
+        },
       });
       return { status: outcome.state.status, buildId: outcome.buildId, ...(outcome.state.key ? { key: outcome.state.key } : {}), message: decision.reason, ...withCommit };
     } catch (err) {
-      // A build that threw before recording its end (a failed preflight) is closed here, so the
-      // history never shows it running forever.
-      if (buildId) await closeBuild(resolve(deps.settings.buildsDir, buildId), ctx.signal.aborted, errorMessage(err)).catch(() => undefined);
+      // A build that threw before recording its end (e.g. writing its key failed) is closed here,
+      // so the history never shows it running forever. A failed preflight has no build id.
+      if (buildId) {
+        const dir = resolve(deps.settings.buildsDir, buildId);
+        await BuildRecord.open(dir)
+          .then((r) => r.closeIfRunning(ctx.signal.aborted, errorMessage(err)))
+          .catch(() => undefined);
+      }
       throw err;
     } finally {
       await reporter.close();
     }
   };
-}
-
-async function closeBuild(dir: string, aborted: boolean, error: string): Promise<void> {
-  const store = await StateStore.open(join(dir, 'state.json'));
-  if (store.current.status !== 'running') return;
-  await store.update((st) => {
-    st.status = aborted ? 'cancelled' : 'failed';
-    st.finishedAt = new Date().toISOString();
-    for (const a of Object.values(st.arches)) {
-      if (a && a.step !== 'fetched' && a.step !== 'failed') {
-        a.step = 'failed';
-        a.error = error;
-        a.at.failed = st.finishedAt;
-      }
-    }
-  });
 }

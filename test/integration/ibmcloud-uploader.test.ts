@@ -21,7 +21,7 @@ import { TestJournal } from '../support/journal.ts';
 
 const BUCKET = 'farm-staging';
 const REGIONS = ['us-east', 'eu-de', 'jp-tok'];
-const FAST = { initialMs: 10, maxMs: 40, timeoutMs: 15_000 };
+const FAST = { intervalMs: 10, factor: 1.5, maxIntervalMs: 40, timeoutMs: 15_000 };
 
 let s3: S3Server;
 let s3c: S3Client;
@@ -316,7 +316,7 @@ describe('IBM Cloud uploader', () => {
     const name = 'farm-cancelled';
     const controller = new AbortController();
     const { ctx } = context(controller.signal);
-    const slow = uploader(target(), { importPoll: { initialMs: 200, maxMs: 200, timeoutMs: 15_000 } });
+    const slow = uploader(target(), { importPoll: { intervalMs: 200, timeoutMs: 15_000 } });
     const logs: string[] = [];
     ctx.log = (m) => {
       logs.push(m);

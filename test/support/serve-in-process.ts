@@ -3,14 +3,14 @@
 // does (state.json, a per-arch log, the manifest) and waits on a gate the test opens. The lab
 // tests run real builds; these exercise the HTTP surface and the queue around them.
 
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { JobOptions } from '../../src/pipeline/job.ts';
 import type { BuildOutcome } from '../../src/pipeline/run-build.ts';
-import { buildManifest } from '../../src/records/manifest.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { FarmService, type Snapshot } from '../../src/service/service.ts';
 import { serveInventory } from './serve.ts';
 
@@ -59,22 +59,25 @@ export async function startStandIn(opts: StandInOptions): Promise<StandIn> {
       version: 1, buildId, inventory: job.inventoryPath, startedAt: now, status: 'running', trigger: job.trigger!, key: job.buildKey!.key,
       arches: { s390x: { arch: 's390x', step: 'planned', types: ['qcow2'], imageName: `farm-${buildId}-s390x`, artifacts: [], uploads: {}, at: { planned: now } } },
     };
-    const store = await StateStore.create(join(buildDir, 'state.json'), initial);
+    const store = await BuildRecord.create(buildDir, initial);
+    job.onBuildId?.(buildId);
     job.reporter.logTo('s390x', join(buildDir, 's390x', 'build.log'));
     job.reporter.scoped('s390x').info('building on the stand-in');
     await Promise.race([gate, new Promise((r) => job.signal.addEventListener('abort', r))]);
-    await store.update((s) => {
-      s.status = job.signal.aborted ? 'cancelled' : 'succeeded';
-      s.finishedAt = new Date().toISOString();
-      const a = s.arches.s390x!;
-      a.step = job.signal.aborted ? 'failed' : 'fetched';
-      a.uploads.openstack = {
-        target: 'openstack', kind: 'openstack', type: 'qcow2', step: 'uploaded', at: { uploaded: s.finishedAt },
-        images: [{ target: 'openstack', kind: 'openstack', location: 'RegionOne', imageName: a.imageName, imageId: `img-${buildId}`, artifactId: `RegionOne:img-${buildId}`, existing: false }],
-      } as never;
-    });
-    const manifest = buildManifest(store.current);
-    await writeFile(join(buildDir, 'manifest.json'), JSON.stringify(manifest));
+    if (job.signal.aborted) {
+      await store.archFailed('s390x', 'cancelled');
+    } else {
+      await store.buildingStarted('s390x', [['qcow2']]);
+      await store.setArchStep('s390x', 'built');
+      await store.setArchStep('s390x', 'fetching');
+      await store.archFetched('s390x', [], { build: 0, fetch: 0 });
+      const imageName = store.current.arches.s390x!.imageName;
+      await store.uploadStep('s390x', { target: 'openstack', kind: 'openstack', type: 'qcow2' }, 'uploading');
+      await store.uploadStep('s390x', { target: 'openstack', kind: 'openstack', type: 'qcow2' }, 'uploaded', {
+        images: [{ target: 'openstack', kind: 'openstack', location: 'RegionOne', imageName, imageId: `img-${buildId}`, artifactId: `RegionOne:img-${buildId}`, existing: false }],
+      });
+    }
+    const manifest = await store.finish(job.signal.aborted);
     return { buildId, dir: buildDir, state: store.current, manifest };
   }
 

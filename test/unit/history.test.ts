@@ -5,7 +5,8 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { KEY_FILE, lastSuccessful, listBuilds, publishedImages } from '../../src/records/history.ts';
+import { KEY_FILE, lastSuccessful, listBuilds, publishedImages, type PublishedRecord } from '../../src/records/history.ts';
+import { cli } from '../support/cli.ts';
 import type { ArchState, BuildState, BuildStatus } from '../../src/records/state.ts';
 import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { decideBuild } from '../../src/triggers/decide.ts';
@@ -174,6 +175,23 @@ describe('publishedImages', () => {
     expect(table[0]).toMatch(/^TARGET\s+KIND\s+WHERE\s+IMAGE NAME\s+IMAGE ID\s+ARCH\s+BUILD\s+WHEN$/);
     expect(table[2]).toMatch(/^libvirt\s+libvirt\s+hv1\s+farm-b-x86_64\s+\/pool\/b\.raw\s+x86_64\s+20261121t101500z\s+2026-11-23 09:00:00Z$/);
     expect(table[4]).toMatch(/^aws\s+aws\s+us-east-1\s+farm-b-x86_64\s+ami-0b\s+x86_64\s+20261121t101500z\s+2026-11-21 10:40:00Z$/);
+  });
+});
+
+describe('farm images over damaged records', () => {
+  it('lists the readable builds and names each damaged or newer record it passed over', async () => {
+    const dir = join(builds, '..');
+    await writeFile(join(dir, 'farm.yaml'), ['version: 1', 'source: { containerfile: src/Containerfile, context: src }', 'settings: { builds_dir: builds }', 'workers:', '  - { name: w, host: w.example, arch: x86_64 }', ''].join('\n'));
+    const r = await cli(['images', '-i', join(dir, 'farm.yaml'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as PublishedRecord[]).map((i) => i.imageId)).toEqual(['/pool/b.raw', '/pool/a.raw', 'ami-0b']);
+    const passed = r.stderr.split('\n').filter((l) => l.startsWith('passed over a build record: '));
+    expect(passed).toEqual([
+      `passed over a build record: build state ${join(builds, '20261122t000004z', 'state.json')} has schema version 2; this farm reads version 1`,
+      expect.stringMatching(new RegExp(`^passed over a build record: build state ${join(builds, '20261122t000000z', 'state.json')} is not valid JSON`)),
+    ]);
+    // The directory without a state (a build being claimed) is not a damaged record.
+    expect(r.stderr).not.toContain('20261122t000001z');
   });
 });
 

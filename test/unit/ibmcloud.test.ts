@@ -10,7 +10,6 @@ import {
 import { cosAuth, readCredentials, secretsOf, type IbmCredentials } from '../../uploaders/ibmcloud/credentials.ts';
 import { faultText, hintFor, redact, serviceFault, stepError } from '../../uploaders/ibmcloud/errors.ts';
 import { objectMetadata, partSizeFor, S3_MIN_PART } from '../../uploaders/ibmcloud/cos.ts';
-import { PollTimeout, pollUntil } from '../../uploaders/ibmcloud/wait.ts';
 import { imageNameProblem, vpcImageName } from '../../uploaders/ibmcloud/names.ts';
 import { FarmError } from '../../src/core/errors.ts';
 
@@ -175,24 +174,5 @@ describe('error mapping', () => {
     expect(stepError('import image', 'us-east', new DOMException('x', 'AbortError'), []).code).toBe('ABORTED');
     const own = new FarmError('UPLOAD', 'already clear');
     expect(stepError('x', 'us-east', own, [])).toBe(own);
-  });
-});
-
-describe('pollUntil', () => {
-  it('polls with backoff until a value comes', async () => {
-    let n = 0;
-    const v = await pollUntil(async () => (++n >= 3 ? 'done' : undefined), { initialMs: 1, maxMs: 5, timeoutMs: 1000 }, new AbortController().signal);
-    expect(v).toBe('done');
-    expect(n).toBe(3);
-  });
-
-  it('gives up at the deadline and stops on abort', async () => {
-    await expect(pollUntil(async () => undefined, { initialMs: 5, maxMs: 5, timeoutMs: 30 }, new AbortController().signal)).rejects.toBeInstanceOf(
-      PollTimeout,
-    );
-    const c = new AbortController();
-    const p = pollUntil(async () => undefined, { initialMs: 10_000, maxMs: 10_000, timeoutMs: 60_000 }, c.signal);
-    setTimeout(() => c.abort(), 10);
-    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
   });
 });

@@ -2,7 +2,8 @@ import { mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { buildManifest } from '../../src/records/manifest.ts';
 import { overallStatus } from '../../src/records/status.ts';
 
@@ -22,10 +23,10 @@ function initial(): BuildState {
 
 const file = (name: string, sha: string) => ({ path: `/b/${name}`, name, size: 1024, sha256: sha, format: 'raw' as const });
 
-describe('StateStore', () => {
+describe('BuildRecord', () => {
   it('writes every step atomically and serializes concurrent updates', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'farm-state-'));
-    const store = await StateStore.create(join(dir, 'state.json'), initial());
+    const store = await BuildRecord.create(dir, initial());
     await Promise.all([
       store.setArchStep('x86_64', 'building', { worker: 'lab-x86_64' }),
       store.setArchStep('s390x', 'building', { worker: 'lab-s390x' }),
@@ -37,13 +38,13 @@ describe('StateStore', () => {
     expect(onDisk.arches.s390x!.step).toBe('failed');
     expect(onDisk.arches.s390x!.at.building).toBeDefined();
     expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    const reopened = await StateStore.open(join(dir, 'state.json'));
+    const reopened = await BuildRecord.open(dir);
     expect(reopened.current).toEqual(onDisk);
   });
 
   it('refuses a missing or damaged state file with a clear error', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'farm-state-'));
-    await expect(StateStore.open(join(dir, 'nope.json'))).rejects.toThrow(/cannot read build state/);
+    await expect(BuildRecord.open(join(dir, 'nope'))).rejects.toThrow(/cannot read build state/);
   });
 });
 

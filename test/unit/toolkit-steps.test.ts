@@ -119,3 +119,25 @@ describe('allOrNothing', () => {
     await expect(p).rejects.toMatchObject({ code: 'ABORTED' });
   });
 });
+
+describe('Steps, wording', () => {
+  it('wraps a failure once, and notes a complete cleanup when asked to', async () => {
+    const o = options({
+      wrap: (step, err) => wrapError(err, { step, where: 'lab-glance', prefixFarmErrors: true, format: (s, d) => `${s}: ${d}` }),
+      removedNote: 'created images were removed',
+    });
+    const err = await runSteps(o, async (steps) => {
+      steps.onCleanup('image 1', async () => {});
+      steps.current = 'upload of x';
+      await steps.run('create image x', async () => {
+        throw new FarmError('UPLOAD', 'HTTP 500');
+      });
+    }).catch((e: unknown) => e);
+    expect((err as FarmError).message).toBe('lab-glance: create image x: HTTP 500 (created images were removed)');
+    // Nothing created, nothing removed: no note.
+    const plain = await runSteps(o, async () => {
+      throw new Error('refused');
+    }).catch((e: unknown) => e);
+    expect((plain as FarmError).message).toBe('lab-glance: start: refused');
+  });
+});

@@ -3,15 +3,17 @@
 // removed or the upload is recorded done; a rerun removes what a killed run left before it looks
 // for or uploads the image, and keeps a record whose removal failed.
 
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { TargetUploads } from '../../src/pipeline/upload-stage.ts';
-import { inventorySchema, type LoadedInventory } from '../../src/inventory/schema.ts';
+import type { LoadedInventory } from '../../src/inventory/schema.ts';
+import { inlineInventory } from '../support/inline-inventory.ts';
 import { planBuild } from '../../src/plan/plan.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { StateJournal } from '../../src/records/upload-journal.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
@@ -20,20 +22,13 @@ import type { HalfMade, HalfMadeResult, PublishedImage, UploadContext, Uploader 
 const BUILD = '20261121t101500z';
 const NAME = 'farm-20261121-101500-x86_64';
 
-function loaded(): LoadedInventory {
-  return {
-    file: '/inv/farm.yaml',
-    dir: '/inv',
-    inventory: inventorySchema.parse({
-      version: 1,
-      source: { containerfile: 'Containerfile' },
-      workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
-      arches: { x86_64: { types: ['qcow2'], targets: [{ kind: 'openstack', cloud: 'lab', image_type: 'qcow2' }] } },
-    }),
-  };
-}
+const loaded = (): LoadedInventory =>
+  inlineInventory({
+    workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
+    arches: { x86_64: { types: ['qcow2'], targets: [{ kind: 'openstack', cloud: 'lab', image_type: 'qcow2' }] } },
+  });
 
-async function fetchedStore(): Promise<StateStore> {
+async function fetchedStore(): Promise<BuildRecord> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-journal-'));
   const state: BuildState = {
     version: 1,
@@ -54,10 +49,10 @@ async function fetchedStore(): Promise<StateStore> {
       },
     },
   };
-  return StateStore.create(join(dir, 'state.json'), state);
+  return BuildRecord.create(dir, state);
 }
 
-const onDisk = async (store: StateStore) => JSON.parse(await readFile(store.path, 'utf8')) as BuildState;
+const onDisk = async (store: BuildRecord) => JSON.parse(await readFile(store.path, 'utf8')) as BuildState;
 const quiet = () => new Reporter({ stream: new Writable({ write: (_c, _e, cb) => cb() }) }).scoped('x86_64');
 
 interface CloudObject {
@@ -118,7 +113,7 @@ class CloudUploader implements Uploader {
 /** Stands for the process dying: nothing after it runs, so nothing is rolled back. */
 class Killed extends Error {}
 
-async function run(stage: TargetUploads, store: StateStore): Promise<void> {
+async function run(stage: TargetUploads, store: BuildRecord): Promise<void> {
   const inv = loaded();
   await stage.uploadArch(planBuild(inv, ['x86_64'], BUILD).arches[0]!, store, new AbortController().signal, quiet());
 }
@@ -126,9 +121,7 @@ async function run(stage: TargetUploads, store: StateStore): Promise<void> {
 describe('StateJournal', () => {
   it('has each record on disk before begin() returns, adds the id, and drops it', async () => {
     const store = await fetchedStore();
-    await store.updateArch('x86_64', (a) => {
-      a.uploads.openstack = { target: 'openstack', kind: 'openstack', type: 'qcow2', step: 'uploading', images: [], at: {} };
-    });
+    await store.uploadStep('x86_64', { target: 'openstack', kind: 'openstack', type: 'qcow2' }, 'uploading');
     const journal = new StateJournal(store, 'x86_64', 'openstack');
     expect(journal.attempt).toMatch(/^[0-9a-f]{12}$/);
     expect(new StateJournal(store, 'x86_64', 'openstack').attempt).not.toBe(journal.attempt);
@@ -209,16 +202,18 @@ describe('the uploads stage with the journal', () => {
 
   it('an object the killed run had finished is kept and found, not uploaded again', async () => {
     const cloud = new CloudUploader();
-    const store = await fetchedStore();
+    let store = await fetchedStore();
     await run(new TargetUploads(loaded(), {}, () => cloud), store);
     // As if the run died after the image became active but before 'uploaded' was written.
     const [img] = cloud.objects;
-    await store.updateArch('x86_64', (a) => {
-      const u = a.uploads.openstack!;
-      u.step = 'uploading';
-      u.images = [];
-      u.halfMade = [{ key: 'k.1', kind: 'glance-image', location: 'RegionOne', name: NAME, attempt: img!.attempt, id: img!.id, at: '2026-11-21T10:21:00.000Z' }];
-    });
+    // The file is edited as that run left it, and read back as the next process would.
+    const died = await onDisk(store);
+    const u = died.arches.x86_64!.uploads.openstack!;
+    u.step = 'uploading';
+    u.images = [];
+    u.halfMade = [{ key: 'k.1', kind: 'glance-image', location: 'RegionOne', name: NAME, attempt: img!.attempt, id: img!.id, at: '2026-11-21T10:21:00.000Z' }];
+    await writeFile(store.path, JSON.stringify(died));
+    store = await BuildRecord.open(store.dir);
     await run(new TargetUploads(loaded(), {}, () => cloud), store);
     const rec = (await onDisk(store)).arches.x86_64!.uploads.openstack!;
     expect(rec).toMatchObject({ step: 'uploaded', images: [{ imageId: img!.id, existing: true }] });

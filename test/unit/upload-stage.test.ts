@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TargetUploads, checkSelection, selectTargets } from '../../src/pipeline/upload-stage.ts';
-import { inventorySchema, type LoadedInventory, type Target } from '../../src/inventory/schema.ts';
+import type { LoadedInventory, Target } from '../../src/inventory/schema.ts';
+import { inlineInventory } from '../support/inline-inventory.ts';
 import { planBuild } from '../../src/plan/plan.ts';
-import { StateStore, type BuildState } from '../../src/records/state.ts';
+import { BuildRecord } from '../../src/records/build-record.ts';
+import type { BuildState } from '../../src/records/state.ts';
 import { Reporter } from '../../src/ui/reporter.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
 import type { PublishedImage, Uploader, UploadContext } from '../../uploaders/uploader.ts';
@@ -16,27 +18,20 @@ import { Writable } from 'node:stream';
 
 const BUILD = '20261121t101500z';
 
-function loaded(): LoadedInventory {
-  return {
-    file: '/inv/farm.yaml',
-    dir: '/inv',
-    inventory: inventorySchema.parse({
-      version: 1,
-      source: { containerfile: 'Containerfile' },
-      workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
-      arches: {
-        x86_64: {
-          types: ['ami', 'qcow2'],
-          targets: [
-            { kind: 'aws', region: 'us-east-1' },
-            { kind: 'aws', region: 'eu-central-1', naming: 'aws-{name}-{arch}' },
-            { kind: 'openstack', cloud: 'lab', image_type: 'qcow2' },
-          ],
-        },
+const loaded = (): LoadedInventory =>
+  inlineInventory({
+    workers: [{ name: 'w', host: 'h', arch: 'x86_64' }],
+    arches: {
+      x86_64: {
+        types: ['ami', 'qcow2'],
+        targets: [
+          { kind: 'aws', region: 'us-east-1' },
+          { kind: 'aws', region: 'eu-central-1', naming: 'aws-{name}-{arch}' },
+          { kind: 'openstack', cloud: 'lab', image_type: 'qcow2' },
+        ],
       },
-    }),
-  };
-}
+    },
+  });
 
 class MemoryUploader implements Uploader {
   readonly kind: Target['kind'];
@@ -45,6 +40,7 @@ class MemoryUploader implements Uploader {
   uploads: Array<{ artifact: Artifact; name: string }> = [];
   failNext = false;
   preflightError: string | undefined;
+  logLines: string[] = [];
   constructor(readonly name: string, kind: Target['kind']) {
     this.kind = kind;
   }
@@ -58,6 +54,7 @@ class MemoryUploader implements Uploader {
   async upload(artifact: Artifact, imageName: string, ctx: UploadContext) {
     this.uploads.push({ artifact, name: imageName });
     expect(ctx.tags['farm-build-id']).toBe(BUILD);
+    for (const line of this.logLines) ctx.log(line);
     if (this.failNext) {
       this.failNext = false;
       throw new Error('RegisterImage failed: InvalidSnapshot.NotFound');
@@ -69,7 +66,7 @@ class MemoryUploader implements Uploader {
   async delete() {}
 }
 
-async function fetchedStore(): Promise<StateStore> {
+async function fetchedStore(): Promise<BuildRecord> {
   const dir = await mkdtemp(join(tmpdir(), 'farm-up-'));
   const disk = (name: string, format: 'raw' | 'qcow2') => ({ path: `/b/${name}`, name, size: 10, sha256: 'a'.repeat(64), format });
   const state: BuildState = {
@@ -94,7 +91,7 @@ async function fetchedStore(): Promise<StateStore> {
       },
     },
   };
-  return StateStore.create(join(dir, 'state.json'), state);
+  return BuildRecord.create(dir, state);
 }
 
 const quiet = () => new Reporter({ stream: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -168,6 +165,23 @@ describe('TargetUploads', () => {
     expect(rec['aws-eu-central-1']!.step).toBe('uploaded');
   });
 
+  it('prefixes every line an uploader logs with the target name, once (uploaders never name themselves)', async () => {
+    const inv = loaded();
+    const u = new MemoryUploader('aws-us-east-1', 'aws');
+    // An uploader's line may start with its own name for its own reasons (an object named after
+    // the target): the stage does not guess, it always prefixes.
+    u.logLines = ['snapshot snap-1 started', 'aws-us-east-1: bucket policy checked'];
+    const stage = new TargetUploads(inv, { only: ['aws-us-east-1'] }, () => u);
+    const plan = planBuild(inv, ['x86_64'], BUILD);
+    const store = await fetchedStore();
+    const lines: string[] = [];
+    const reporter = new Reporter({ color: false, stream: new Writable({ write: (c, _e, cb) => cb(void lines.push(String(c))) }) });
+    await stage.uploadArch(plan.arches[0]!, store, new AbortController().signal, reporter.scoped('x86_64'));
+    const text = lines.join('');
+    expect(text).toMatch(/\] +aws-us-east-1: snapshot snap-1 started\n/);
+    expect(text).toMatch(/\] +aws-us-east-1: aws-us-east-1: bucket policy checked\n/);
+  });
+
   it('preflight reports every failing target at once, and a type the arch does not build', async () => {
     const inv = loaded();
     inv.inventory.arches.x86_64!.types = ['ami'];
@@ -189,19 +203,13 @@ describe('TargetUploads', () => {
 
 describe('targets of the same name on two arches', () => {
   it('get one uploader each, with their own settings', async () => {
-    const inv: LoadedInventory = {
-      file: '/inv/farm.yaml',
-      dir: '/inv',
-      inventory: inventorySchema.parse({
-        version: 1,
-        source: { containerfile: 'Containerfile' },
-        workers: [{ name: 'a', host: 'h', arch: 'x86_64' }, { name: 'b', host: 'h', arch: 'aarch64' }],
-        arches: {
-          x86_64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 'ebs-direct' }] },
-          aarch64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 's3-import', bucket: 'b' }] },
-        },
-      }),
-    };
+    const inv = inlineInventory({
+      workers: [{ name: 'a', host: 'h', arch: 'x86_64' }, { name: 'b', host: 'h', arch: 'aarch64' }],
+      arches: {
+        x86_64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 'ebs-direct' }] },
+        aarch64: { targets: [{ kind: 'aws', region: 'us-east-1', method: 's3-import', bucket: 'b' }] },
+      },
+    });
     const made: Array<{ name: string; method: string }> = [];
     const stage = new TargetUploads(inv, {}, (t, name) => {
       made.push({ name, method: (t as { method: string }).method });

@@ -15,7 +15,9 @@ import { copyImage, deleteSnapshot, deprecateImage, registerImage, removeImage, 
 import { AMI_NAME_ALLOWED, amiNameProblem } from './names.ts';
 import { AMI, ATTEMPT_TAG, EBS_SNAPSHOT, removeAwsLeftovers, removeAwsObject, type AwsAccess, type Track } from './leftovers.ts';
 import { importSnapshot } from './s3-import.ts';
-import { Steps } from './steps.ts';
+import { Progress } from '../toolkit/progress.ts';
+import { Steps, allOrNothing } from '../toolkit/steps.ts';
+import { AWS_LEFTOVER_HINT, awsWrap } from './errors.ts';
 import { DEFAULT_WAIT, type WaitSettings } from './wait.ts';
 
 export { BLOCK_SIZE, linearChecksum, readBlocks, volumeSizeGiB, isZero } from './blocks.ts';
@@ -121,7 +123,7 @@ class AwsUploader implements Uploader, RemovesImages {
         hint: 'Set AWS_PROFILE (and run `aws sso login` for SSO profiles) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment.',
       });
     }
-    const steps = new Steps(this.name, () => {}, signal);
+    const steps = this.steps(signal);
     for (const region of this.regions()) {
       await steps.run(`preflight: DescribeImages in ${region}`, () =>
         this.clients.ec2(region).send(new DescribeImagesCommand({ Owners: ['self'], MaxResults: 5 }), { abortSignal: signal }),
@@ -135,7 +137,7 @@ class AwsUploader implements Uploader, RemovesImages {
   }
 
   async find(imageName: string, _artifact: Artifact, signal: AbortSignal): Promise<PublishedImage[]> {
-    const steps = new Steps(this.name, () => {}, signal);
+    const steps = this.steps(signal);
     const found: PublishedImage[] = [];
     for (const region of this.regions()) {
       const out = await steps.run(`DescribeImages in ${region}`, () =>
@@ -151,6 +153,11 @@ class AwsUploader implements Uploader, RemovesImages {
     return found;
   }
 
+  /** Steps whose failures name this target; an upload's also log and clean up. */
+  private steps(signal: AbortSignal, log: (m: string) => void = () => {}): Steps {
+    return new Steps({ signal, log, wrap: awsWrap(this.name, signal), leftoverHint: AWS_LEFTOVER_HINT });
+  }
+
   private published(region: string, imageName: string, imageId: string, existing: boolean): PublishedImage {
     return {
       target: this.name,
@@ -164,7 +171,7 @@ class AwsUploader implements Uploader, RemovesImages {
   }
 
   async delete(image: PublishedImage, signal: AbortSignal): Promise<void> {
-    const steps = new Steps(this.name, () => {}, signal);
+    const steps = this.steps(signal);
     await steps.run(`delete ${image.artifactId}`, () => removeImage(this.clients.ec2(image.location), image.imageId, signal));
   }
 
@@ -190,7 +197,7 @@ class AwsUploader implements Uploader, RemovesImages {
     }
     const t = this.target;
     const signal = ctx.signal;
-    const steps = new Steps(this.name, ctx.log, signal);
+    const steps = this.steps(signal, ctx.log);
     const journal = ctx.journal ?? NO_JOURNAL;
     // farm-attempt last: it is how a rerun finds what this attempt made before it knew the ids.
     const tags = { ...ctx.tags, ...t.tags, Name: imageName, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
@@ -198,22 +205,23 @@ class AwsUploader implements Uploader, RemovesImages {
     const track: Track = async (o) => {
       const entry = await journal.begin(o);
       const object: HalfMade = { ...o, attempt: journal.attempt };
-      const unneeded = steps.onUndo(`${o.kind} ${o.name} in ${o.location}`, (s) => removeAwsObject(this.access, object, s).then(() => undefined), entry);
+      const cleanup = steps.onCleanup(`${o.kind} ${o.name} in ${o.location}`, (s) => removeAwsObject(this.access, object, s).then(() => undefined), entry);
       return {
         identify: async (id) => {
           object.id = id;
           await entry.identify(id);
         },
         settle: async () => {
-          unneeded();
+          cleanup.dismiss();
           await entry.drop();
         },
       };
     };
     const description = `${imageName} (farm build ${artifact.buildId}, ${artifact.arch})`;
     const ec2 = this.clients.ec2();
-    const progress = throttledProgress(ctx, artifact.disk.size, this.opts.progressIntervalMs ?? 500);
-    let step = 'check name';
+    const bar = new Progress(ctx.onProgress, artifact.disk.size, this.opts.progressIntervalMs ?? 500);
+    const progress = bar.report.bind(bar);
+    steps.current = 'check name';
     try {
       // RegisterImage would refuse a taken name only after the whole upload: ask first.
       const existing = await this.find(imageName, artifact, signal);
@@ -225,7 +233,7 @@ class AwsUploader implements Uploader, RemovesImages {
 
       let snapshotId: string;
       if (t.method === 'ebs-direct') {
-        step = 'EBS direct snapshot upload';
+        steps.current = 'EBS direct snapshot upload';
         const snapshot = await track({ kind: EBS_SNAPSHOT, location: t.region, name: imageName });
         const result = await uploadEbsDirect({
           ebs: this.clients.ebs(),
@@ -238,15 +246,15 @@ class AwsUploader implements Uploader, RemovesImages {
           signal,
           wait: this.wait,
           onSnapshot: async (id) => {
-            ctx.log(`${this.name}: snapshot ${id} started`);
+            ctx.log(`snapshot ${id} started`);
             await snapshot.identify(id);
           },
           onProgress: progress,
         });
         snapshotId = result.snapshotId;
-        ctx.log(`${this.name}: snapshot ${snapshotId} completed (${result.blocksSent} blocks, ${result.bytesSent} bytes sent)`);
+        ctx.log(`snapshot ${snapshotId} completed (${result.blocksSent} blocks, ${result.bytesSent} bytes sent)`);
       } else {
-        step = 'S3 upload and snapshot import';
+        steps.current = 'S3 upload and snapshot import';
         const bucket = t.bucket;
         if (!bucket) throw new FarmError('INVENTORY', `${this.name}: method s3-import needs a bucket`);
         snapshotId = await importSnapshot({
@@ -261,21 +269,21 @@ class AwsUploader implements Uploader, RemovesImages {
           queueSize: this.opts.queueSize ?? DEFAULT_QUEUE_SIZE,
           signal,
           wait: this.wait,
-          log: (m) => ctx.log(`${this.name}: ${m}`),
+          log: ctx.log,
           region: t.region,
           tags,
           track,
           onProgress: progress,
         });
-        step = 'CreateTags on the snapshot';
+        steps.current = 'CreateTags on the snapshot';
         await ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })) }), {
           abortSignal: signal,
         });
       }
 
-      step = 'RegisterImage';
+      steps.current = 'RegisterImage';
       progress(artifact.disk.size, undefined, 'register');
-      // Deregistering comes before the snapshot's undo (undos run in reverse).
+      // Deregistering comes before the snapshot's cleanup (cleanups run in reverse).
       const ami = await track({ kind: AMI, location: t.region, name: imageName });
       const imageId = await registerImage({
         ec2,
@@ -289,74 +297,55 @@ class AwsUploader implements Uploader, RemovesImages {
         signal,
       });
       await ami.identify(imageId);
-      ctx.log(`${this.name}: registered ${imageId} (${architecture}), waiting until available`);
-      step = `wait for ${imageId} to be available`;
+      ctx.log(`registered ${imageId} (${architecture}), waiting until available`);
+      steps.current = `wait for ${imageId} to be available`;
       await waitAvailable(ec2, imageId, this.wait, signal);
 
       const images = [this.published(t.region, imageName, imageId, false)];
       const deprecateAt =
         t.deprecate_after_days === undefined ? undefined : new Date((this.opts.now?.() ?? new Date()).getTime() + t.deprecate_after_days * DAY_MS);
       const finish = async (region: string, id: string) => {
-        step = `share ${region}:${id}`;
+        steps.current = `share ${region}:${id}`;
         await shareImage(this.clients.ec2(region), id, t.share_accounts, signal);
         if (deprecateAt) {
-          step = `EnableImageDeprecation ${region}:${id}`;
+          steps.current = `EnableImageDeprecation ${region}:${id}`;
           await deprecateImage(this.clients.ec2(region), id, deprecateAt, signal);
         }
       };
       await finish(t.region, imageId);
 
-      // Copies run in parallel: each waits minutes on AWS.
-      const copies = await Promise.allSettled(
-        this.regions()
-          .slice(1)
-          .map(async (region) => {
-            const regional = this.clients.ec2(region);
-            const copy = await track({ kind: AMI, location: region, name: imageName });
-            const copyId = await steps.run(`CopyImage to ${region}`, () =>
-              copyImage({
-                ec2: regional,
-                sourceRegion: t.region,
-                sourceImageId: imageId,
-                name: imageName,
-                description,
-                tags,
-                clientToken: `${imageId}-${region}`,
-                signal,
-              }),
-            );
-            await copy.identify(copyId);
-            ctx.log(`${this.name}: copying ${imageId} to ${region} as ${copyId}`);
-            await steps.run(`wait for ${region}:${copyId} to be available`, () => waitAvailable(regional, copyId, this.wait, signal));
-            await steps.run(`share/deprecate ${region}:${copyId}`, () => finish(region, copyId));
-            return this.published(region, imageName, copyId, false);
-          }),
+      // Copies run in parallel (each waits minutes on AWS); the first failure stops the others.
+      steps.current = 'copy to other regions';
+      const copies = await allOrNothing(
+        this.regions().slice(1),
+        async (region, s) => {
+          const regional = this.clients.ec2(region);
+          const copy = await track({ kind: AMI, location: region, name: imageName });
+          const copyId = await steps.run(`CopyImage to ${region}`, () =>
+            copyImage({
+              ec2: regional,
+              sourceRegion: t.region,
+              sourceImageId: imageId,
+              name: imageName,
+              description,
+              tags,
+              clientToken: `${imageId}-${region}`,
+              signal: s,
+            }),
+          );
+          await copy.identify(copyId);
+          ctx.log(`copying ${imageId} to ${region} as ${copyId}`);
+          await steps.run(`wait for ${region}:${copyId} to be available`, () => waitAvailable(regional, copyId, this.wait, s));
+          await steps.run(`share/deprecate ${region}:${copyId}`, () => finish(region, copyId));
+          return this.published(region, imageName, copyId, false);
+        },
+        signal,
       );
-      const failed = copies.find((c): c is PromiseRejectedResult => c.status === 'rejected');
-      if (failed) {
-        step = 'copy to other regions';
-        throw failed.reason;
-      }
-      for (const c of copies) if (c.status === 'fulfilled') images.push(c.value);
+      images.push(...copies);
       progress(artifact.disk.size, undefined, 'done', true);
       return images;
     } catch (err) {
-      return steps.fail(step, err);
+      return await steps.fail(err);
     }
   }
-}
-
-/** onProgress at most every `intervalMs`, always for phase changes and the final call. */
-function throttledProgress(ctx: UploadContext, total: number, intervalMs: number) {
-  let last = 0;
-  let lastPhase = '';
-  let sent = 0;
-  return (done: number, sentNow: number | undefined, phase: string, force = false): void => {
-    if (sentNow !== undefined) sent = sentNow;
-    const now = Date.now();
-    if (!force && phase === lastPhase && now - last < intervalMs && done < total) return;
-    last = now;
-    lastPhase = phase;
-    ctx.onProgress?.({ done, total, sent, phase });
-  };
 }

@@ -12,10 +12,10 @@ import {
   type EC2Client,
 } from '@aws-sdk/client-ec2';
 import { Upload } from '@aws-sdk/lib-storage';
-import { sleep } from '../../src/core/sleep.ts';
+import { pollUntil } from '../../src/core/poll.ts';
 import { EBS_SNAPSHOT, IMPORT_TASK, S3_MULTIPART, S3_OBJECT, type Track } from './leftovers.ts';
 import { toTags } from './register.ts';
-import type { WaitSettings } from './wait.ts';
+import { pollSettings, type WaitSettings } from './wait.ts';
 
 // S3 allows at most 10,000 parts per upload.
 const MAX_PARTS = 10_000;
@@ -113,31 +113,28 @@ export async function importSnapshot(p: S3ImportParams): Promise<string> {
 }
 
 /** Polls DescribeImportSnapshotTasks with backoff until completed; fails on deleted/error states. */
-async function pollImport(p: S3ImportParams, taskId: string): Promise<string> {
-  const deadline = Date.now() + p.wait.maxWaitSeconds * 1000;
-  let delay = p.wait.minDelaySeconds * 1000;
-  let last = '';
-  for (;;) {
-    const out = await p.ec2.send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [taskId] }), { abortSignal: p.signal });
-    const task = out.ImportSnapshotTasks?.find((t) => t.ImportTaskId === taskId);
-    const detail = task?.SnapshotTaskDetail;
-    const status = detail?.Status ?? 'unknown';
-    if (status === 'completed') {
-      if (!detail?.SnapshotId) throw new Error(`import task ${taskId} completed without a snapshot id`);
-      return detail.SnapshotId;
-    }
-    if (status !== 'active') {
-      throw new Error(`import task ${taskId} ended ${status}: ${detail?.StatusMessage ?? 'no status message'}`);
-    }
-    const line = `${detail?.StatusMessage ?? ''} ${detail?.Progress ?? ''}%`.trim();
-    if (line !== last) {
-      p.log(`import ${taskId}: ${line}`);
-      last = line;
-    }
-    if (Date.now() + delay > deadline) {
-      throw new Error(`import task ${taskId} still ${detail?.StatusMessage ?? status} after ${p.wait.maxWaitSeconds} s`);
-    }
-    await sleep(delay, p.signal);
-    delay = Math.min(delay * 1.5, p.wait.maxDelaySeconds * 1000);
-  }
+function pollImport(p: S3ImportParams, taskId: string): Promise<string> {
+  return pollUntil(
+    async (status) => {
+      const out = await p.ec2.send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [taskId] }), { abortSignal: p.signal });
+      const task = out.ImportSnapshotTasks?.find((t) => t.ImportTaskId === taskId);
+      const detail = task?.SnapshotTaskDetail;
+      const state = detail?.Status ?? 'unknown';
+      if (state === 'completed') {
+        if (!detail?.SnapshotId) throw new Error(`import task ${taskId} completed without a snapshot id`);
+        return detail.SnapshotId;
+      }
+      if (state !== 'active') {
+        throw new Error(`import task ${taskId} ended ${state}: ${detail?.StatusMessage ?? 'no status message'}`);
+      }
+      status(`${detail?.StatusMessage ?? ''} ${detail?.Progress ?? ''}%`.trim());
+      return undefined;
+    },
+    {
+      what: `import task ${taskId} to complete`,
+      ...pollSettings(p.wait),
+      signal: p.signal,
+      onProgress: (line) => p.log(`import ${taskId}: ${line}`),
+    },
+  );
 }

@@ -2,7 +2,8 @@
 // FarmErrors that say which region and step failed, what the service said and what to do.
 // Every message passes through redact(): API keys and HMAC secrets never reach a message.
 
-import { FarmError, isAbortError } from '../../src/core/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
+import { wrapError } from '../toolkit/errors.ts';
 
 /** What ibm-cloud-sdk-core rejects with: status plus the service's error document in `result`. */
 interface SdkError {
@@ -108,12 +109,17 @@ export function stepError(
   if (err instanceof FarmError) {
     return err.code === 'ABORTED' || err.code === 'UPLOAD' ? err : new FarmError('UPLOAD', redact(err.message, secrets), { hint: err.hint, cause: err });
   }
-  // The SDK core rewraps axios' cancellation into a plain Error, so the signal is the reliable witness.
-  if (isAbortError(err) || signal?.aborted) return new FarmError('ABORTED', `cancelled during ${step}${region ? ` in ${region}` : ''}`);
   const fault = serviceFault(err);
-  const where = region ? `IBM Cloud ${region}` : 'IBM Cloud';
-  const message = redact(`${where}: ${step} failed: ${faultText(fault)}`, secrets);
-  const hint = hintFor(fault, step, cos);
-  // The SDK errors carry the response only (no request config), but keep just the parsed fault as cause.
-  return new FarmError('UPLOAD', message, { ...(hint ? { hint } : {}), cause: { ...fault, message: redact(fault.message, secrets) } });
+  const masked = (text: string) => redact(text, secrets);
+  // The SDK core rewraps axios' cancellation into a plain Error: wrapError takes the signal as witness.
+  return wrapError(err, {
+    step,
+    where: region ? `IBM Cloud ${region}` : 'IBM Cloud',
+    redact: masked,
+    ...(signal ? { signal } : {}),
+    describe: () => faultText(fault),
+    hint: () => hintFor(fault, step, cos),
+    // The SDK errors carry the response only (no request config), but keep just the parsed fault as cause.
+    cause: { ...fault, message: masked(fault.message) },
+  });
 }

@@ -1,9 +1,14 @@
 // Waiting on VPC images: an import until it settles, a deletion until the image is gone.
 
 import { FarmError } from '../../src/core/errors.ts';
+import { PollTimeout, pollUntil, type PollSettings } from '../../src/core/poll.ts';
 import { serviceFault, stepError } from './errors.ts';
 import type { VpcClient, VpcImage } from './vpc-client.ts';
-import { PollTimeout, pollUntil, type PollOptions } from './wait.ts';
+
+/** Imports of a few GiB take minutes; an hour means the service is stuck. */
+export const IMPORT_POLL: PollSettings = { intervalMs: 5_000, factor: 1.5, maxIntervalMs: 30_000, timeoutMs: 60 * 60_000 };
+/** Deletions finish within a minute or two. */
+export const DELETE_POLL: PollSettings = { intervalMs: 2_000, factor: 1.5, maxIntervalMs: 10_000, timeoutMs: 10 * 60_000 };
 
 /** What to do about an import's status reason. */
 const STATUS_HINTS: Record<string, string> = {
@@ -19,15 +24,16 @@ export async function waitAvailable(
   vpc: VpcClient,
   region: string,
   image: VpcImage,
-  poll: PollOptions,
+  poll: PollSettings,
   signal: AbortSignal,
   secrets: readonly string[],
 ): Promise<VpcImage> {
   try {
     return await pollUntil(
-      async () => {
+      async (status) => {
         const img = await vpc.getImage(image.id, signal);
         if (img.status === 'available') return img;
+        status(img.status);
         if (img.status === 'pending') return undefined;
         const reasons = (img.status_reasons ?? []).map((r) => `${r.code}: ${r.message}`).join('; ') || 'no reason given';
         const hint = (img.status_reasons ?? []).map((r) => STATUS_HINTS[r.code]).find(Boolean);
@@ -35,12 +41,11 @@ export async function waitAvailable(
           ...(hint ? { hint } : {}),
         });
       },
-      poll,
-      signal,
+      { ...poll, what: `the import of image ${image.name} (${image.id})`, signal },
     );
   } catch (err) {
     if (err instanceof PollTimeout) {
-      throw new FarmError('UPLOAD', `IBM Cloud ${region}: import of image ${image.name} (${image.id}) still pending: ${err.message}`, {
+      throw new FarmError('UPLOAD', `IBM Cloud ${region}: ${err.message}`, {
         hint: 'check the image with `ibmcloud is image <id>`; large images can take long, re-run to pick it up',
       });
     }
@@ -51,7 +56,7 @@ export async function waitAvailable(
 const gone = (err: unknown) => serviceFault(err).status === 404;
 
 /** Deletes an image and waits until it is gone; a pending import is waited out first (VPC refuses to delete it). */
-export async function removeImage(vpc: VpcClient, id: string, poll: PollOptions, signal: AbortSignal): Promise<void> {
+export async function removeImage(vpc: VpcClient, id: string, poll: PollSettings, signal: AbortSignal): Promise<void> {
   await pollUntil(
     async () => {
       try {
@@ -69,8 +74,7 @@ export async function removeImage(vpc: VpcClient, id: string, poll: PollOptions,
         }
       }
     },
-    poll,
-    signal,
+    { ...poll, what: `VPC to accept the deletion of image ${id}`, signal },
   );
   await pollUntil(
     async () => {
@@ -82,7 +86,6 @@ export async function removeImage(vpc: VpcClient, id: string, poll: PollOptions,
         throw err;
       }
     },
-    poll,
-    signal,
+    { ...poll, what: `image ${id} to be gone`, signal },
   );
 }

@@ -16,17 +16,18 @@ import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import type { IbmCloudTarget } from './schema.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
 import { NO_JOURNAL, type JournalEntry, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
+import type { PollSettings } from '../../src/core/poll.ts';
+import { Steps, allOrNothing } from '../toolkit/steps.ts';
 import { abortMultipartUploads } from '../s3-leftovers.ts';
 import { COS_MULTIPART, COS_OBJECT, VPC_IMAGE, removeIbmLeftovers, removeIbmObject } from './leftovers.ts';
 import { cosHref, objectKey } from './endpoints.ts';
 import { imageNameProblem, vpcImageName } from './names.ts';
-import { serviceFault, stepError } from './errors.ts';
+import { redact, serviceFault, stepError } from './errors.ts';
 import type { VpcImage } from './vpc-client.ts';
 import { deleteObject, headBucket, objectMetadata, uploadFile } from './cos.ts';
 import { resolveResourceGroup, type ResourceGroupRef } from './resource-group.ts';
 import { openSession, type Session } from './session.ts';
-import { removeImage, waitAvailable } from './images.ts';
-import { DELETE_POLL, IMPORT_POLL, type PollOptions } from './wait.ts';
+import { DELETE_POLL, IMPORT_POLL, removeImage, waitAvailable } from './images.ts';
 
 export { vpcServiceUrl, cosHref, cosEndpoint, objectKey } from './endpoints.ts';
 export { imageNameProblem, vpcImageName } from './names.ts';
@@ -36,9 +37,9 @@ export interface IbmCloudUploaderOptions {
   /** Where credentials come from (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Polling of imports (tests shorten it). */
-  importPoll?: PollOptions;
+  importPoll?: PollSettings;
   /** Polling of deletions. */
-  deletePoll?: PollOptions;
+  deletePoll?: PollSettings;
   /** Smallest multipart part for the COS upload (default 16 MiB; S3 allows 5 MiB). */
   cosPartSize?: number;
 }
@@ -197,7 +198,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
       });
       const toCreate = regions.filter((r) => !existing.has(r));
       if (toCreate.length === 0 && [...existing.values()].every((i) => i.status === 'available')) {
-        ctx.log(`IBM Cloud: ${name} already exists in ${regions.join(', ')}`);
+        ctx.log(`${name} already exists in ${regions.join(', ')}`);
         return regions.map((r) => published(r, existing.get(r)!, true));
       }
 
@@ -205,22 +206,36 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
       const href = cosHref(target.cos.region, target.cos.bucket, key);
       const total = artifact.disk.size;
       const journal = ctx.journal ?? NO_JOURNAL;
+      const steps = new Steps({
+        signal,
+        log: ctx.log,
+        wrap: (what, err) => stepError(what, undefined, err, s.secrets, signal, s.cosAuth),
+        // Its own deadline: the caller's signal may be the reason we are here.
+        cleanupTimeoutMs: deletePoll.timeoutMs + importPoll.timeoutMs,
+        redact: (text) => redact(text, s.secrets),
+        leftoverHint: 'remove them by hand (ibmcloud is image-delete ID; ibmcloud cos object-delete).',
+        removedNote: 'created images and the staging object were removed',
+      });
       // Every object is recorded in the journal before it is created (images: id added once known).
       const created: Created[] = [];
-      let staging: { object: JournalEntry; multipart: JournalEntry } | undefined;
-      let objectStarted = false;
-      const stop = new AbortController();
-      const onAbort = () => stop.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      let firstError: unknown;
       try {
+        steps.current = 'upload';
+        let staging: JournalEntry | undefined;
         if (toCreate.length > 0) {
-          ctx.log(`IBM Cloud: uploading ${artifact.disk.name} to ${href}`);
-          staging = {
-            object: await journal.begin({ kind: COS_OBJECT, location: target.cos.bucket, name: key }),
-            multipart: await journal.begin({ kind: COS_MULTIPART, location: target.cos.bucket, name: key }),
-          };
-          objectStarted = true;
+          ctx.log(`uploading ${artifact.disk.name} to ${href}`);
+          staging = await journal.begin({ kind: COS_OBJECT, location: target.cos.bucket, name: key });
+          const multipart = await journal.begin({ kind: COS_MULTIPART, location: target.cos.bucket, name: key });
+          // Registered first, so it runs last: a pending import still reads the object.
+          steps.onCleanup(
+            href,
+            async (cleanup) => {
+              await abortMultipartUploads(s.cos, target.cos.bucket, key, cleanup);
+              await multipart.drop();
+              await deleteObject(s.cos, target.cos.bucket, key, cleanup);
+            },
+            staging,
+          );
+          steps.current = 'upload to COS';
           await step(
             'upload to COS',
             target.cos.region,
@@ -245,18 +260,22 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
               ),
             signal,
           );
-          await staging.multipart.drop(); // completed
+          await multipart.drop(); // completed
         }
-        const tasks = regions.map(async (region) => {
-          try {
+        // One failure stops the waits in the other regions: the call is all or nothing.
+        const out = await allOrNothing(
+          regions,
+          async (region, regionSignal) => {
             const prior = existing.get(region);
             if (prior?.status === 'available') return published(region, prior, true);
             let image: VpcImage;
             if (prior) {
-              ctx.log(`IBM Cloud ${region}: waiting for the pending import ${prior.id}`);
+              ctx.log(`${region}: waiting for the pending import ${prior.id}`);
               image = prior;
             } else {
               const made: Created = { region, name, entry: await journal.begin({ kind: VPC_IMAGE, location: region, name }) };
+              // One cleanup removes them all at once (each may wait out a pending import), before the object's.
+              if (created.length === 0) steps.onCleanup(`the images this upload created`, (cleanup) => removeCreated(s, created, cleanup));
               created.push(made);
               // Not cancellable once sent: an image created behind our back could not be cleaned up.
               image = await step('create image', region, () =>
@@ -269,37 +288,26 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
               );
               made.id = image.id;
               await made.entry.identify(image.id);
-              ctx.log(`IBM Cloud ${region}: importing ${name} as ${image.id}`);
+              ctx.log(`${region}: importing ${name} as ${image.id}`);
             }
-            const done = await waitAvailable(s.vpc(region), region, image, importPoll, stop.signal, s.secrets);
+            const done = await waitAvailable(s.vpc(region), region, image, importPoll, regionSignal, s.secrets);
             ctx.onProgress?.({ done: total, total, sent: total, phase: `imported in ${region}` });
-            ctx.log(`IBM Cloud ${region}: ${done.id} available`);
+            ctx.log(`${region}: ${done.id} available`);
             return published(region, done, Boolean(prior));
-          } catch (err) {
-            firstError ??= err;
-            stop.abort();
-            throw err;
-          }
-        });
-        const settled = await Promise.allSettled(tasks);
-        if (firstError !== undefined || signal.aborted) throw firstError ?? new FarmError('ABORTED', 'cancelled');
-        const out = settled.map((r) => (r as PromiseFulfilledResult<PublishedImage>).value);
-        if (objectStarted) {
+          },
+          signal,
+        );
+        if (staging) {
           try {
             await deleteObject(s.cos, target.cos.bucket, key, signal);
-            await staging?.object.drop();
+            await staging.drop();
           } catch (err) {
-            ctx.log(`IBM Cloud: could not remove the staging object ${href}: ${stepError('delete COS object', undefined, err, s.secrets).message}`);
+            ctx.log(`could not remove the staging object ${href}: ${stepError('delete COS object', undefined, err, s.secrets).message}`);
           }
         }
         return out;
       } catch (err) {
-        const e = err instanceof FarmError ? err : stepError('upload', undefined, err, s.secrets, signal);
-        const leftovers = await cleanup(s, created, objectStarted ? { key, entries: staging } : undefined);
-        const note = leftovers.length > 0 ? ` (cleanup failed, remove by hand: ${leftovers.join('; ')})` : created.length > 0 || objectStarted ? ' (created images and the staging object were removed)' : '';
-        throw new FarmError(e.code, `${e.message}${note}`, { ...(e.hint ? { hint: e.hint } : {}), cause: e });
-      } finally {
-        signal.removeEventListener('abort', onAbort);
+        return await steps.fail(err);
       }
     },
 
@@ -314,14 +322,8 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
     },
   };
 
-  /** Removes what a failed upload created (and drops its journal records); returns what could not be removed. */
-  async function cleanup(
-    s: Session,
-    created: Created[],
-    staging: { key: string; entries: { object: JournalEntry; multipart: JournalEntry } | undefined } | undefined,
-  ): Promise<string[]> {
-    // Its own deadline: the caller's signal may be the reason we are here.
-    const signal = AbortSignal.timeout(deletePoll.timeoutMs + importPoll.timeoutMs);
+  /** Removes the images a failed upload created, at once (and drops their journal records). */
+  async function removeCreated(s: Session, created: Created[], signal: AbortSignal): Promise<void> {
     const left: string[] = [];
     await Promise.all(
       created.map(async ({ region, id, name, entry }) => {
@@ -335,18 +337,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
         }
       }),
     );
-    if (staging !== undefined) {
-      const { key, entries } = staging;
-      try {
-        await abortMultipartUploads(s.cos, target.cos.bucket, key, signal);
-        await entries?.multipart.drop();
-        await deleteObject(s.cos, target.cos.bucket, key, signal);
-        await entries?.object.drop();
-      } catch (err) {
-        left.push(`${cosHref(target.cos.region, target.cos.bucket, key)} (${stepError('delete COS object', undefined, err, s.secrets).message})`);
-      }
-    }
-    return left;
+    if (left.length > 0) throw new Error(left.join('; '));
   }
 }
 

@@ -9,7 +9,7 @@ import { abortMultipartUploads, deleteObject } from '../s3-leftovers.ts';
 import type { Session } from './session.ts';
 import type { VpcImage } from './vpc-client.ts';
 import { removeImage } from './images.ts';
-import type { PollOptions } from './wait.ts';
+import type { PollSettings } from '../../src/core/poll.ts';
 
 export const VPC_IMAGE = 'vpc-image';
 export const COS_OBJECT = 'cos-object';
@@ -32,7 +32,7 @@ async function imagesOf(s: Session, o: HalfMade, signal: AbortSignal): Promise<V
 export async function removeIbmObject(
   s: Session,
   o: HalfMade,
-  poll: PollOptions,
+  poll: PollSettings,
   signal: AbortSignal,
 ): Promise<'removed' | 'gone' | 'complete'> {
   switch (o.kind) {
@@ -53,7 +53,7 @@ export async function removeIbmObject(
   }
 }
 
-export async function removeIbmLeftovers(s: Session, objects: readonly HalfMade[], poll: PollOptions, signal: AbortSignal): Promise<HalfMadeResult[]> {
+export async function removeIbmLeftovers(s: Session, objects: readonly HalfMade[], poll: PollSettings, signal: AbortSignal): Promise<HalfMadeResult[]> {
   const results = new Map<HalfMade, HalfMadeResult>();
   for (const o of [...objects].sort((a, b) => ORDER.indexOf(a.kind) - ORDER.indexOf(b.kind))) {
     try {

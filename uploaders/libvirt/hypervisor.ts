@@ -1,8 +1,8 @@
 // One hypervisor's storage pool, reached with virsh over qemu+ssh. Each call is one virsh run (one
 // SSH connection); errors name the hypervisor by its URI without parameters or password.
 
-import { setTimeout as sleep } from 'node:timers/promises';
-import { FarmError, isAbortError } from '../../src/core/errors.ts';
+import { FarmError } from '../../src/core/errors.ts';
+import { retry } from '../../src/core/retry.ts';
 import { connectUri, displayUri, uriLocation } from './uri.ts';
 import { volumeNameProblem } from './names.ts';
 import { createSshWrapper, type HypervisorSsh, type SshWrapper, type WrapperOptions } from './ssh-wrapper.ts';
@@ -175,28 +175,25 @@ export class HypervisorClient {
    * daemon may still hold the volume's stream open for a moment.
    */
   async delete(name: string, signal: AbortSignal, expectPath?: string): Promise<boolean> {
-    const ATTEMPTS = 10;
-    const PAUSE_MS = 500;
-    for (let attempt = 1; ; attempt++) {
-      if (expectPath !== undefined) {
-        const vol = await this.lookup(name, signal);
-        if (!vol) return false;
-        if (vol.path !== expectPath) {
-          throw new FarmError('UPLOAD', `volume ${name} on hypervisor ${this.display} is ${vol.path}, not ${expectPath}: not deleting it`);
+    const busy = new WeakSet<Error>();
+    return retry(
+      async () => {
+        if (expectPath !== undefined) {
+          const vol = await this.lookup(name, signal);
+          if (!vol) return false;
+          if (vol.path !== expectPath) {
+            throw new FarmError('UPLOAD', `volume ${name} on hypervisor ${this.display} is ${vol.path}, not ${expectPath}: not deleting it`);
+          }
         }
-      }
-      const res = await this.run(['vol-delete', '--pool', this.pool, '--vol', name], signal);
-      if (res.code === 0) return true;
-      if (isNotFound(res.stderr, 'volume')) return false;
-      if (attempt >= ATTEMPTS || !/in use|being built|Requested operation is not valid/i.test(res.stderr)) {
-        throw this.fail(`deleting volume ${name} from pool '${this.pool}'`, res);
-      }
-      try {
-        await sleep(PAUSE_MS, undefined, { signal });
-      } catch (err) {
-        if (isAbortError(err)) throw new FarmError('ABORTED', 'cancelled');
+        const res = await this.run(['vol-delete', '--pool', this.pool, '--vol', name], signal);
+        if (res.code === 0) return true;
+        if (isNotFound(res.stderr, 'volume')) return false;
+        const err = this.fail(`deleting volume ${name} from pool '${this.pool}'`, res);
+        if (/in use|being built|Requested operation is not valid/i.test(res.stderr)) busy.add(err);
         throw err;
-      }
-    }
+      },
+      // Ten attempts half a second apart: the daemon lets go of a stream within a few seconds.
+      { what: `deleting volume ${name}`, retries: 9, minTimeoutMs: 500, factor: 1, signal, retryable: (err) => busy.has(err) },
+    );
   }
 }

@@ -26,7 +26,9 @@ import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts'
 import type { Arch } from '../../src/core/arch.ts';
 import type { LibvirtTarget } from './schema.ts';
 import type { Artifact, DiskFormat } from '../../src/core/artifact.ts';
-import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type JournalEntry, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
+import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
+import { wrapError } from '../toolkit/errors.ts';
+import { Steps, allOrNothing } from '../toolkit/steps.ts';
 import { convertToRaw, imageInfo, rawTempPath } from './convert.ts';
 import { HypervisorClient, checkVolumeName, type HypervisorOptions, type Volume } from './hypervisor.ts';
 import { displayUri, uriLocation } from './uri.ts';
@@ -219,20 +221,21 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
     const plan = await planFor(artifact, signal);
     const clients = await openAll(selected, signal);
     const results: PublishedImage[] = [];
-    const created: HypervisorClient[] = [];
     const journal = ctx.journal ?? NO_JOURNAL;
-    const entries = new Map<HypervisorClient, JournalEntry>();
+    const steps = new Steps({
+      signal,
+      log: ctx.log,
+      wrap: (step, err) => wrapError(err, { step, signal }),
+      cleanupTimeoutMs: opts.cleanupTimeoutMs ?? 120_000,
+      leftoverHint: `Remove it by hand: virsh -c <hypervisor> vol-delete --pool ${pool} ${imageName}.`,
+    });
+    steps.current = `upload of ${imageName} to libvirt target ${name}`;
     let temp: string | undefined;
-    // One failure stops the uploads to the other hypervisors too: the call is all or nothing.
-    const stop = new AbortController();
-    const onAbort = () => stop.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    if (signal.aborted) stop.abort();
     try {
       const todo: HypervisorClient[] = [];
       await Promise.all(
         clients.map(async (c) => {
-          const vol = await c.lookup(imageName, stop.signal);
+          const vol = await c.lookup(imageName, signal);
           if (!vol) todo.push(c);
           else if (isComplete(vol, plan)) {
             ctx.log(`${imageName} already on ${c.display} (${vol.path})`);
@@ -249,7 +252,7 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
         ctx.onProgress?.({ done: 0, total: plan.size, sent: 0, phase: 'convert' });
         await convertToRaw(artifact.disk.path, temp, {
           ...qemuImgOpts,
-          signal: stop.signal,
+          signal,
           onFraction: (f) => ctx.onProgress?.({ done: Math.round(f * plan.size), total: plan.size, sent: 0, phase: 'convert' }),
         });
         source = temp;
@@ -264,6 +267,7 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
         `uploading ${imageName} (${plan.format}, ${gib(st.size)} apparent, ${mib(dataBytes)} data) to pool '${pool}' on ${todo.map((c) => c.display).join(', ')}`,
       );
 
+      // The samples of /proc are the pace of the reports (sampleMs): no throttle in front.
       const total = plan.size * todo.length;
       const done = new Map<HypervisorClient, number>();
       const sent = new Map<HypervisorClient, number>();
@@ -272,60 +276,45 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
         ctx.onProgress?.({ done: sum(done), total, sent: sum(sent), phase: 'upload' });
       };
       report();
-      const settled = await Promise.allSettled(
-        todo.map(async (c) => {
+      // One failure stops the uploads to the other hypervisors too: the call is all or nothing.
+      const uploaded = await allOrNothing(
+        todo,
+        async (c, stop) => {
           const t0 = Date.now();
-          try {
-            // Recorded before it exists: a run killed mid-upload leaves a volume a rerun removes.
-            entries.set(c, await journal.begin({ kind: LIBVIRT_VOLUME, location: c.location, name: imageName, detail: { pool, bytes: String(plan.size) } }));
-            created.push(c);
-            await c.create(imageName, plan.format, stop.signal);
-            await c.upload(imageName, source, real, plan.size, stop.signal, {
-              ...(opts.sampleMs ? { sampleMs: opts.sampleMs } : {}),
-              ...(opts.stallMs ? { stallMs: opts.stallMs } : {}),
-              onSample: (s) => {
-                if (s.position !== undefined) done.set(c, s.position);
-                if (s.written !== undefined) sent.set(c, s.written);
-                report();
-              },
-            });
-            // The last /proc sample can predate the end of a fast upload: at least the data went.
-            done.set(c, plan.size);
-            sent.set(c, Math.max(sent.get(c) ?? 0, dataBytes));
-            report();
-            const vol = await c.lookup(imageName, stop.signal);
-            if (!vol || !isComplete(vol, plan)) {
-              throw new FarmError('UPLOAD', `after upload, volume ${imageName} on hypervisor ${c.display} is ${vol ? `${vol.physical} bytes` : 'missing'}, expected ${plan.size} bytes`);
-            }
-            ctx.log(`${imageName} uploaded to ${c.display} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${vol.path}`);
-            results.push(published(c, imageName, vol, false));
-          } catch (err) {
-            stop.abort();
-            throw err;
+          // Recorded before it exists: a run killed mid-upload leaves a volume a rerun removes.
+          const entry = await journal.begin({ kind: LIBVIRT_VOLUME, location: c.location, name: imageName, detail: { pool, bytes: String(plan.size) } });
+          steps.onCleanup(
+            `volume ${imageName} on ${c.display}`,
+            async (cleanup) => ((await c.delete(imageName, cleanup)) ? `removed the incomplete volume ${imageName} from ${c.display}` : false),
+            entry,
+          );
+          await c.create(imageName, plan.format, stop);
+          await c.upload(imageName, source, real, plan.size, stop, {
+            ...(opts.sampleMs ? { sampleMs: opts.sampleMs } : {}),
+            ...(opts.stallMs ? { stallMs: opts.stallMs } : {}),
+            onSample: (s) => {
+              if (s.position !== undefined) done.set(c, s.position);
+              if (s.written !== undefined) sent.set(c, s.written);
+              report();
+            },
+          });
+          // The last /proc sample can predate the end of a fast upload: at least the data went.
+          done.set(c, plan.size);
+          sent.set(c, Math.max(sent.get(c) ?? 0, dataBytes));
+          report();
+          const vol = await c.lookup(imageName, stop);
+          if (!vol || !isComplete(vol, plan)) {
+            throw new FarmError('UPLOAD', `after upload, volume ${imageName} on hypervisor ${c.display} is ${vol ? `${vol.physical} bytes` : 'missing'}, expected ${plan.size} bytes`);
           }
-        }),
+          ctx.log(`${imageName} uploaded to ${c.display} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${vol.path}`);
+          return published(c, imageName, vol, false);
+        },
+        signal,
       );
-      const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-      if (failures.length) {
-        // The first real failure, not the cancellations it caused on the other hypervisors.
-        throw failures.find((f) => !isAbortError(f)) ?? failures[0];
-      }
-      return results;
+      return [...results, ...uploaded];
     } catch (err) {
-      const cleanup = AbortSignal.timeout(opts.cleanupTimeoutMs ?? 120_000);
-      for (const c of created) {
-        try {
-          if (await c.delete(imageName, cleanup)) ctx.log(`removed the incomplete volume ${imageName} from ${c.display}`);
-          await entries.get(c)?.drop();
-        } catch (e) {
-          ctx.log(`could not remove volume ${imageName} from ${c.display}: ${errorMessage(e)}; remove it by hand`);
-        }
-      }
-      if (signal.aborted || isAbortError(err)) throw new FarmError('ABORTED', `upload of ${imageName} to libvirt target ${name} cancelled`, { cause: err });
-      if (err instanceof FarmError) throw err;
-      throw new FarmError('UPLOAD', `upload of ${imageName} to libvirt target ${name} failed: ${errorMessage(err)}`, { cause: err });
+      return await steps.fail(err);
     } finally {
-      signal.removeEventListener('abort', onAbort);
       if (temp) await rm(temp, { force: true });
       await Promise.all(clients.map((c) => c.close()));
     }

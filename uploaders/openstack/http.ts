@@ -1,9 +1,9 @@
-// HTTP for the OpenStack uploader: Node's fetch (undici) with retries and backoff (p-retry) on
+// HTTP for the OpenStack uploader: Node's fetch (undici) with retries and backoff (core retry) on
 // 5xx, 429 and network failures, a timeout per request, and errors that name the operation and
 // never carry a secret.
 
-import pRetry, { AbortError } from 'p-retry';
 import { FarmError, errorMessage } from '../../src/core/errors.ts';
+import { retry } from '../../src/core/retry.ts';
 import type { Redactor } from './redact.ts';
 
 export interface RetrySettings {
@@ -67,7 +67,6 @@ export class Http {
 
   async request(opts: RequestOptions): Promise<Response> {
     const attempt = async (): Promise<Response> => {
-      if (opts.signal.aborted) throw new AbortError(aborted(opts.what));
       const signal = opts.noTimeout ? opts.signal : AbortSignal.any([opts.signal, AbortSignal.timeout(this.settings.requestTimeoutMs)]);
       const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
       let body: string | AsyncIterable<Uint8Array> | undefined;
@@ -88,27 +87,27 @@ export class Http {
           ...(typeof body === 'object' ? { duplex: 'half' as const } : {}),
         } as RequestInit);
       } catch (err) {
-        if (opts.signal.aborted) throw new AbortError(aborted(opts.what));
+        if (opts.signal.aborted) throw new FarmError('ABORTED', aborted(opts.what));
         throw this.networkError(opts, err);
       }
       const ok = opts.expect ? opts.expect.includes(res.status) : res.ok;
       if (ok) return res;
       const error = await this.statusError(opts, res);
-      if (retryable(res.status, opts.retry)) throw new RetryableStatus(error);
-      throw new AbortError(error);
+      throw retryable(res.status, opts.retry) ? new RetryableStatus(error) : error;
     };
     try {
-      return await pRetry(attempt, {
+      // Cancellation ends the retries with FarmError('ABORTED', "<what>: cancelled").
+      return await retry(attempt, {
+        what: opts.what,
         retries: this.settings.retries,
-        minTimeout: this.settings.minTimeoutMs,
-        maxTimeout: this.settings.maxTimeoutMs,
+        minTimeoutMs: this.settings.minTimeoutMs,
+        maxTimeoutMs: this.settings.maxTimeoutMs,
         randomize: true,
         signal: opts.signal,
         // Network failures of a create may have reached the service: only reads are retried then.
-        shouldRetry: ({ error }) => error instanceof RetryableStatus || (opts.retry === 'all' && isNetworkFailure(error)),
+        retryable: (error) => error instanceof RetryableStatus || (opts.retry === 'all' && isNetworkFailure(error)),
       });
     } catch (err) {
-      if (opts.signal.aborted) throw new FarmError('ABORTED', aborted(opts.what));
       if (err instanceof RetryableStatus) throw err.error;
       throw err;
     }

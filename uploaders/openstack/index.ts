@@ -6,8 +6,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { sleep } from '../../src/core/sleep.ts';
-import { FarmError, errorMessage, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
+import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
+import { pollUntil } from '../../src/core/poll.ts';
 import type { OpenStackTarget } from './schema.ts';
 import type { Artifact } from '../../src/core/artifact.ts';
 import { NO_JOURNAL, type HalfMade, type HalfMadeResult, type PublishedImage, type RemovesImages, type UploadContext, type Uploader } from '../uploader.ts';
@@ -19,6 +19,9 @@ import { verifyStored } from './verify.ts';
 import { Keystone, glanceBase, selectEndpoint } from './keystone.ts';
 import { Redactor } from './redact.ts';
 import { ATTEMPT_PROPERTY, GLANCE_IMAGE, removeGlanceLeftover } from './leftovers.ts';
+import { wrapError } from '../toolkit/errors.ts';
+import { Progress } from '../toolkit/progress.ts';
+import { runSteps } from '../toolkit/steps.ts';
 
 export { resolveCloudConfig, configCandidates, type CloudConfig } from './config.ts';
 export { selectEndpoint, authRequestBody, glanceBase } from './keystone.ts';
@@ -118,10 +121,16 @@ class OpenStackUploader implements Uploader, RemovesImages {
   }
 
   private wrap(what: string, err: unknown): FarmError {
-    const redact = (s: string) => this.session?.redactor.redact(s) ?? s;
-    if (isAbortError(err)) return new FarmError('ABORTED', redact(`${this.name}: ${what}: cancelled`));
-    const hint = err instanceof FarmError ? err.hint : undefined;
-    return new FarmError('UPLOAD', redact(`${this.name}: ${what}: ${errorMessage(err)}`), hint ? { hint: redact(hint) } : {});
+    return wrapError(err, {
+      step: what,
+      where: this.name,
+      redact: (s) => this.session?.redactor.redact(s) ?? s,
+      format: (step, description) => `${step}: ${description}`,
+      // The HTTP layer's errors name the operation, not the target.
+      prefixFarmErrors: true,
+      // Only the redacted text leaves: the HTTP layer's errors may hold a request's secrets.
+      cause: undefined,
+    });
   }
 
   async preflight(signal: AbortSignal): Promise<void> {
@@ -186,52 +195,54 @@ class OpenStackUploader implements Uploader, RemovesImages {
     // killed in between must still leave a trace (the name and the farm_attempt property).
     const intent: Omit<HalfMade, 'attempt'> = { kind: GLANCE_IMAGE, location: this.location(session, glance), name: imageName };
     const entry = await journal.begin(intent);
-    let created: GlanceImage;
-    try {
-      created = await glance.create(fields, ctx.signal);
-    } catch (err) {
+    const redact = (s: string) => session.redactor.redact(s);
+    const steps = {
+      signal: ctx.signal,
+      log: ctx.log,
+      wrap: (what: string, err: unknown) => this.wrap(what, err),
+      // Removing a half-made image must not depend on the (possibly cancelled) upload's signal.
+      cleanupTimeoutMs: CLEANUP_TIMEOUT_MS,
+      redact,
+      leftoverHint: 'Delete it by hand: openstack image delete ID',
+    };
+    return runSteps(steps, async (s) => {
       // A create cut off mid-answer may still have made the record: look for it by its marker.
-      const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-      const swept = await removeGlanceLeftover(glance, projectId, { ...intent, attempt: journal.attempt }, cleanup, (s) => session.redactor.redact(s));
-      if (swept.outcome) await entry.drop();
-      throw this.wrap(`create image ${imageName}`, err);
-    }
-    await entry.identify(created.id);
-    ctx.log(`${this.name}: created image ${created.id} (${imageName}) at ${glance.base}`);
-    try {
-      const sent = await this.send(glance, created.id, disk.path, disk.size, ctx);
-      const image = await this.waitActive(glance, created.id, ctx.signal);
-      verifyStored(image, sent, disk.size);
-      ctx.log(`${this.name}: image ${created.id} is active; size and sha512 match what was sent`);
-      return [this.published(session, glance, image, false)];
-    } catch (err) {
-      const failure = this.wrap(`upload of ${imageName} (image ${created.id})`, err);
-      const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-      try {
-        await glance.remove(created.id, cleanup);
-        await entry.drop();
-        ctx.log(`${this.name}: removed image ${created.id} after the failure`);
-      } catch (cleanupErr) {
-        throw new FarmError(failure.code, `${failure.message}; removing image ${created.id} failed too: ${session.redactor.redact(errorMessage(cleanupErr))}`, {
-          hint: `Delete it by hand: openstack image delete ${created.id}`,
-        });
-      }
-      throw failure;
-    }
+      const sweep = s.onCleanup(
+        `image ${imageName}`,
+        async (cleanup) => {
+          const swept = await removeGlanceLeftover(glance, projectId, { ...intent, attempt: journal.attempt }, cleanup, redact);
+          if (!swept.outcome) throw new Error(swept.error ?? 'not removed');
+          return false;
+        },
+        entry,
+      );
+      const created = await s.run(`create image ${imageName}`, () => glance.create(fields, ctx.signal));
+      sweep.dismiss();
+      await entry.identify(created.id);
+      ctx.log(`created image ${created.id} (${imageName}) at ${glance.base}`);
+      s.onCleanup(
+        `image ${created.id}`,
+        async (cleanup) => {
+          await glance.remove(created.id, cleanup);
+          return `removed image ${created.id} after the failure`;
+        },
+        entry,
+      );
+      return s.run(`upload of ${imageName} (image ${created.id})`, async () => {
+        const sent = await this.send(glance, created.id, disk.path, disk.size, ctx);
+        const image = await this.waitActive(glance, created.id, ctx.signal);
+        verifyStored(image, sent, disk.size);
+        ctx.log(`image ${created.id} is active; size and sha512 match what was sent`);
+        return [this.published(session, glance, image, false)];
+      });
+    });
   }
 
   /** Streams the file to Glance, hashing what goes out; returns the bytes sent and their sha512. */
   private async send(glance: Glance, id: string, path: string, total: number, ctx: UploadContext): Promise<{ bytes: number; sha512: string }> {
-    const interval = this.opts.progressIntervalMs ?? 500;
+    const progress = new Progress(ctx.onProgress, total, this.opts.progressIntervalMs ?? 500);
     let hash: Hash = createHash('sha512');
     let bytes = 0;
-    let lastReport = 0;
-    const report = (force: boolean) => {
-      const now = Date.now();
-      if (!ctx.onProgress || (!force && now - lastReport < interval)) return;
-      lastReport = now;
-      ctx.onProgress({ done: bytes, total, sent: bytes, phase: 'upload' });
-    };
     // Called once per attempt: a retried PUT starts over with a fresh stream and hash.
     const body = () => {
       hash = createHash('sha512');
@@ -239,32 +250,32 @@ class OpenStackUploader implements Uploader, RemovesImages {
       return hashed(createReadStream(path, { highWaterMark: READ_CHUNK, signal: ctx.signal }), (chunk) => {
         hash.update(chunk);
         bytes += chunk.length;
-        report(false);
+        progress.report(bytes, bytes, 'upload');
       });
     };
     const started = Date.now();
     await glance.upload(id, body, total, ctx.signal);
-    report(true);
+    progress.report(bytes, bytes, 'upload', true);
     const secs = Math.max(0.001, (Date.now() - started) / 1000);
-    ctx.log(`${this.name}: sent ${(bytes / 2 ** 20).toFixed(1)} MiB in ${secs.toFixed(1)} s`);
+    ctx.log(`sent ${(bytes / 2 ** 20).toFixed(1)} MiB in ${secs.toFixed(1)} s`);
     return { bytes, sha512: hash.digest('hex') };
   }
 
   private async waitActive(glance: Glance, id: string, signal: AbortSignal): Promise<GlanceImage> {
     const timeout = this.opts.activeTimeoutMs ?? DEFAULT_ACTIVE_TIMEOUT_MS;
     const interval = this.opts.pollIntervalMs ?? DEFAULT_POLL_MS;
-    const deadline = Date.now() + timeout;
-    for (;;) {
-      const image = await glance.get(id, signal);
-      if (image.status === 'active') return image;
-      if (image.status === 'killed' || image.status === 'deleted' || image.status === 'deactivated') {
-        throw new FarmError('UPLOAD', `Glance put the image in state '${image.status}'`);
-      }
-      if (Date.now() + interval > deadline) {
-        throw new FarmError('UPLOAD', `the image is still '${image.status}' ${Math.round(timeout / 1000)} s after its data was sent`);
-      }
-      await sleep(interval, signal);
-    }
+    return pollUntil(
+      async (status) => {
+        const image = await glance.get(id, signal);
+        if (image.status === 'active') return image;
+        if (image.status === 'killed' || image.status === 'deleted' || image.status === 'deactivated') {
+          throw new FarmError('UPLOAD', `Glance put the image in state '${image.status}'`);
+        }
+        status(image.status);
+        return undefined;
+      },
+      { what: `image ${id} to become active after its data was sent`, intervalMs: interval, timeoutMs: timeout, signal },
+    );
   }
 }
 

@@ -25,27 +25,38 @@ export interface WrapOptions {
   hint?: (err: unknown) => string | undefined;
   /** The message from step and description (default "<step> failed: <description>"). */
   format?: (step: string, description: string) => string;
-  /** The new error's cause (default the failure; pass a redacted summary when the failure holds secrets). */
+  /** The new error's cause (default the failure; a redacted summary, or undefined for none, when
+   *  the failure may hold secrets). */
   cause?: unknown;
+  /** Word a FarmError like any failure too (keeping its code and hint), for kinds whose inner
+   *  errors do not name the target. */
+  prefixFarmErrors?: boolean;
 }
 
 const defaultFormat = (step: string, description: string) => `${step} failed: ${description}`;
 
 /**
- * The FarmError for a failed step. A FarmError other than ABORTED is kept (it already says what
- * failed) unless redaction changes its text; a cancellation is ABORTED "cancelled during <step>".
+ * The FarmError for a failed step. A cancellation (by the error, or by the signal having fired)
+ * is ABORTED "cancelled during <step>"; a FarmError is kept (it already says what failed) unless
+ * redaction changes its text.
  */
 export function wrapError(err: unknown, o: WrapOptions): FarmError {
   const redact = o.redact ?? NO_REDACT;
+  const cause = 'cause' in o ? o.cause : err;
   const prefix = o.where ? `${o.where}: ` : '';
-  if (err instanceof FarmError && err.code !== 'ABORTED') return redacted(err, redact);
+  // Once the upload is cancelled, whatever failed failed because of it.
   if (o.signal?.aborted || isAbortError(err)) {
-    return new FarmError('ABORTED', redact(`${prefix}cancelled during ${o.step}`), { cause: err });
+    return new FarmError('ABORTED', redact(`${prefix}cancelled during ${o.step}`), { cause });
+  }
+  if (err instanceof FarmError) {
+    if (!o.prefixFarmErrors) return redacted(err, redact);
+    const message = redact(`${prefix}${(o.format ?? defaultFormat)(o.step, err.message)}`);
+    return new FarmError(err.code, message, { cause, ...(err.hint ? { hint: redact(err.hint) } : {}) });
   }
   const description = (o.describe ?? errorMessage)(err);
   const hint = o.hint?.(err);
   return new FarmError('UPLOAD', redact(`${prefix}${(o.format ?? defaultFormat)(o.step, description)}`), {
-    cause: o.cause ?? err,
+    cause,
     ...(hint ? { hint: redact(hint) } : {}),
   });
 }

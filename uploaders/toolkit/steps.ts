@@ -39,6 +39,8 @@ export interface StepsOptions {
   leftoverHint?: string;
   /** Redacts cleanup failures' messages. */
   redact?: (text: string) => string;
+  /** Added to the failure's message, in parentheses, when cleanups ran and removed everything. */
+  removedNote?: string;
 }
 
 /** The original failure, with what the cleanup could not remove beside it. */
@@ -65,6 +67,10 @@ interface Pending {
 
 export class Steps {
   private readonly pending: Pending[] = [];
+  /** Cleanups that ran and succeeded. */
+  private removed = 0;
+  /** Errors `run` wrapped already: `fail` throws them as they are. */
+  private readonly wrapped = new WeakSet<object>();
   /** The step running last, named in the error of a failure outside `run`. */
   current = 'start';
 
@@ -77,12 +83,19 @@ export class Steps {
   /** Runs one named step; its failure becomes the wrapped FarmError naming it. */
   async run<T>(step: string, fn: () => Promise<T>): Promise<T> {
     this.current = step;
-    if (this.opts.signal.aborted) throw this.opts.wrap(step, new FarmError('ABORTED', 'cancelled'));
     try {
+      if (this.opts.signal.aborted) throw new FarmError('ABORTED', 'cancelled');
       return await fn();
     } catch (err) {
-      throw this.opts.wrap(step, err);
+      throw this.wrap(step, err);
     }
+  }
+
+  private wrap(step: string, err: unknown): FarmError {
+    if (typeof err === 'object' && err !== null && this.wrapped.has(err)) return err as FarmError;
+    const e = this.opts.wrap(step, err);
+    this.wrapped.add(e);
+    return e;
   }
 
   /** Registers how to remove what a step is about to create (and its journal record). */
@@ -105,6 +118,7 @@ export class Steps {
       try {
         const outcome = await p.undo(signal);
         p.done = true;
+        this.removed++;
         await p.entry?.drop();
         if (outcome !== false) this.opts.log(outcome || `removed ${p.what}`);
       } catch (error) {
@@ -114,11 +128,16 @@ export class Steps {
     return left;
   }
 
-  /** Cleans up and throws the wrapped failure, with what is left beside it. */
+  /** Cleans up and throws the wrapped failure, with what is left beside it. Await it (`return
+   *  await steps.fail(err)`) where a `finally` closes connections the cleanups still need. */
   async fail(err: unknown, step = this.current): Promise<never> {
-    const failure = this.opts.wrap(step, err);
+    const failure = this.wrap(step, err);
     const left = await this.cleanup();
-    if (left.length === 0) throw failure;
+    if (left.length === 0) {
+      const note = this.opts.removedNote;
+      if (!note || this.removed === 0) throw failure;
+      throw new FarmError(failure.code, `${failure.message} (${note})`, { cause: failure, ...(failure.hint ? { hint: failure.hint } : {}) });
+    }
     throw new StepsError(failure, left, this.opts.redact, this.opts.leftoverHint);
   }
 }
@@ -129,7 +148,7 @@ export async function runSteps<T>(opts: StepsOptions, body: (steps: Steps) => Pr
   try {
     return await body(steps);
   } catch (err) {
-    return steps.fail(err);
+    return await steps.fail(err);
   }
 }
 

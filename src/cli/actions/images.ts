@@ -40,7 +40,10 @@ export async function images({ args }: CommandContext<typeof imagesArgs>): Promi
   // Only builds_dir is needed: local files the inventory names need not exist here.
   const loaded = await loadFromArgs(args, { checkFiles: false });
   const buildsDir = resolve(loaded.dir, loaded.inventory.settings.builds_dir);
-  const records = byTarget((await publishedImages(buildsDir)).slice(0, limit));
+  // A damaged or newer record cannot hide the others; it is named, so it does not go unnoticed.
+  const skipped: string[] = [];
+  const records = byTarget((await publishedImages(buildsDir, { onSkipped: (e) => skipped.push(`${e.message}\n  hint: ${e.hint}`) })).slice(0, limit));
+  for (const s of skipped) err(`passed over a build record: ${s}`);
   if (args.json) {
     out(JSON.stringify(records, null, 2));
     return;
