@@ -40,6 +40,7 @@ export const azure: TargetKind<AzureTarget> = {
   arches: AZURE_ARCHES,
   archNote: 'Azure images are x64 or Arm64',
   aliases: ['az', 'microsoft', 'vhd'],
+  hints: { subscription_id: '<subscription GUID>', resource_group: '<resource group>', location: '<location, e.g. eastus>', storage_account: '<storage account for the staging blob>' },
   credentials:
     'Azure credentials come from DefaultAzureCredential: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or a certificate), a managed or workload identity, or `az login`',
   imageType: () => 'vhd',
