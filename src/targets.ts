@@ -6,11 +6,12 @@ import { z } from 'zod';
 import type { TargetKind } from '../uploaders/kind.ts';
 import type { Uploader } from '../uploaders/uploader.ts';
 import { aws } from '../uploaders/aws/kind.ts';
+import { azure } from '../uploaders/azure/kind.ts';
 import { ibmcloud } from '../uploaders/ibmcloud/kind.ts';
 import { libvirt } from '../uploaders/libvirt/kind.ts';
 import { openstack } from '../uploaders/openstack/kind.ts';
 
-export const KINDS = [aws, ibmcloud, libvirt, openstack] as const;
+export const KINDS = [aws, ibmcloud, libvirt, openstack, azure] as const;
 
 /** A target of any kind, as the schema gives it. */
 export type Target = (typeof KINDS)[number] extends infer K ? (K extends TargetKind<infer T> ? T : never) : never;

@@ -2,6 +2,7 @@
 #   hypervisors  libvirt.sh   two libvirt hosts, 10.231.0.21 (x86_64) and .22 (ppc64le)
 #   openstack    openstack.sh Keystone 127.0.0.1:15000, Glance 127.0.0.1:19292
 #   cloud        cloud.sh     S3 :19000, AWS fake :19001, IBM fake :19002, IBM COS :19003 (env file)
+#   azure        azure.sh     Azurite https :19010, Entra ID + ARM fake https :19011 (env file)
 #   registry     registry.sh  docker-registry https://10.231.0.30:5000 (lab CA, htpasswd; env file),
 #                             seeded with farm-lab/base:latest, a four-arch list of the lab base
 # Shared state: the worker hosts create the bridge and rewrite their known_hosts lines (keeping
@@ -11,7 +12,7 @@
 # (making it if need be) and seeds its list from images.sh's base tarball: after the workers, which
 # make that tarball, so the two never build it at once.
 
-LAB_PARTS=(workers hypervisors openstack cloud registry)
+LAB_PARTS=(workers hypervisors openstack cloud azure registry)
 LAB_SERVICES="$LAB_D/services"
 
 # Parses a --only list (comma-separated; `libvirt` is an alias of hypervisors) into LAB_SELECTED.
@@ -53,7 +54,7 @@ LAB_BG_NAMES=()
 
 services_start_background() {
   local name
-  for name in openstack cloud; do
+  for name in openstack cloud azure; do
     selected "$name" || continue
     run_service "$name" up &
     LAB_BG_PIDS+=($!)
@@ -89,6 +90,7 @@ services_up_registry() {
 services_down() {
   local purge=${1:-} st
   if selected registry; then run_service registry down $purge || log "registry.sh down failed"; fi
+  if selected azure; then run_service azure down $purge || log "azure.sh down failed"; fi
   if selected cloud; then run_service cloud down $purge || log "cloud.sh down failed"; fi
   if selected openstack; then run_service openstack down $purge || log "openstack.sh down failed"; fi
   if selected hypervisors; then
@@ -114,6 +116,10 @@ services_status() {
   if selected cloud; then
     echo "# cloud fakes (cloud.sh status; env: $(run_service cloud env))"
     run_service cloud status 2>&1 || ok=1
+  fi
+  if selected azure; then
+    echo "# azure (azure.sh status; env: $(run_service azure env))"
+    run_service azure status 2>&1 || ok=1
   fi
   if selected registry; then
     echo "# registry (registry.sh status; env: $(run_service registry env))"

@@ -3,6 +3,7 @@
 //   fetch    farm's sparse verified fetch vs scp vs ssh "gzip < f" | gzip -d   (lab worker)
 //   aws      EBS direct bytes sent vs data; S3 multipart vs `aws s3 cp`         (fake EC2/EBS, s3rver)
 //   libvirt  sparse vol-upload bytes on the wire vs data                       (lab hypervisor)
+//   azure    sparse page-blob upload vs storage-blob's uploadFile, time ratio   (lab Azurite)
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
 //   serve    farm serve's peak RSS under 24 x 24 MiB unauthenticated POSTs per webhook (no lab)
 //   startup  farm --version and farm --help vs node -e 0                        (no lab)
@@ -26,6 +27,7 @@ const BENCHES = [
   'aws',
   'libvirt',
   'peers',
+  'azure',
   'build',
   'serve',
 ] as const;

@@ -93,7 +93,7 @@ describe('inventory JSON Schema', () => {
     const arches = s.properties!.arches!;
     expect(arches.propertyNames!.enum).toEqual([...ARCHES]);
     const targets = (arches.additionalProperties as JsonSchema).properties!.targets!.items!;
-    expect(targets.oneOf!.map((t) => t.properties!.kind!.const)).toEqual(['aws', 'ibmcloud', 'libvirt', 'openstack']);
+    expect(targets.oneOf!.map((t) => t.properties!.kind!.const)).toEqual(['aws', 'ibmcloud', 'libvirt', 'openstack', 'azure']);
   });
 
   it('accepts the example inventory and rejects what the loader rejects', async () => {

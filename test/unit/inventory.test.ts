@@ -545,12 +545,12 @@ describe('schema problems', () => {
     expect(only(problems, 'arches.x86_64.targets[0].kind')).toMatchObject({
       line: 12,
       message: 'this target has no kind',
-      fix: 'add kind: <one of aws, ibmcloud, libvirt, openstack>',
+      fix: 'add kind: <one of aws, ibmcloud, libvirt, openstack, azure>',
     });
     expect(only(problems, 'arches.x86_64.targets[1].kind')).toMatchObject({
       line: 13,
       message: "unknown target kind 'ec2' (did you mean aws?)",
-      fix: 'use one of aws, ibmcloud, libvirt, openstack',
+      fix: 'use one of aws, ibmcloud, libvirt, openstack, azure',
     });
     expect(only(problems, 'arches.x86_64.targets[2].regions')).toMatchObject({
       line: 16,
@@ -719,7 +719,7 @@ describe('semantic checks', () => {
         column: 9,
         field: 'arches.aarch64.targets[0].kind',
         message: 'IBM Cloud VPC custom images exist for x86_64 and s390x only; ibmcloud targets cannot take aarch64 images',
-        fix: 'move this target to arches.x86_64 or arches.s390x; aarch64 images can go to aws or libvirt or openstack targets',
+        fix: 'move this target to arches.x86_64 or arches.s390x; aarch64 images can go to aws or libvirt or openstack or azure targets',
       },
     ]);
   });

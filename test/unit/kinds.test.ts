@@ -19,6 +19,7 @@ const SAMPLES: Record<string, unknown> = {
   ibmcloud: { kind: 'ibmcloud', regions: ['us-east'], resource_group: 'rg', operating_system: 'red-9-amd64-byol', cos: { bucket: 'b', region: 'us-east' } },
   libvirt: { kind: 'libvirt', hypervisors: [{ uri: 'qemu+ssh://root@hv/system', arch: 'x86_64', host_key: KEY }] },
   openstack: { kind: 'openstack' },
+  azure: { kind: 'azure', subscription_id: 'fa7b1ab0-0000-4000-8000-000000000002', resource_group: 'rg', location: 'eastus', storage_account: 'farmlab' },
 };
 
 describe('the registry', () => {
