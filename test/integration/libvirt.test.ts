@@ -109,6 +109,33 @@ async function readAt(file: string, offset: number, length: number): Promise<str
   }
 }
 
+/** Command lines of live processes that mention `text` (an ssh master shows as "ssh: <socket> [mux]"). */
+async function processesMentioning(text: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((n) => /^\d+$/.test(n))) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(text)) found.push(cmd.replace(/\0/g, ' ').trim());
+  }
+  return found;
+}
+
+/** What the wrapper left under `root`: its files, and processes (an ssh master) naming it, given a moment to exit. */
+async function leftUnder(root: string): Promise<{ files: string[]; procs: string[] }> {
+  let procs = await processesMentioning(root);
+  for (let i = 0; i < 30 && procs.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    procs = await processesMentioning(root);
+  }
+  return { files: await readdir(root), procs };
+}
+
+/** The wrappers' directories under `root` and what is in them (an ssh master's socket is cm-<hex>). */
+async function wrapperFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await readdir(root).catch(() => [] as string[])) for (const f of await readdir(join(root, d)).catch(() => [] as string[])) out.push(f);
+  return out;
+}
+
 let raw256: string;
 let qcow2: string;
 
@@ -189,6 +216,29 @@ describe('libvirt uploader on the lab hypervisors', () => {
     await up.delete(images[0]!, new AbortController().signal);
     expect(await poolVolumes('x86_64')).not.toContain(name);
     expect(await up.find(name, artifact, new AbortController().signal)).toEqual([]);
+  });
+
+  it('shares one SSH connection per hypervisor: a master on a socket in the private dir, ended when the upload is done', async () => {
+    const name = volName('shared');
+    const root = await mkdtemp(join(tmpdir(), 'lv-'));
+    let during: { files: string[]; masters: string[] } | undefined;
+    const c = ctx({
+      onProgress: (p) => {
+        if (p.phase !== 'upload' || during) return;
+        during = { files: [], masters: [] };
+        void wrapperFiles(root).then((f) => (during!.files = f));
+        void processesMentioning(root).then((m) => (during!.masters = m.filter((l) => l.endsWith('[mux]'))));
+      },
+    });
+    await createLibvirtUploader(labTarget({ image_type: 'raw' }), { tmpRoot: root, sampleMs: 50 }).upload(await artifactOf(raw256, 'raw'), name, c);
+    expect(await volInfo('x86_64', name)).toEqual({ capacity: 256 * MiB, format: 'raw' });
+    // While uploading (lookup and create already done through it), the master served the upload.
+    expect(during?.files.filter((f) => /^cm-[0-9a-f]{40}$/.test(f))).toHaveLength(1);
+    expect(during?.masters).toHaveLength(1);
+    expect(during?.masters[0]).toContain(join(root, 'farm-libvirt-'));
+    // Afterwards: no master, no socket, no directory.
+    expect(await leftUnder(root)).toEqual({ files: [], procs: [] });
+    await rm(root, { recursive: true, force: true });
   });
 
   it('converts a qcow2 to sparse raw before upload and removes the temp file', async () => {
@@ -312,9 +362,13 @@ describe('libvirt uploader on the lab hypervisors', () => {
           if (p.phase === 'upload' && p.done > 0 && p.done < p.total) ac.abort();
         },
       });
-      const err = await createLibvirtUploader(labTarget({ image_type: 'raw' }), { sampleMs: 20 })
+      const root = await mkdtemp(join(tmpdir(), 'lv-'));
+      const err = await createLibvirtUploader(labTarget({ image_type: 'raw' }), { sampleMs: 20, tmpRoot: root })
         .upload(await artifactOf(big, 'raw'), name, c)
         .catch((e: unknown) => e);
+      // The shared SSH connection ended with the cancelled upload.
+      expect(await leftUnder(root)).toEqual({ files: [], procs: [] });
+      await rm(root, { recursive: true, force: true });
       expect(ac.signal.aborted).toBe(true);
       // Progress came from the running virsh: part of the file read, bytes handed to ssh.
       const mid = seen.find((p) => p.phase === 'upload' && p.done > 0 && p.done < p.total)!;
@@ -352,7 +406,8 @@ describe('libvirt uploader on the lab hypervisors', () => {
         `#!/bin/bash\ncase " $* " in *" vol-upload "*) setsid virsh "$@" & p=$!; sleep 0.3; kill -KILL -- -$p 2>/dev/null || kill -KILL $p; wait $p; exit 1 ;; esac\nexec virsh "$@"\n`,
       );
       await chmod(shim, 0o755);
-      const opts: LibvirtUploaderOptions = { virsh: shim };
+      const root = await mkdtemp(join(tmpdir(), 'lv-'));
+      const opts: LibvirtUploaderOptions = { virsh: shim, tmpRoot: root };
       const err = await createLibvirtUploader(labTarget({ image_type: 'raw' }), opts)
         .upload(await artifactOf(big, 'raw'), name, ctx())
         .catch((e: unknown) => e);
@@ -360,6 +415,9 @@ describe('libvirt uploader on the lab hypervisors', () => {
       expect(err).toMatchObject({ code: 'UPLOAD' });
       expect((err as Error).message).toMatch(/hypervisor qemu\+ssh:\/\/root@10\.231\.0\.21\/system/);
       expect(await poolVolumes('x86_64')).not.toContain(name);
+      // The killed virsh's master (its own session, out of reach of the group kill) ended too.
+      expect(await leftUnder(root)).toEqual({ files: [], procs: [] });
+      await rm(root, { recursive: true, force: true });
     });
   });
 });

@@ -8,6 +8,7 @@ import { volumeNameProblem } from './names.ts';
 import { createSshWrapper, type HypervisorSsh, type SshWrapper, type WrapperOptions } from './ssh-wrapper.ts';
 import { classify, isNotFound, startVirsh, virshError, type VirshResult } from './virsh.ts';
 import { VirshProbe, type UploadSample } from './progress.ts';
+import { parseVolumeXml } from './volume-xml.ts';
 
 export interface HypervisorOptions extends WrapperOptions {
   virsh?: string;
@@ -91,24 +92,25 @@ export class HypervisorClient {
     return /^State:\s+running\s*$/m.test(res.stdout) ? 'running' : 'inactive';
   }
 
-  /** The volume called `name` in the pool, or undefined. */
+  /** The volume called `name` in the pool, or undefined. One call: its XML has sizes and path. */
   async lookup(name: string, signal: AbortSignal): Promise<Volume | undefined> {
+    const res = await this.run(['vol-dumpxml', '--pool', this.pool, '--vol', name], signal);
+    if (res.code !== 0) {
+      if (isNotFound(res.stderr, 'volume')) return undefined;
+      throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, res);
+    }
+    const vol = parseVolumeXml(name, res.stdout);
+    if (!vol) throw new FarmError('UPLOAD', `unexpected vol-dumpxml output for ${name} on hypervisor ${this.display}: ${res.stdout.trim().slice(0, 500)}`);
+    if (vol.physical !== undefined) return { ...vol, physical: vol.physical };
+    // libvirt before 3.0 has no <physical> in the XML; vol-info --physical asks it separately.
     const info = await this.run(['vol-info', '--pool', this.pool, '--vol', name, '--bytes', '--physical'], signal);
     if (info.code !== 0) {
-      if (isNotFound(info.stderr, 'volume')) return undefined;
+      if (isNotFound(info.stderr, 'volume')) return undefined; // deleted in between
       throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, info);
     }
-    const capacity = /^Capacity:\s+(\d+) bytes$/m.exec(info.stdout);
     const physical = /^Physical:\s+(\d+) bytes$/m.exec(info.stdout);
-    if (!capacity || !physical) {
-      throw new FarmError('UPLOAD', `unexpected vol-info output for ${name} on hypervisor ${this.display}: ${info.stdout.trim()}`);
-    }
-    const path = await this.run(['vol-path', '--pool', this.pool, '--vol', name], signal);
-    if (path.code !== 0) {
-      if (isNotFound(path.stderr, 'volume')) return undefined; // deleted in between
-      throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, path);
-    }
-    return { name, path: path.stdout.trim(), capacity: Number(capacity[1]), physical: Number(physical[1]) };
+    if (!physical) throw new FarmError('UPLOAD', `unexpected vol-info output for ${name} on hypervisor ${this.display}: ${info.stdout.trim()}`);
+    return { ...vol, physical: Number(physical[1]) };
   }
 
   /**

@@ -8,12 +8,20 @@
 // key of that fingerprint is found the way a worker's is (src/core/hostkeys.ts findPinnedKey:
 // each key type asked for once, without authenticating), checked against the pin, and ssh is then limited to that key type and verifies it strictly again, so a
 // different key (a man in the middle between the scan and the connection) is still refused.
+//
+// Connection sharing: every virsh call is a new qemu+ssh connection (~0.4 s of SSH set-up each,
+// and an upload makes four or five). The wrapper makes the first ssh a ControlMaster whose socket
+// lives in the wrapper's private 0700 directory, so later calls reuse its verified connection.
+// The master is the one that authenticates and checks the host key, with the options above.
+// ControlPersist is short, so even a farm killed with SIGKILL leaves it for seconds only; dispose()
+// ends it with `ssh -O exit` before the directory (and its socket) goes.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FarmError } from '../../src/core/errors.ts';
 import { findPinnedKey, knownHostsName, lookupKnownHosts } from '../../src/core/hostkeys.ts';
+import { start } from '../../src/core/process.ts';
 import { quote } from '../../src/core/quote.ts';
 import { displayUri, sshEndpoint, sshPathLiteral, userSshCommand } from './uri.ts';
 
@@ -60,7 +68,17 @@ export interface WrapperSpec {
   identityOnly: boolean;
   connectTimeoutS: number;
   keepaliveS: number;
+  /** ControlPath (with ssh's %C) for connection sharing; undefined: every call connects anew. */
+  controlPath?: string | undefined;
 }
+
+/** Seconds an idle master stays: covers the gaps between one upload's virsh calls, no more. */
+export const CONTROL_PERSIST_S = 10;
+/** Name prefix of the master's socket in the wrapper directory. */
+const CONTROL_PREFIX = 'cm-';
+// sun_path is 104 bytes on BSD/macOS (108 on Linux). %C is 40 hex digits, and while the master
+// sets up it binds a temporary name with a 17-character suffix.
+const SOCKET_PATH_MAX = 103;
 
 /** The wrapper script's text. Every word is shell-quoted; nothing from the inventory is evaluated. */
 export function wrapperScript(spec: WrapperSpec): string {
@@ -79,6 +97,9 @@ export function wrapperScript(spec: WrapperSpec): string {
   }
   if (spec.hostKeyAlgorithms?.length) argv.push('-o', `HostKeyAlgorithms=${spec.hostKeyAlgorithms.join(',')}`);
   if (spec.identityOnly) argv.push('-o', 'IdentitiesOnly=yes');
+  if (spec.controlPath !== undefined) {
+    argv.push('-o', 'ControlMaster=auto', '-o', `ControlPath="${spec.controlPath}"`, '-o', `ControlPersist=${CONTROL_PERSIST_S}`);
+  }
   return [
     '#!/bin/sh',
     '# Written by farm for libvirt (URI command=): SSH with host key verification forced on.',
@@ -125,18 +146,55 @@ export async function createSshWrapper(hv: HypervisorSsh, signal: AbortSignal, o
       await writeFile(knownHosts, pinnedLine, { mode: 0o600 });
     }
     const command = join(dir, 'ssh');
+    const ssh = opts.ssh ?? userSshCommand(hv.uri) ?? 'ssh';
+    const controlPath = controlPathIn(dir);
     const script = wrapperScript({
-      ssh: opts.ssh ?? userSshCommand(hv.uri) ?? 'ssh',
+      ssh,
       knownHosts,
       hostKeyAlgorithms,
       identityOnly: hv.identity_file !== undefined,
       connectTimeoutS,
       keepaliveS: opts.keepaliveS ?? 15,
+      controlPath,
     });
     await writeFile(command, script, { mode: 0o700 });
-    return { command, dispose: () => rm(dir, { recursive: true, force: true }) };
+    return {
+      command,
+      dispose: async () => {
+        if (controlPath !== undefined) await endMasters(ssh, dir);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** The ControlPath for sockets in `dir`, or undefined (no sharing) when the path would be too long. */
+function controlPathIn(dir: string): string | undefined {
+  if (/["\\\x00-\x1f]/.test(dir)) return undefined;
+  if (Buffer.byteLength(join(dir, CONTROL_PREFIX)) + 40 + 17 > SOCKET_PATH_MAX) return undefined;
+  return join(sshPathLiteral(dir), `${CONTROL_PREFIX}%C`);
+}
+
+/**
+ * Ends every master whose socket is in `dir` (one per destination; libvirt only ever uses one).
+ * Failures are ignored: a master that did not start, or already ended, has nothing to end, and
+ * one that does not answer still goes away CONTROL_PERSIST_S after its last session.
+ */
+async function endMasters(ssh: string, dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const sockets = names.filter((n) => n.startsWith(CONTROL_PREFIX) && /^[0-9a-f]+$/.test(n.slice(CONTROL_PREFIX.length)));
+  await Promise.all(
+    sockets.map(
+      (n) =>
+        // -F /dev/null: no ssh_config can redirect this; the literal path (hex name, %-escaped
+        // directory) names the socket, and the host argument is not used for -O.
+        start([ssh, '-F', '/dev/null', '-o', `ControlPath="${join(sshPathLiteral(dir), n)}"`, '-O', 'exit', 'farm-libvirt-master'], {
+          timeoutMs: 5000,
+          code: 'SSH',
+        }).done.catch(() => undefined),
+    ),
+  );
 }
