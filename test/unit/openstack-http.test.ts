@@ -121,26 +121,31 @@ describe('Http retries', () => {
   });
 });
 
+/** A streamed PUT declaring `length` bytes that is expected to fail; resolves with its error. */
+function failedPut(pathname: string, what: string, length: number, parts: Buffer[]): Promise<Error> {
+  return http
+    .request({
+      method: 'PUT',
+      url: `${url}${pathname}`,
+      what,
+      headers: { 'Content-Length': String(length) },
+      body: async function* () {
+        yield* parts;
+      },
+      expect: [204],
+      retry: 'throttled',
+      signal: signal(),
+      noTimeout: true,
+    })
+    .then(() => new Error('expected a failure'), (x: unknown) => x as Error);
+}
+
 describe('streamed bodies (node:http)', () => {
   it('fails a body shorter or longer than its Content-Length, without retrying', async () => {
     for (const parts of [['12345'], ['1234567890', 'x']]) {
       hits = 0;
       handler = (_req, res) => res.writeHead(204).end();
-      const e = await http
-        .request({
-          method: 'PUT',
-          url: `${url}/file`,
-          what: 'upload',
-          headers: { 'Content-Length': '10' },
-          body: async function* () {
-            for (const p of parts) yield Buffer.from(p);
-          },
-          expect: [204],
-          retry: 'throttled',
-          signal: signal(),
-          noTimeout: true,
-        })
-        .then(() => new Error('expected a failure'), (x: unknown) => x as Error);
+      const e = await failedPut('/file', 'upload', 10, parts.map((p) => Buffer.from(p)));
       expect(e).toBeInstanceOf(FarmError);
       expect(e.message).toBe('upload: the data sent did not match its declared length (did the file change during the upload?)');
       expect(hits).toBeLessThanOrEqual(1);
@@ -156,21 +161,7 @@ describe('streamed bodies (node:http)', () => {
       res.end('<html><title>413 Request Entity Too Large</title><body>Image exceeds the storage quota</body></html>');
     });
     const size = 64 * 1024 * 1024;
-    const e = await http
-      .request({
-        method: 'PUT',
-        url: `${url}/v2/images/x/file`,
-        what: 'upload data of image x',
-        headers: { 'Content-Length': String(size) },
-        body: async function* () {
-          for (let i = 0; i < 64; i++) yield Buffer.alloc(1024 * 1024);
-        },
-        expect: [204],
-        retry: 'throttled',
-        signal: signal(),
-        noTimeout: true,
-      })
-      .then(() => new Error('expected a failure'), (x: unknown) => x as Error);
+    const e = await failedPut('/v2/images/x/file', 'upload data of image x', size, Array.from({ length: 64 }, () => Buffer.alloc(1024 * 1024)));
     expect(e).toBeInstanceOf(OpenStackHttpError);
     expect(e.message).toBe('upload data of image x failed: HTTP 413: Image exceeds the storage quota (PUT /v2/images/x/file)');
     expect(hits).toBe(1);
