@@ -121,6 +121,53 @@ describe('Http retries', () => {
   });
 });
 
+/** A streamed PUT declaring `length` bytes that is expected to fail; resolves with its error. */
+function failedPut(pathname: string, what: string, length: number, parts: Buffer[]): Promise<Error> {
+  return http
+    .request({
+      method: 'PUT',
+      url: `${url}${pathname}`,
+      what,
+      headers: { 'Content-Length': String(length) },
+      body: async function* () {
+        yield* parts;
+      },
+      expect: [204],
+      retry: 'throttled',
+      signal: signal(),
+      noTimeout: true,
+    })
+    .then(() => new Error('expected a failure'), (x: unknown) => x as Error);
+}
+
+describe('streamed bodies (node:http)', () => {
+  it('fails a body shorter or longer than its Content-Length, without retrying', async () => {
+    for (const parts of [['12345'], ['1234567890', 'x']]) {
+      hits = 0;
+      handler = (_req, res) => res.writeHead(204).end();
+      const e = await failedPut('/file', 'upload', 10, parts.map((p) => Buffer.from(p)));
+      expect(e).toBeInstanceOf(FarmError);
+      expect(e.message).toBe('upload: the data sent did not match its declared length (did the file change during the upload?)');
+      expect(hits).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it("gives Glance's refusal when it answers before taking the whole body", async () => {
+    hits = 0;
+    handler = () => {};
+    server.once('request', (_req: IncomingMessage, res: ServerResponse) => {
+      // Answers at once and never reads the 64 MiB.
+      res.writeHead(413, { 'Content-Type': 'text/html', Connection: 'close' });
+      res.end('<html><title>413 Request Entity Too Large</title><body>Image exceeds the storage quota</body></html>');
+    });
+    const size = 64 * 1024 * 1024;
+    const e = await failedPut('/v2/images/x/file', 'upload data of image x', size, Array.from({ length: 64 }, () => Buffer.alloc(1024 * 1024)));
+    expect(e).toBeInstanceOf(OpenStackHttpError);
+    expect(e.message).toBe('upload data of image x failed: HTTP 413: Image exceeds the storage quota (PUT /v2/images/x/file)');
+    expect(hits).toBe(1);
+  });
+});
+
 describe('redaction', () => {
   it('masks known secrets, credential fields and token headers', () => {
     const r = new Redactor([SECRET, 'short']);

@@ -1,10 +1,11 @@
-// HTTP for the OpenStack uploader: Node's fetch (undici) with retries and backoff (core retry) on
-// 5xx, 429 and network failures, a timeout per request, and errors that name the operation and
-// never carry a secret.
+// HTTP for the OpenStack uploader: Node's fetch (undici) for the JSON calls and node:http for a
+// streamed body (stream.ts), with retries and backoff (core retry) on 5xx, 429 and network
+// failures, a timeout per request, and errors that name the operation and never carry a secret.
 
 import { FarmError, errorMessage } from '../../src/core/errors.ts';
 import { retry } from '../../src/core/retry.ts';
 import type { Redactor } from './redact.ts';
+import { sendStream, type StreamBody } from './stream.ts';
 
 export interface RetrySettings {
   /** Attempts after the first. */
@@ -32,8 +33,8 @@ export interface RequestOptions {
   what: string;
   headers?: Record<string, string>;
   json?: unknown;
-  /** A fresh body per attempt (a stream cannot be replayed); sent with duplex 'half'. */
-  body?: () => AsyncIterable<Uint8Array>;
+  /** A fresh body per attempt (a stream cannot be replayed); sent with node:http, see stream.ts. */
+  body?: () => StreamBody;
   /** Statuses that count as success (default: any 2xx). */
   expect?: readonly number[];
   retry: RetryPolicy;
@@ -69,23 +70,20 @@ export class Http {
     const attempt = async (): Promise<Response> => {
       const signal = opts.noTimeout ? opts.signal : AbortSignal.any([opts.signal, AbortSignal.timeout(this.settings.requestTimeoutMs)]);
       const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
-      let body: string | AsyncIterable<Uint8Array> | undefined;
-      if (opts.json !== undefined) {
-        headers['Content-Type'] = 'application/json';
-        body = JSON.stringify(opts.json);
-      } else if (opts.body) {
-        body = opts.body();
-      }
       let res: Response;
       try {
-        res = await fetch(opts.url, {
-          method: opts.method,
-          headers,
-          body,
-          signal,
-          redirect: 'error',
-          ...(typeof body === 'object' ? { duplex: 'half' as const } : {}),
-        } as RequestInit);
+        if (opts.body) {
+          // Streamed bodies skip fetch (CPU per byte); the small reply becomes a Response.
+          const reply = await sendStream(opts.url, opts.method, headers, opts.body(), signal);
+          res = new Response(NULL_BODY.has(reply.status) ? null : reply.text, { status: reply.status });
+        } else {
+          let body: string | undefined;
+          if (opts.json !== undefined) {
+            headers['Content-Type'] = 'application/json';
+            body = JSON.stringify(opts.json);
+          }
+          res = await fetch(opts.url, { method: opts.method, headers, body, signal, redirect: 'error' });
+        }
       } catch (err) {
         if (opts.signal.aborted) throw new FarmError('ABORTED', aborted(opts.what));
         throw this.networkError(opts, err);
@@ -123,8 +121,10 @@ export class Http {
   }
 
   private networkError(opts: RequestOptions, err: unknown): Error {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    if (cause?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    // fetch (undici) puts the reason in `cause`; node:http errors carry their code themselves.
+    const own = err as { code?: string; cause?: { code?: string; message?: string } };
+    const cause = own.cause ?? (own.code ? { code: own.code } : undefined);
+    if (cause?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || cause?.code === 'LENGTH_MISMATCH') {
       return new FarmError('UPLOAD', `${opts.what}: the data sent did not match its declared length (did the file change during the upload?)`);
     }
     const why = cause?.code ?? cause?.message ?? errorMessage(err);
@@ -147,6 +147,9 @@ export class Http {
     return new OpenStackHttpError(res.status, this.redactor.redact(message));
   }
 }
+
+/** Statuses whose Response may not have a body. */
+const NULL_BODY = new Set([204, 205, 304]);
 
 function retryable(status: number, policy: RetryPolicy): boolean {
   if (status === 429 || status === 503) return true;

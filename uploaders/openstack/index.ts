@@ -4,7 +4,8 @@
 // exists, the record is deleted before the error is thrown.
 
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { Transform } from 'node:stream';
 import { stat } from 'node:fs/promises';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import { pollUntil } from '../../src/core/poll.ts';
@@ -243,11 +244,12 @@ class OpenStackUploader implements Uploader, RemovesImages {
     const progress = new Progress(ctx.onProgress, total, this.opts.progressIntervalMs ?? 500);
     let hash: Hash = createHash('sha512');
     let bytes = 0;
-    // Called once per attempt: a retried PUT starts over with a fresh stream and hash.
+    // Called once per attempt: a retried PUT starts over with a fresh stream and hash. The hash
+    // is a pass-through stage, so the bytes are read once and streamed (no async generator).
     const body = () => {
       hash = createHash('sha512');
       bytes = 0;
-      return hashed(createReadStream(path, { highWaterMark: READ_CHUNK, signal: ctx.signal }), (chunk) => {
+      return tapped(createReadStream(path, { highWaterMark: READ_CHUNK, signal: ctx.signal }), (chunk) => {
         hash.update(chunk);
         bytes += chunk.length;
         progress.report(bytes, bytes, 'upload');
@@ -279,11 +281,16 @@ class OpenStackUploader implements Uploader, RemovesImages {
   }
 }
 
-/** Passes the stream's chunks through, showing each to `see` first. */
-async function* hashed(stream: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Uint8Array> {
-  for await (const chunk of stream) {
-    see(chunk);
-    yield chunk;
-  }
+/** The file's chunks, each shown to `see` first; errors and teardown go both ways. */
+function tapped(file: ReadStream, see: (chunk: Buffer) => void): Transform {
+  const tap = new Transform({
+    highWaterMark: READ_CHUNK,
+    transform(chunk: Buffer, _enc, cb) {
+      see(chunk);
+      cb(null, chunk);
+    },
+  });
+  file.on('error', (err) => tap.destroy(err));
+  tap.on('close', () => file.destroy());
+  return file.pipe(tap);
 }
-
