@@ -29,7 +29,7 @@ describe('farm build on the lab', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/valid/);
-    expect(r.stdout).toMatch(/x86_64\s+lab-x86_64\s+ami, raw\s+ami \| raw/);
+    expect(r.stdout).toMatch(/x86_64\s+lab-x86_64\s+ami, raw, vhd\s+ami\+vhd \| raw/);
   });
 
   it('finds every lab worker healthy', async () => {
@@ -51,7 +51,7 @@ describe('farm build on the lab', () => {
 
     const manifest = JSON.parse(r.stdout) as Manifest;
     const byName = new Map(manifest.builds.map((b) => [b.name, b]));
-    expect([...byName.keys()].sort()).toEqual(['aarch64-ami', 'ppc64le-raw', 's390x-qcow2', 'x86_64-ami', 'x86_64-raw']);
+    expect([...byName.keys()].sort()).toEqual(['aarch64-ami', 'aarch64-vhd', 'ppc64le-raw', 's390x-qcow2', 'x86_64-ami', 'x86_64-raw', 'x86_64-vhd']);
     const buildDir = join(variant.dir, 'builds', manifest.last_run_uuid);
     const state = JSON.parse(await readFile(join(buildDir, 'state.json'), 'utf8')) as BuildState;
     expect(state.status).toBe('succeeded');
@@ -65,6 +65,7 @@ describe('farm build on the lab', () => {
       // The recorded checksum is the file's real one, and the worker's (fetchFile compared them).
       expect(await sha256sum(path)).toBe(disk.sha256);
       expect((await stat(path)).size).toBe(disk.size);
+      // A fixed VHD (Azure's) is the raw disk plus a 512-byte footer: qemu-img and sfdisk read it as raw.
       const format = b.type === 'qcow2' ? 'qcow2' : 'raw';
       expect(await qemuImgFormat(path)).toBe(format);
       // The file the Containerfile wrote is inside every disk image.
@@ -78,7 +79,7 @@ describe('farm build on the lab', () => {
     expect(byName.get('x86_64-ami')!.files[0]!.name).not.toBe(byName.get('x86_64-raw')!.files[0]!.name);
 
     // The summary the user reads lists the images.
-    expect(r.stderr).toMatch(/\[x86_64\s*\].*fetched and verified 2 image/);
+    expect(r.stderr).toMatch(/\[x86_64\s*\].*fetched and verified 3 image/);
     for (const host of Object.values(HOSTS)) expect(await farmLeftovers(host)).toBe('');
   });
 

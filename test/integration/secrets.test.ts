@@ -137,13 +137,13 @@ describe('secrets never leave the farm', () => {
     variant = await markedLabInventory();
     wrote.add(variant.dir);
     // Markers where the lab takes no credential, so the succeeding runs carry them too.
-    const env = { ...realEnv, AZURE_CLIENT_SECRET: MARKERS.AZURE_CLIENT_SECRET!, FARM_TOKEN: MARKERS.FARM_TOKEN!, GITHUB_TOKEN: MARKERS.GITHUB_TOKEN! };
+    const env = { ...realEnv, FARM_TOKEN: MARKERS.FARM_TOKEN!, GITHUB_TOKEN: MARKERS.GITHUB_TOKEN! };
     const built = keep('build (lab credentials)', await farm(['build', '--arch', 'all', '--inventory', variant.file, '--json'], { env }));
     expect(built.code, built.stderr).toBe(0);
     const manifest = JSON.parse(built.stdout) as Manifest;
     buildId = manifest.last_run_uuid;
     const kinds = new Set(manifest.builds.map((b) => b.builder_type).filter((t) => t.startsWith('farm.upload.')).map((t) => t.slice('farm.upload.'.length)));
-    expect([...kinds].sort()).toEqual(['aws', 'ibmcloud', 'libvirt', 'openstack']);
+    expect([...kinds].sort()).toEqual(['aws', 'azure', 'ibmcloud', 'libvirt', 'openstack']);
     const again = keep('upload (lab credentials)', await farm(['upload', buildId, '--inventory', variant.file, '--json'], { env }));
     expect(again.code, again.stderr).toBe(0);
   });
@@ -159,6 +159,7 @@ describe('secrets never leave the farm', () => {
       expect(r.stderr).toMatch(/Keystone refused the credentials/);
       expect(r.stderr).toMatch(/IBM Cloud/);
       expect(r.stderr).toMatch(/aws|AWS/);
+      expect(r.stderr).toMatch(/AADSTS7000215|Invalid client secret/);
     }
   });
 
