@@ -13,7 +13,7 @@ import { FarmError, isAbortError, throwIfAborted } from '../../src/core/errors.t
 import { TYPE_OUTPUT_PATH } from './layout.ts';
 import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../builder.ts';
 import type { WorkerTransport } from '../transport.ts';
-import { farmLabels, podmanClient } from '../podman/client.ts';
+import { farmLabels, ownImagesFilter, podmanClient } from '../podman/client.ts';
 import { remoteBuild } from '../podman/build.ts';
 import { ensureBuilderImage } from '../podman/pull.ts';
 import { runContainer } from '../podman/run.ts';
@@ -69,7 +69,7 @@ export class BibBuilder implements Builder {
   async prepare(transport: WorkerTransport, req: BuildRequest): Promise<PreparedWorker> {
     const worker = transport.worker;
     const docker = podmanClient(transport);
-    const labels = farmLabels(req.buildId, req.arch);
+    const labels = farmLabels(req.buildId, req.arch, worker.name);
     const imageRef = buildImageRef(req.buildId, req.arch, worker.name);
     const outRoot = remoteOutputRoot(worker.output_dir, req.buildId, req.arch);
     // Only this worker's own run dirs are removed: another worker entry may share the output dir.
@@ -82,6 +82,17 @@ export class BibBuilder implements Builder {
       if (built) {
         await docker.getImage(imageRef).remove({ force: true }).catch((e: Error) => {
           if (!/no such image|image not known|404/i.test(e.message)) errors.push(`image ${imageRef}: ${e.message}`);
+        });
+      }
+      // Each step of a layered build leaves a cached image with the build's labels; a build cut
+      // short leaves them without the tagged one. Only this worker entry's own go (labels name it).
+      const cached = await docker.listImages({ all: true, filters: JSON.stringify(ownImagesFilter(labels)) } as Docker.ListImagesOptions).catch((e: Error) => {
+        errors.push(`listing cached images: ${e.message}`);
+        return [];
+      });
+      for (const img of cached) {
+        await docker.getImage(img.Id).remove({ force: true }).catch((e: Error) => {
+          if (!/no such image|image not known|404/i.test(e.message)) errors.push(`image ${img.Id.slice(0, 19)}: ${e.message}`);
         });
       }
       for (const dir of runDirs) await transport.exec(['rm', '-rf', '--', dir]).catch((e: Error) => errors.push(`${dir}: ${e.message}`));

@@ -53,6 +53,11 @@ export function podmanClient(transport: WorkerTransport): Docker {
 /** Labels on every container and image the farm creates, so they can be found and removed. */
 export const FARM_LABEL = 'io.farm.managed';
 
-export function farmLabels(buildId: string, arch: string): Record<string, string> {
-  return { [FARM_LABEL]: 'true', 'io.farm.build-id': buildId, 'io.farm.arch': arch };
+export function farmLabels(buildId: string, arch: string, worker: string): Record<string, string> {
+  return { [FARM_LABEL]: 'true', 'io.farm.build-id': buildId, 'io.farm.arch': arch, 'io.farm.worker': worker };
+}
+
+/** Filters for the images one worker entry made in one build: its tagged image and the cached layers of each step. */
+export function ownImagesFilter(labels: Record<string, string>): { label: string[] } {
+  return { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) };
 }
