@@ -57,8 +57,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Fed to stdin; without it stdin is empty (never the farm's terminal). */
   input?: string | Buffer;
+  /** Keeps stdin open for the caller to write (Started.stdin): a program driven line by line. */
+  keepStdin?: boolean;
   /** Live stdout (it is captured as well). */
   onStdout?: (chunk: Buffer) => void;
+  /** Live stderr (it is captured as well). */
+  onStderr?: (chunk: Buffer) => void;
   /** Error code of the ProcessError for a failure (default STATE). */
   code?: ErrorCode;
   /** How messages name the program (default argv[0]). */
@@ -103,6 +107,8 @@ export interface Started {
   done: Promise<RunResult>;
   /** TERM to the program's process group. */
   kill(): void;
+  /** The program's stdin, with `keepStdin` (end it to let the program finish). */
+  stdin?: NodeJS.WritableStream;
 }
 
 /** Starts argv; `done` resolves with the exit whatever it is (see run() for a checked one). */
@@ -124,7 +130,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
   // `set -euo pipefail;` is zx's prefix; `exec` makes the program itself the group's leader, so
   // its exit status and signal are reported as they are, not through a waiting bash.
   const p: ProcessPromise = shell`exec ${argv}`;
-  if (opts.input === undefined) p.stdin.end();
+  if (opts.input === undefined && !opts.keepStdin) p.stdin.end();
   let timedOut = false;
   let settled = false;
   let aborted = false;
@@ -155,6 +161,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
           kill();
         }, opts.timeoutMs);
   if (opts.onStdout) p.stdout.on('data', (d: Buffer) => opts.onStdout!(Buffer.isBuffer(d) ? d : Buffer.from(d)));
+  if (opts.onStderr) p.stderr.on('data', (d: Buffer) => opts.onStderr!(Buffer.isBuffer(d) ? d : Buffer.from(d)));
   const done: Promise<RunResult> = (p as Promise<ProcessOutput>).then((out) => {
     settled = true;
     if (timer) clearTimeout(timer);
@@ -170,7 +177,8 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
     }
     return result(out, timedOut);
   });
-  return { pid: p.pid, done, kill };
+  if (opts.keepStdin) p.stdin.on('error', () => undefined); // a program gone early: `done` tells
+  return { pid: p.pid, done, kill, ...(opts.keepStdin ? { stdin: p.stdin } : {}) };
 }
 
 function result(out: ProcessOutput, timedOut: boolean): RunResult {

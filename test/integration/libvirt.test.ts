@@ -398,12 +398,24 @@ describe('libvirt uploader on the lab hypervisors', () => {
 
     it('a connection dropped mid-upload fails with the hypervisor named and deletes the volume', async () => {
       const name = volName('drop');
-      // virsh as the user has it, except that vol-upload loses its connection after 0.3 s
-      // (the process group is killed, as a dropped link or a crashed client would end it).
+      // virsh as the user has it, except that 0.3 s into vol-upload its connection is lost (its
+      // process group is killed, as a dropped link or a crashed client would end it). The farm
+      // drives one virsh per hypervisor through its shell, so the shim watches the command lines.
       const shim = join(dir, 'virsh-drop');
       await writeFile(
         shim,
-        `#!/bin/bash\ncase " $* " in *" vol-upload "*) setsid virsh "$@" & p=$!; sleep 0.3; kill -KILL -- -$p 2>/dev/null || kill -KILL $p; wait $p; exit 1 ;; esac\nexec virsh "$@"\n`,
+        [
+          '#!/usr/bin/env python3',
+          'import os, signal, subprocess, sys, time',
+          "p = subprocess.Popen(['virsh', *sys.argv[1:]], stdin=subprocess.PIPE, start_new_session=True)",
+          'for line in sys.stdin.buffer:',
+          '    p.stdin.write(line); p.stdin.flush()',
+          "    if b'vol-upload' in line:",
+          '        time.sleep(0.3); os.killpg(p.pid, signal.SIGKILL); p.wait(); sys.exit(1)',
+          'p.stdin.close()',
+          'sys.exit(p.wait())',
+          '',
+        ].join('\n'),
       );
       await chmod(shim, 0o755);
       const root = await mkdtemp(join(tmpdir(), 'lv-'));

@@ -1,12 +1,15 @@
-// One hypervisor's storage pool, reached with virsh over qemu+ssh. Each call is one virsh run (one
-// SSH connection); errors name the hypervisor by its URI without parameters or password.
+// One hypervisor's storage pool, reached with virsh over qemu+ssh: every call of one client goes
+// through one virsh session (one libvirt connection, see virsh-session.ts), started again if it
+// ended (an aborted upload ends it); errors name the hypervisor by its URI without parameters
+// or password.
 
 import { FarmError } from '../../src/core/errors.ts';
 import { retry } from '../../src/core/retry.ts';
 import { connectUri, displayUri, uriLocation } from './uri.ts';
 import { volumeNameProblem } from './names.ts';
 import { createSshWrapper, type HypervisorSsh, type SshWrapper, type WrapperOptions } from './ssh-wrapper.ts';
-import { classify, isNotFound, startVirsh, virshError, type VirshResult } from './virsh.ts';
+import { classify, isNotFound, virshError, VIRSH_PASS, type VirshResult } from './virsh.ts';
+import { VirshSession } from './virsh-session.ts';
 import { VirshProbe, type UploadSample } from './progress.ts';
 import { parseVolumeXml } from './volume-xml.ts';
 
@@ -43,6 +46,7 @@ export function checkVolumeName(name: string): void {
 export class HypervisorClient {
   readonly display: string;
   readonly location: string;
+  private session: VirshSession | undefined;
 
   private constructor(
     private readonly uri: string,
@@ -66,8 +70,14 @@ export class HypervisorClient {
     }
   }
 
-  close(): Promise<void> {
-    return this.wrapper.dispose();
+  async close(): Promise<void> {
+    await this.session?.close();
+    await this.wrapper.dispose();
+  }
+
+  private virsh(): VirshSession {
+    if (!this.session?.alive) this.session = VirshSession.start({ virsh: this.opts.virsh ?? 'virsh', uri: this.uri, pass: VIRSH_PASS });
+    return this.session;
   }
 
   private fail(action: string, res: VirshResult): FarmError {
@@ -78,7 +88,7 @@ export class HypervisorClient {
 
   private async run(args: string[], signal: AbortSignal, timeoutMs = this.opts.commandTimeoutMs ?? 120_000): Promise<VirshResult> {
     if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
-    const res = await startVirsh(this.uri, args, { ...(this.opts.virsh ? { virsh: this.opts.virsh } : {}), signal, timeoutMs }).done;
+    const res = await this.virsh().run(args, { signal, timeoutMs });
     if (signal.aborted) throw new FarmError('ABORTED', 'cancelled');
     return res;
   }
@@ -99,7 +109,8 @@ export class HypervisorClient {
       if (isNotFound(res.stderr, 'volume')) return undefined;
       throw this.fail(`looking up volume ${name} in pool '${this.pool}'`, res);
     }
-    const vol = parseVolumeXml(name, res.stdout);
+    // The session's output around the document is its shell's echo (virsh-session.ts).
+    const vol = parseVolumeXml(name, /<volume[\s>][\s\S]*<\/volume>/.exec(res.stdout)?.[0] ?? res.stdout);
     if (!vol) throw new FarmError('UPLOAD', `unexpected vol-dumpxml output for ${name} on hypervisor ${this.display}: ${res.stdout.trim().slice(0, 500)}`);
     if (vol.physical !== undefined) return { ...vol, physical: vol.physical };
     // libvirt before 3.0 has no <physical> in the XML; vol-info --physical asks it separately.
@@ -135,12 +146,12 @@ export class HypervisorClient {
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    const run = startVirsh(this.uri, ['vol-upload', '--sparse', '--pool', this.pool, '--vol', name, '--file', file], {
-      ...(this.opts.virsh ? { virsh: this.opts.virsh } : {}),
-      signal: stop.signal,
-    });
+    const session = this.virsh();
+    const probe = new VirshProbe(session.pid, realFile);
+    // The session's write counter goes on across calls: this upload's bytes count from here.
+    await probe.mark();
+    const done = session.run(['vol-upload', '--sparse', '--pool', this.pool, '--vol', name, '--file', file], { signal: stop.signal });
     let stalled = false;
-    const probe = new VirshProbe(run.pid, realFile);
     let lastPos = -1;
     let lastMove = Date.now();
     const stallMs = watch.stallMs ?? 300_000;
@@ -158,7 +169,7 @@ export class HypervisorClient {
     }, watch.sampleMs ?? 1000);
     let res: VirshResult;
     try {
-      res = await run.done;
+      res = await done;
     } finally {
       clearInterval(timer);
       signal.removeEventListener('abort', onAbort);

@@ -15,6 +15,7 @@ export interface UploadSample {
 
 export class VirshProbe {
   private fd: string | undefined;
+  private base = 0;
 
   constructor(
     private readonly pid: number,
@@ -22,8 +23,14 @@ export class VirshProbe {
     private readonly file: string,
   ) {}
 
+  /** Counts written bytes from now on (virsh's counter covers its whole life). */
+  async mark(): Promise<void> {
+    this.base = (await this.written()) ?? 0;
+  }
+
   async sample(): Promise<UploadSample> {
-    return { position: await this.position(), written: await this.written() };
+    const written = await this.written();
+    return { position: await this.position(), written: written === undefined ? undefined : written - this.base };
   }
 
   private async position(): Promise<number | undefined> {

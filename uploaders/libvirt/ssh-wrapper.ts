@@ -23,6 +23,7 @@ import { FarmError } from '../../src/core/errors.ts';
 import { findPinnedKey, knownHostsName, lookupKnownHosts } from '../../src/core/hostkeys.ts';
 import { start } from '../../src/core/process.ts';
 import { quote } from '../../src/core/quote.ts';
+import { OPENSSH_CIPHERS } from '../../src/core/ssh-ciphers.ts';
 import { displayUri, sshEndpoint, sshPathLiteral, userSshCommand } from './uri.ts';
 
 export interface HypervisorSsh {
@@ -91,6 +92,7 @@ export function wrapperScript(spec: WrapperSpec): string {
     '-o', `ConnectTimeout=${Math.max(1, Math.round(spec.connectTimeoutS))}`,
     '-o', `ServerAliveInterval=${Math.max(1, Math.round(spec.keepaliveS))}`,
     '-o', 'ServerAliveCountMax=4',
+    '-o', `Ciphers=${OPENSSH_CIPHERS}`,
   ];
   if (spec.knownHosts !== undefined) {
     argv.push('-o', `UserKnownHostsFile=${sshOptionPath('known_hosts', spec.knownHosts)}`, '-o', 'GlobalKnownHostsFile=/dev/null');

@@ -24,6 +24,7 @@ import { delimiter, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { FarmError, throwIfAborted } from '../../src/core/errors.ts';
 import { childEnv } from '../../src/core/process.ts';
+import { OPENSSH_CIPHERS } from '../../src/core/ssh-ciphers.ts';
 import type { WorkerEndpoint as Worker } from '../endpoint.ts';
 import type { ExecResult, RemoteProcess } from '../transport.ts';
 import type { HostKey } from '../../src/core/hostkeys.ts';
@@ -31,8 +32,6 @@ import type { HostKey } from '../../src/core/hostkeys.ts';
 /** How bulk streams travel: `auto` uses the OpenSSH client when `ssh` is installed. */
 export type BulkMode = 'auto' | 'openssh' | 'ssh2';
 
-// AES-GCM first: AES-NI makes it the cheapest cipher on both ends (chacha20 is OpenSSH's default).
-const CIPHERS = 'aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr';
 const STDERR_CAP = 64 * 1024;
 /** The master connection's own session: it lasts as long as its stdin (see startMaster). */
 const MASTER_COMMAND = 'exec cat >/dev/null';
@@ -99,7 +98,7 @@ export function sshArgv(
     ...o(`HostKeyAlias=${hostAlias(worker.name)}`),
     ...o('CheckHostIP=no'),
     ...o('UpdateHostKeys=no'),
-    ...o(`Ciphers=${CIPHERS}`),
+    ...o(`Ciphers=${OPENSSH_CIPHERS}`),
     ...o(`ConnectTimeout=${Math.ceil(connectTimeoutS)}`),
     ...o(`ServerAliveInterval=${Math.ceil(keepaliveS)}`),
     ...o('ServerAliveCountMax=4'),

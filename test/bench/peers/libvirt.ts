@@ -93,8 +93,8 @@ export async function libvirtPeer(disk: BenchDisk, opts: { withCreate?: boolean 
     // One virsh connection over qemu+ssh that does nothing: what every virsh call costs first.
     peerStartup: await startupSeconds('virsh', ['-q', '-c', uri, 'pool-info', POOL], env),
     note: opts.withCreate
-      ? 'context for the row above: the peer makes the volume over the link too (two virsh connections); the farm makes five'
-      : 'peer start-up is one virsh connection over qemu+ssh doing `pool-info`; the peer is handed an existing volume, the farm looks it up, creates it, uploads and checks it (five virsh connections)',
+      ? 'context for the row above: the peer makes the volume over the link too (two virsh connections); the farm makes one (a virsh session, AES-GCM preferred)'
+      : 'peer start-up is one virsh connection over qemu+ssh doing `pool-info`; the peer is handed an existing volume, the farm looks it up, creates it, uploads and checks it, all through one virsh session (one connection)',
     close: () => rm(dir, { recursive: true, force: true }),
   };
 }
