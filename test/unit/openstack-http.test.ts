@@ -2,7 +2,7 @@
 // that errors carry the service's explanation but never a secret.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FarmError } from '../../src/core/errors.ts';
 import { Http, OpenStackHttpError, explain } from '../../uploaders/openstack/http.ts';
@@ -165,6 +165,49 @@ describe('streamed bodies (node:http)', () => {
     expect(e).toBeInstanceOf(OpenStackHttpError);
     expect(e.message).toBe('upload data of image x failed: HTTP 413: Image exceeds the storage quota (PUT /v2/images/x/file)');
     expect(hits).toBe(1);
+  });
+  it('stops sending once Glance has answered, even when it then stops reading and keeps the connection', async () => {
+    // A raw server: after the request head it answers 413 and never reads again, nor closes. A
+    // client that waited for its body to drain before looking at the answer would hang here.
+    const sockets: Socket[] = [];
+    const tcp = createTcpServer((sock) => {
+      sockets.push(sock);
+      let head = '';
+      const onData = (d: Buffer) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        sock.off('data', onData);
+        sock.pause();
+        const body = 'Image exceeds the storage quota';
+        sock.write(`HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      };
+      sock.on('data', onData);
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+    try {
+      const t0 = Date.now();
+      const e = await new Http(new Redactor([SECRET]), fast)
+        .request({
+          method: 'PUT',
+          url: `http://127.0.0.1:${(tcp.address() as AddressInfo).port}/v2/images/x/file`,
+          what: 'upload data of image x',
+          headers: { 'Content-Length': String(256 * 1024 * 1024) },
+          body: async function* () {
+            for (let i = 0; i < 256; i++) yield Buffer.alloc(1024 * 1024);
+          },
+          expect: [204],
+          retry: 'throttled',
+          signal: signal(),
+          noTimeout: true,
+        })
+        .then(() => new Error('expected a failure'), (x: unknown) => x as Error);
+      expect(e).toBeInstanceOf(OpenStackHttpError);
+      expect(e.message).toBe('upload data of image x failed: HTTP 413: Image exceeds the storage quota (PUT /v2/images/x/file)');
+      expect(Date.now() - t0).toBeLessThan(5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    }
   });
 });
 
