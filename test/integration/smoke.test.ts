@@ -141,7 +141,8 @@ describe('a broken image', () => {
     expect(s390.smoke![0]!.lastLines!.join('\n')).toContain('farm test: this init exits on s390x');
     // Nothing of s390x was fetched; its console log was.
     const archDir = join(v.dir, 'builds', state.buildId, 's390x');
-    expect(readdirSync(archDir)).toEqual(['smoke.log']);
+    expect(readdirSync(archDir, { withFileTypes: true }).filter((e) => e.isDirectory())).toEqual([]);
+    expect(readdirSync(archDir)).toContain('smoke.log');
     expect(await readFile(join(archDir, 'smoke.log'), 'latin1')).toMatch(BANNER.s390x);
     const x86 = state.arches.x86_64!;
     expect(x86.step).toBe('fetched');
