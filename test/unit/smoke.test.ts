@@ -6,6 +6,10 @@ import { ConsoleWatcher } from '../../workers/smoke/console.ts';
 import { chooseAccel, distinctDisks, qemuArgv, type Firmware } from '../../workers/smoke/plan.ts';
 import { DEFAULT_CONSOLE, checksFor, smokeFor } from '../../workers/smoke/settings.ts';
 import { smokeSchema } from '../../src/inventory/smoke-schema.ts';
+import { buildManifest } from '../../src/records/manifest.ts';
+import { parseBuildState } from '../../src/records/state-schema.ts';
+import type { BuildState, SmokeRecord } from '../../src/records/state.ts';
+import { renderSummary } from '../../src/ui/summary.ts';
 
 const uefi: Firmware = { kind: 'uefi', code: '/usr/share/OVMF/OVMF_CODE_4M.fd', vars: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
 const base = { disk: '/out/run1/image/disk.raw', format: 'raw', seed: '/tmp/d/seed.img', sshPort: 40000, pidFile: '/tmp/d/qemu.pid' };
@@ -132,5 +136,55 @@ describe('smoke settings', () => {
     expect(smokeSchema.safeParse({ checks: [{ run: 'x', exti: 1 }] }).success).toBe(false);
     expect(smokeSchema.safeParse({ policy: 'maybe' }).success).toBe(false);
     expect(smokeSchema.safeParse(true).success).toBe(false);
+  });
+});
+
+describe('the verdict beside each name', () => {
+  const disk = (name: string) => ({ path: `/b/x86_64/${name}`, name, size: 1024, sha256: 'ab'.repeat(32), format: 'raw' as const });
+  const state = (smoke: SmokeRecord[]): BuildState => ({
+    version: 1,
+    buildId: '20261206t210000z',
+    inventory: '/i.yaml',
+    startedAt: '2026-12-06T21:00:00.000Z',
+    status: 'succeeded',
+    arches: {
+      x86_64: {
+        arch: 'x86_64',
+        step: 'fetched',
+        types: ['ami', 'raw', 'vhd'],
+        imageName: 'farm-x',
+        artifacts: [
+          { type: 'ami', imageName: 'farm-x', disk: disk('ami/disk.raw'), extra: [] },
+          { type: 'raw', imageName: 'farm-x', disk: disk('raw/disk.raw'), extra: [] },
+          { type: 'vhd', imageName: 'farm-x', disk: disk('vhd/disk.vhd'), extra: [] },
+        ],
+        uploads: {},
+        at: {},
+        smoke,
+      },
+    },
+  });
+
+  it('the end table has a SMOKE column; the manifest carries the verdict in custom_data', () => {
+    const s = state([
+      { types: ['ami', 'raw'], status: 'passed', policy: 'warn', log: 'x86_64/smoke.log' },
+      { types: ['vhd'], status: 'failed', reason: 'kernel panic: x', policy: 'warn', log: 'x86_64/smoke.log' },
+    ]);
+    const table = renderSummary(s, '/');
+    expect(table).toMatch(/SHA256\s+SMOKE\s+PATH/);
+    expect(table).toMatch(/ raw .* passed /);
+    expect(table).toMatch(/ vhd .* FAILED \(warn\) /);
+    const m = buildManifest(s);
+    expect(m.builds.map((b) => [b.type, b.custom_data.smoke])).toEqual([['ami', 'passed'], ['raw', 'passed'], ['vhd', 'failed']]);
+    expect(m.builds[2]!.custom_data).toMatchObject({ smoke_reason: 'kernel panic: x', smoke_log: 'x86_64/smoke.log' });
+    expect(renderSummary(state([{ types: ['ami', 'raw', 'vhd'], status: 'skipped', reason: 'smoke check off for this arch' }]), '/')).toMatch(/ ami .* off /);
+  });
+
+  it('state.json accepts the verdicts (an optional field: version 1 files without it still read)', () => {
+    const s = state([{ types: ['ami'], status: 'passed', accel: 'tcg', boot: 'firmware', seconds: 12.5 }]);
+    expect(parseBuildState(s, 'x').arches.x86_64!.smoke![0]!.status).toBe('passed');
+    delete s.arches.x86_64!.smoke;
+    expect(parseBuildState(s, 'x').arches.x86_64!.smoke).toBeUndefined();
+    expect(() => parseBuildState(state([{ types: ['ami'], status: 'maybe' as 'passed' }]), 'x')).toThrow(/smoke/);
   });
 });
