@@ -1,7 +1,13 @@
 // The smoke check's pure parts: QEMU's argv per arch, the console matcher, the settings merge
 // and the inventory's smoke: validation.
 
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { smokeProblems } from '../../workers/smoke/smoke.ts';
+import type { WorkerTransport } from '../../workers/transport.ts';
 import { ConsoleWatcher } from '../../workers/smoke/console.ts';
 import { chooseAccel, distinctDisks, qemuArgv, type Firmware } from '../../workers/smoke/plan.ts';
 import { DEFAULT_CONSOLE, checksFor, smokeFor } from '../../workers/smoke/settings.ts';
@@ -186,5 +192,25 @@ describe('the verdict beside each name', () => {
     delete s.arches.x86_64!.smoke;
     expect(parseBuildState(s, 'x').arches.x86_64!.smoke).toBeUndefined();
     expect(() => parseBuildState(state([{ types: ['ami'], status: 'maybe' as 'passed' }]), 'x')).toThrow(/smoke/);
+  });
+});
+
+describe('a worker without QEMU', () => {
+  it('is a probe problem naming the package to install', async () => {
+    // A worker whose PATH has a shell and coreutils but no QEMU, dosfstools or mtools: the probe's
+    // script really runs (locally, through a transport that execs argv without a shell).
+    const bin = mkdtempSync(join(tmpdir(), 'farm-smoke-path-'));
+    for (const tool of ['sh', 'cat', 'grep']) symlinkSync(execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim(), join(bin, tool));
+    const t = {
+      worker: { name: 'w1', output_dir: '/tmp' },
+      exec: (argv: readonly string[]) => {
+        const r = spawnSync(argv[0]!, argv.slice(1), { env: { PATH: bin }, encoding: 'utf8' });
+        return Promise.resolve({ code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr });
+      },
+    } as unknown as WorkerTransport;
+    const problems = await smokeProblems(t, 's390x', new AbortController().signal);
+    expect(problems[0]).toBe('qemu-system-s390x is not installed, and smoke checks boot each image with it: install qemu-system-misc (Fedora: qemu-system-s390x-core) on the worker, or set smoke: false');
+    expect(problems).toContain('mkfs.vfat is not installed (smoke checks need it): install dosfstools on the worker');
+    expect(problems).toContain('mcopy is not installed (smoke checks need it): install mtools on the worker');
   });
 });
