@@ -1,5 +1,6 @@
 // The inventory's `smoke:` settings: boot every disk on the worker that built it before it is
-// fetched (workers/smoke/). Global, overridden per arch (arches.<arch>.smoke), or `false` (off).
+// fetched (workers/smoke/). Global, overridden per arch (arches.<arch>.smoke), or `false` (off:
+// globally it wins over the arches' objects).
 // Every field has a default (workers/smoke/settings.ts SMOKE_DEFAULTS) so an arch's object only
 // says what differs.
 

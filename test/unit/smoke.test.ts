@@ -121,6 +121,9 @@ describe('smoke settings', () => {
   it('is off without smoke:, or with false globally or for the arch', () => {
     expect(smokeFor({}, 'x86_64')).toBeUndefined();
     expect(smokeFor({ smoke: false, arches: { x86_64: { smoke: { timeout_s: 9 } } } }, 's390x')).toBeUndefined();
+    // A global false wins over an arch's overrides (a test variant turns the lab's smoke off).
+    expect(smokeFor({ smoke: false, arches: { x86_64: { smoke: { timeout_s: 9 } } } }, 'x86_64')).toBeUndefined();
+    expect(smokeFor({ arches: { x86_64: { smoke: { timeout_s: 9 } } } }, 'x86_64')?.timeout_s).toBe(9);
     expect(smokeFor({ smoke: {}, arches: { s390x: { smoke: false } } }, 's390x')).toBeUndefined();
   });
 

@@ -54,13 +54,14 @@ export interface SmokeInventory {
 }
 
 /**
- * The settings for one arch, or undefined when its smoke check is off: `smoke: false` globally or
- * for the arch turns it off; an arch's object turns it on and overrides the global fields.
+ * The settings for one arch, or undefined when its smoke check is off: `smoke: false` globally
+ * turns it off everywhere (arch objects then only wait), for an arch only there; an arch's object
+ * overrides the global fields, and turns the check on for that arch when there is no global one.
  */
 export function smokeFor(inv: SmokeInventory, arch: string): SmokeSettings | undefined {
   const global = inv.smoke;
   const own = inv.arches?.[arch]?.smoke;
-  if (own === false || (own === undefined && (global === undefined || global === false))) return undefined;
+  if (global === false || own === false || (own === undefined && global === undefined)) return undefined;
   const strip = (o: SmokeInput) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as SmokeInput;
   const { checks, ...rest } = { ...strip(global || {}), ...strip(own || {}) };
   return {
