@@ -8,6 +8,8 @@ import type { BuilderSettings } from './builder.ts';
 import type { WorkerTransport } from './transport.ts';
 import { podmanClient } from './podman/client.ts';
 import { imagePresent } from './podman/pull.ts';
+import { smokeFor, type SmokeInventory } from './smoke/settings.ts';
+import { smokeProblems } from './smoke/smoke.ts';
 
 export interface ProbeResult {
   worker: string;
@@ -32,7 +34,7 @@ export function parseDfAvailable(stdout: string): number[] {
 
 export async function probeWorker(
   transport: WorkerTransport,
-  inventory: { builder: Pick<BuilderSettings, 'image' | 'pull'> },
+  inventory: { builder: Pick<BuilderSettings, 'image' | 'pull'> } & SmokeInventory,
   signal: AbortSignal,
   docker: Docker = podmanClient(transport),
 ): Promise<ProbeResult> {
@@ -79,6 +81,9 @@ export async function probeWorker(
       result.problems.push(`builder image ${inventory.builder.image} is not on the worker and builder.pull is never`);
     }
   }
+
+  // Smoke checks boot the images here: QEMU, its firmware and the seed's tools must be present.
+  if (smokeFor(inventory, w.arch)) result.problems.push(...(await smokeProblems(transport, w.arch, signal)));
 
   result.healthy = result.problems.length === 0;
   return result;

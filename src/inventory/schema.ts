@@ -8,6 +8,7 @@ import { IMAGE_TYPES } from '../core/image-types.ts';
 import { archSchema, hostKeyField, identityFileField, knownHostsField, nameField as name, nonEmpty } from '../core/fields.ts';
 import { targetSchema } from '../targets.ts';
 import { gitUrlRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
+import { smokeSchema } from './smoke-schema.ts';
 
 export { archSchema };
 export { targetSchema, type Target } from '../targets.ts';
@@ -78,6 +79,7 @@ export const archConfigSchema = z
   .object({
     types: z.array(imageTypeSchema).min(1).optional().describe('bib --type list; overrides what targets imply'),
     targets: z.array(targetSchema).default([]),
+    smoke: smokeSchema.optional().describe("This arch's smoke check: fields over the global smoke's, or false"),
   })
   .strict();
 
@@ -189,6 +191,7 @@ export const inventorySchema = z
       .default({})
       .describe('Per-arch image types and upload targets; an arch without an entry builds the default types'),
     service: serviceSchema.optional().describe('`farm serve`: triggers, schedule, webhooks, notifications'),
+    smoke: smokeSchema.optional(),
   })
   .strict();
 

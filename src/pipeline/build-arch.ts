@@ -16,6 +16,7 @@ import type { ScopedReporter } from '../ui/reporter.ts';
 import type { Builder, PreparedWorker, RunOutputs } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
 import { fetchArtifacts } from './fetch-artifacts.ts';
+import { smokeStage } from './smoke-stage.ts';
 import { allOrNothing, spreadRuns, type WorkerPool } from './scheduler.ts';
 import type { UploadStage } from './uploads.ts';
 
@@ -97,6 +98,8 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
     );
     const buildSeconds = (Date.now() - t0) / 1000;
     await store.setArchStep(plan.arch, 'built', { durations: { build: buildSeconds } });
+    // Each disk boots on its worker before it travels (policy block throws: the arch fails).
+    await smokeStage({ inventory: inv, arch: plan.arch, types: plan.types, runs, transports: job.transports, archDir, store, signal, alog });
 
     await store.setArchStep(plan.arch, 'fetching');
     const t1 = Date.now();

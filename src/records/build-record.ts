@@ -14,7 +14,7 @@ import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { KEY_FILE } from './history.ts';
 import { buildManifest, type Manifest } from './manifest.ts';
 import { STATE_VERSION, buildStateSchema, readBuildState } from './state-schema.ts';
-import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, UploadRecord, UploadStep } from './state.ts';
+import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, SmokeRecord, UploadRecord, UploadStep } from './state.ts';
 import { overallStatus } from './status.ts';
 
 export const STATE_FILE = 'state.json';
@@ -161,6 +161,13 @@ export class BuildRecord {
       const run = a.runs?.[index];
       if (!run) throw new FarmError('STATE', `run ${index} of ${arch} was never started`);
       run.at.built = new Date().toISOString();
+    });
+  }
+
+  /** The smoke check's verdicts for an arch's disks (before the fetch; a block failure then fails the arch). */
+  smokeRecorded(arch: Arch, verdicts: SmokeRecord[]): Promise<void> {
+    return this.changeArch(arch, (a) => {
+      a.smoke = verdicts;
     });
   }
 

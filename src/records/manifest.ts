@@ -3,7 +3,18 @@
 // sha256). One entry per fetched artifact and one per published image, so the AMI ids are
 // machine-readable where Packer users look for them.
 
-import type { BuildState } from './state.ts';
+import type { BuildState, SmokeRecord } from './state.ts';
+
+/** The smoke verdict of one image type (the boot of the disk it shares), if the arch has one. */
+export function smokeOf(records: readonly SmokeRecord[] | undefined, type: string): SmokeRecord | undefined {
+  return records?.find((r) => (r.types as string[]).includes(type));
+}
+
+/** The verdict as custom_data fields: smoke (passed, failed, skipped) and its reason. */
+function smokeData(r: SmokeRecord | undefined): Record<string, string> {
+  if (!r) return {};
+  return { smoke: r.status, ...(r.reason ? { smoke_reason: r.reason } : {}), ...(r.log ? { smoke_log: r.log } : {}) };
+}
 
 export interface ManifestFile {
   name: string;
@@ -50,7 +61,7 @@ export function buildManifest(state: BuildState): Manifest {
         type: art.type,
         image_name: art.imageName,
         ...((art.worker ?? a.worker) ? { worker: art.worker ?? a.worker } : {}),
-        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}) },
+        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}), ...smokeData(smokeOf(a.smoke, art.type)) },
       });
       for (const up of Object.values(a.uploads)) {
         if (up.step !== 'uploaded' || up.type !== art.type) continue;
@@ -67,7 +78,7 @@ export function buildManifest(state: BuildState): Manifest {
             image_name: img.imageName,
             target: img.target,
             location: img.location,
-            custom_data: { build_id: state.buildId, image_id: img.imageId },
+            custom_data: { build_id: state.buildId, image_id: img.imageId, ...smokeData(smokeOf(a.smoke, art.type)) },
           });
         }
       }

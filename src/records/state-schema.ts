@@ -73,6 +73,20 @@ const runRecord = z.looseObject({
   at: z.looseObject({ started: iso.optional(), built: iso.optional() }),
 });
 
+const smokeRecord = z.looseObject({
+  types: z.array(imageType),
+  status: z.enum(['passed', 'failed', 'skipped']),
+  reason: z.string().optional(),
+  disk: z.string().optional(),
+  accel: z.enum(['kvm', 'tcg']).optional(),
+  boot: z.enum(['firmware', 'direct']).optional(),
+  seconds: z.number().optional(),
+  policy: z.enum(['block', 'warn']).optional(),
+  log: z.string().optional(),
+  banner: z.string().optional(),
+  lastLines: z.array(z.string()).optional(),
+});
+
 const archState = z.looseObject({
   arch: archSchema,
   step: archStep,
@@ -85,6 +99,7 @@ const archState = z.looseObject({
   uploads: z.record(z.string(), uploadRecord),
   at: z.partialRecord(archStep, iso),
   durations: z.looseObject({ build: z.number().optional(), fetch: z.number().optional() }).optional(),
+  smoke: z.array(smokeRecord).optional(),
 });
 
 export const buildStateSchema = z

@@ -63,6 +63,26 @@ export interface ArchState {
   at: Partial<Record<ArchStep, string>>;
   /** Seconds spent building (podman build + bib) and fetching. */
   durations?: { build?: number; fetch?: number };
+  /** The smoke check's verdict on each booted disk (the types sharing it), before the fetch. */
+  smoke?: SmokeRecord[];
+}
+
+/** One smoke boot (workers/smoke/): passed, failed, or skipped (off, or not bootable) and why. */
+export interface SmokeRecord {
+  types: ImageType[];
+  status: 'passed' | 'failed' | 'skipped';
+  reason?: string;
+  /** The disk booted (its record name), how and how long. */
+  disk?: string;
+  accel?: 'kvm' | 'tcg';
+  boot?: 'firmware' | 'direct';
+  seconds?: number;
+  /** block or warn: what a failure meant. */
+  policy?: 'block' | 'warn';
+  /** The console log, relative to the build directory. */
+  log?: string;
+  banner?: string;
+  lastLines?: string[];
 }
 
 export type BuildStatus = 'running' | 'succeeded' | 'failed' | 'partial' | 'cancelled';

@@ -79,7 +79,7 @@ function manualRequest(value: unknown): { arches?: Arch[]; force: boolean } {
 /** Serves a file under builds_dir only: the id and arch are checked by form, then the real path. */
 async function serveBuildFile(res: ServerResponse, buildsDir: string, parts: string[]): Promise<void> {
   const [id, a, b] = parts;
-  const ok = id !== undefined && isBuildId(id) && ((a !== undefined && isArch(a) && b === 'build.log') || (a === 'manifest.json' && b === undefined));
+  const ok = id !== undefined && isBuildId(id) && ((a !== undefined && isArch(a) && (b === 'build.log' || b === 'smoke.log')) || (a === 'manifest.json' && b === undefined));
   if (!ok) throw new HttpError(404, 'not found');
   const file = join(buildsDir, ...(parts as string[]));
   let real: string;

@@ -18,7 +18,7 @@ h2 { font-size:15px; text-transform:uppercase; letter-spacing:.6px; color:var(--
 .title { font-weight:600; font-size:15px; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
 .muted { color:var(--muted); }
 .badge { display:inline-block; border-radius:10px; padding:1px 9px; font-size:12px; font-weight:600; border:1px solid currentColor; white-space:nowrap; }
-.s-succeeded,.s-fetched,.s-uploaded { color:var(--ok); }
+.s-succeeded,.s-fetched,.s-uploaded,.s-passed { color:var(--ok); }
 .s-failed,.s-error,.s-cancelled,.s-interrupted { color:var(--bad); }
 .s-partial,.s-skipped,.s-queued,.s-pending { color:var(--warn); }
 .s-running,.s-building,.s-fetching,.s-uploading,.s-planned,.s-built { color:var(--run); }
@@ -80,10 +80,16 @@ const SCRIPT = `
         h('span', { class: 'muted', text: run.started_at ? 'started ' + when(run.started_at) : 'queued ' + when(run.queued_at) })),
       reasons(run.reasons));
   }
+  function smokeCell(a) {
+    if (!a.smoke) return h('span', { class: 'muted', text: '-' });
+    return a.smoke.map(function (r) {
+      return h('div', { title: r.reason || '' }, h('span', { class: 'mono', text: r.types.join('+') + ' ' }), badge(r.status), r.seconds !== undefined ? h('span', { class: 'muted', text: ' ' + secs(r.seconds) + (r.accel ? ' ' + r.accel : '') }) : null);
+    }).concat(a.smoke_log ? [h('a', { href: a.smoke_log, target: '_blank', rel: 'noopener', text: 'smoke.log' })] : []);
+  }
   function archTable(b) {
     if (!b.arches.length) return null;
     return h('table', { class: 'arches' },
-      h('thead', null, h('tr', null, ['Arch', 'Status', 'Worker', 'Image name', 'Build', 'Fetch', 'Targets', 'Log'].map(function (t) { return h('th', { text: t }); }))),
+      h('thead', null, h('tr', null, ['Arch', 'Status', 'Worker', 'Image name', 'Build', 'Fetch', 'Smoke', 'Targets', 'Log'].map(function (t) { return h('th', { text: t }); }))),
       h('tbody', null, b.arches.map(function (a) {
         return h('tr', { 'data-arch': a.arch },
           h('td', { class: 'mono', text: a.arch }),
@@ -92,6 +98,7 @@ const SCRIPT = `
           h('td', { class: 'mono', text: a.image_name }),
           h('td', { text: secs(a.build_s) }),
           h('td', { text: secs(a.fetch_s) }),
+          h('td', null, smokeCell(a)),
           h('td', null, a.uploads.length ? a.uploads.map(function (u) { return h('div', { title: u.error || '' }, h('span', { class: 'mono', text: u.target + ' ' }), badge(u.step)); }) : h('span', { class: 'muted', text: 'none' })),
           h('td', null, h('a', { href: a.log, target: '_blank', rel: 'noopener', text: 'build.log' })));
       })));

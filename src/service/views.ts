@@ -33,6 +33,9 @@ export interface ArchView {
   fetch_s?: number;
   log: string;
   uploads: Array<{ target: string; kind: string; type: string; step: string; error?: string }>;
+  /** The smoke check's verdict per booted disk, and its console log when there is one. */
+  smoke?: Array<{ types: string[]; status: string; reason?: string; seconds?: number; accel?: string }>;
+  smoke_log?: string;
 }
 
 export interface BuildView {
@@ -85,6 +88,12 @@ export function buildView(b: BuildSummary, run: Readonly<RunRecord> | undefined)
         ...(build !== undefined ? { build_s: build } : {}),
         ...(fetch !== undefined ? { fetch_s: fetch } : {}),
         log: `/builds/${b.buildId}/${a.arch}/build.log`,
+        ...(a.smoke
+          ? {
+              smoke: a.smoke.map((r) => ({ types: r.types, status: r.status, ...(r.reason ? { reason: r.reason } : {}), ...(r.seconds !== undefined ? { seconds: r.seconds } : {}), ...(r.accel ? { accel: r.accel } : {}) })),
+              ...(a.smoke.some((r) => r.log) ? { smoke_log: `/builds/${b.buildId}/${a.arch}/smoke.log` } : {}),
+            }
+          : {}),
         uploads: Object.values(a.uploads).map((u) => ({ target: u.target, kind: u.kind, type: u.type, step: u.step, ...(u.error ? { error: u.error } : {}) })),
       };
     });

@@ -1,7 +1,15 @@
 // The end-of-build summary: every image built (and published), and every arch that failed.
 
 import { relative } from 'node:path';
-import type { ArchState, BuildState } from '../records/state.ts';
+import { smokeOf } from '../records/manifest.ts';
+import type { ArchState, BuildState, SmokeRecord } from '../records/state.ts';
+
+/** The SMOKE cell: the verdict, and what a failure under policy warn meant. */
+export function smokeCell(r: SmokeRecord | undefined): string {
+  if (!r) return '-';
+  if (r.status === 'failed') return r.policy === 'warn' ? 'FAILED (warn)' : 'FAILED';
+  return r.status === 'skipped' && /off/.test(r.reason ?? '') ? 'off' : r.status;
+}
 import { formatBytes, renderTable } from './table.ts';
 
 export function renderSummary(state: BuildState, cwd: string): string {
@@ -9,11 +17,11 @@ export function renderSummary(state: BuildState, cwd: string): string {
   const rows: string[][] = [];
   for (const a of arches) {
     for (const art of a.artifacts) {
-      rows.push([a.arch, art.type, art.imageName, formatBytes(art.disk.size), art.disk.sha256.slice(0, 12), relative(cwd, art.disk.path) || art.disk.path]);
+      rows.push([a.arch, art.type, art.imageName, formatBytes(art.disk.size), art.disk.sha256.slice(0, 12), smokeCell(smokeOf(a.smoke, art.type)), relative(cwd, art.disk.path) || art.disk.path]);
     }
   }
   let text = `build ${state.buildId}: ${state.status}\n\n`;
-  if (rows.length) text += renderTable(['ARCH', 'TYPE', 'IMAGE NAME', 'SIZE', 'SHA256', 'PATH'], rows);
+  if (rows.length) text += renderTable(['ARCH', 'TYPE', 'IMAGE NAME', 'SIZE', 'SHA256', 'SMOKE', 'PATH'], rows);
   const published: string[][] = [];
   for (const a of arches) {
     for (const up of Object.values(a.uploads)) {

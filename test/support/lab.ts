@@ -36,7 +36,7 @@ type Doc = Record<string, any>;
  * Writes a variant of the lab inventory into a temp dir with every path made absolute, so a test
  * can change it (builds_dir, a worker's port, known_hosts) without touching the repo's file.
  */
-export async function labInventoryVariant(change: (doc: Doc) => void = () => {}): Promise<{ file: string; dir: string; doc: Doc }> {
+export async function labInventoryVariant(change: (doc: Doc) => void = () => {}, opts: { smoke?: boolean } = {}): Promise<{ file: string; dir: string; doc: Doc }> {
   const base = dirname(LAB_INVENTORY);
   const doc = parse(await readFile(LAB_INVENTORY, 'utf8')) as Doc;
   // Paths into the repo's .lab follow FARM_LAB_DIR, so a checkout can use a lab another made.
@@ -63,6 +63,9 @@ export async function labInventoryVariant(change: (doc: Doc) => void = () => {})
   }
   const dir = await mkdtemp(join(tmpdir(), 'farm-it-'));
   doc.settings = { ...(doc.settings ?? {}), builds_dir: join(dir, 'builds') };
+  // The lab inventory boots every disk (smoke:); tests about other things build without it, so
+  // the suite pays for the boots once (test/integration/smoke.test.ts), not in every build.
+  if (!opts.smoke) doc.smoke = false;
   change(doc);
   const file = join(dir, 'inventory.yaml');
   await writeFile(file, stringify(doc));
