@@ -8,6 +8,7 @@ import { IMAGE_TYPES } from '../core/image-types.ts';
 import { archSchema, hostKeyField, identityFileField, knownHostsField, nameField as name, nonEmpty } from '../core/fields.ts';
 import { targetSchema } from '../targets.ts';
 import { gitUrlRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
+import { releaseSchema, retentionSchema } from './lifecycle-schema.ts';
 
 export { archSchema };
 export { targetSchema, type Target } from '../targets.ts';
@@ -189,6 +190,8 @@ export const inventorySchema = z
       .default({})
       .describe('Per-arch image types and upload targets; an arch without an entry builds the default types'),
     service: serviceSchema.optional().describe('`farm serve`: triggers, schedule, webhooks, notifications'),
+    release: releaseSchema.optional().describe('`farm release`: the hook told the released images, and auto release'),
+    retention: retentionSchema.optional().describe('`farm prune`: which images are deprecated, then deleted'),
   })
   .strict();
 

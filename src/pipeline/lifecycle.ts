@@ -50,19 +50,25 @@ export async function listRemote(loaded: LoadedInventory, sel: TargetSelection, 
   const targets = inventoryTargets(loaded, sel);
   const failures: string[] = [];
   const lists = await Promise.all(
-    targets.map(async ({ target, name }) => {
+    targets.map(async ({ target, name, arches }) => {
       const via = factory(target, name);
       try {
         if (!via.listImages) throw new FarmError('UPLOAD', `the ${target.kind} target kind cannot list its images`);
-        return (await via.listImages(inventory, signal)).map((i): Held => ({ ...i, via }));
+        return (await via.listImages(inventory, signal)).map((i) => ({ ...i, via, serves: (arches as string[]).includes(i.arch) }));
       } catch (err) {
         failures.push(`${name}: ${errorMessage(err)}`);
         return [];
       }
     }),
   );
-  const seen = new Map<string, Held>();
-  for (const i of lists.flat()) if (!seen.has(imageKey(i))) seen.set(imageKey(i), i);
+  // Two targets of one name (one per arch, different settings) list the same images: each image
+  // goes with the target of its own arch, whose settings (share_accounts, gallery) are its own.
+  const seen = new Map<string, Held & { serves: boolean }>();
+  for (const i of lists.flat()) {
+    const prior = seen.get(imageKey(i));
+    if (!prior || (!prior.serves && i.serves)) seen.set(imageKey(i), i);
+  }
+  for (const i of seen.values()) delete (i as { serves?: boolean }).serves;
   const images = [...seen.values()].sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? '') || a.target.localeCompare(b.target));
   return { images, failures: [...new Set(failures)] };
 }

@@ -28,6 +28,7 @@ export interface AwsLifecycleAccess {
 
 // EC2 refuses a deprecation time in the past: "now" is a minute ahead (EC2 rounds to minutes).
 const DEPRECATE_AHEAD_MS = 2 * 60_000;
+const DEPRECATED_TAG = 'farm:deprecated-at';
 
 function tagMap(tags: Tag[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
@@ -85,6 +86,7 @@ export async function awsListImages(a: AwsLifecycleAccess, inventory: string, si
     for (const s of snaps.Snapshots ?? []) {
       const id = identityFromTags(tagMap(s.Tags));
       if (!id || !s.SnapshotId || used.has(s.SnapshotId)) continue;
+      const deprecated = tagMap(s.Tags)[DEPRECATED_TAG];
       out.push({
         target: a.name,
         kind: 'aws',
@@ -97,6 +99,7 @@ export async function awsListImages(a: AwsLifecycleAccess, inventory: string, si
         current: false,
         permanent: id.permanent,
         createdAt: iso(s.StartTime),
+        ...(deprecated ? { deprecatedAt: deprecated } : {}),
         parts: [],
         leftover: true,
       });
@@ -164,5 +167,12 @@ export async function awsMark(a: AwsLifecycleAccess, image: RemoteImage, change:
 export async function awsDeprecate(a: AwsLifecycleAccess, image: RemoteImage, at: Date, signal: AbortSignal): Promise<void> {
   if (image.leftover) return;
   const when = new Date(Math.max(at.getTime(), Date.now() + DEPRECATE_AHEAD_MS));
-  await a.steps(signal).run(`EnableImageDeprecation ${image.location}:${image.imageId}`, () => deprecateImage(a.ec2(image.location), image.imageId, when, signal));
+  const steps = a.steps(signal);
+  // The snapshots learn it too: one left by a removal cut short is then known as prune's to finish.
+  if (image.parts.length) {
+    await steps.run(`CreateTags ${DEPRECATED_TAG} ${image.location}:${image.parts.join(',')}`, () =>
+      a.ec2(image.location).send(new CreateTagsCommand({ Resources: image.parts, Tags: [{ Key: DEPRECATED_TAG, Value: when.toISOString() }] }), { abortSignal: signal }),
+    );
+  }
+  await steps.run(`EnableImageDeprecation ${image.location}:${image.imageId}`, () => deprecateImage(a.ec2(image.location), image.imageId, when, signal));
 }

@@ -9,8 +9,11 @@ import { createUploader } from '../../targets.ts';
 import { renderTable } from '../../ui/table.ts';
 import type { RemoteImage } from '../../../uploaders/lifecycle.ts';
 import type { rollbackArgs } from '../commands/rollback.ts';
+import type { releaseArgs } from '../commands/release.ts';
+import { releaseBuild } from '../../pipeline/release.ts';
+import { checkSelection } from '../../pipeline/upload-stage.ts';
 import { err, io, out } from '../io.ts';
-import { loadFromArgs } from './args.ts';
+import { archListArg, listArg, loadFromArgs } from './args.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -93,4 +96,29 @@ export async function rollback({ args }: CommandContext<typeof rollbackArgs>): P
     r.error ? [[r.image.target, r.image.location, r.image.imageName, `failed: ${r.error}`]] : (r.removed.length ? r.removed : ['(gone already)']).map((what) => [r.image.target, r.image.location, r.image.imageName, what]),
   );
   out(renderTable(['TARGET', 'WHERE', 'IMAGE NAME', 'REMOVED'], rows));
+}
+
+export async function release({ args }: CommandContext<typeof releaseArgs>): Promise<void> {
+  if (!isBuildId(args.build)) throw new FarmError('USAGE', `'${args.build}' is not a build id (e.g. 20261121t101500z)`);
+  const { env, signal } = io();
+  const loaded = await loadFromArgs(args);
+  const targets = { only: listArg(args.only), skip: listArg(args.skip) };
+  checkSelection(loaded, targets);
+  const outcome = await releaseBuild(loaded, args.build, {
+    arches: args.arch ? archListArg(args.arch) : undefined,
+    targets,
+    factory: (target, name) => createUploader(target, name, env),
+    env,
+    signal,
+    log: err,
+  });
+  for (const f of outcome.failures) err(f);
+  if (outcome.hook?.error) err(outcome.hook.error);
+  if (outcome.failures.length || outcome.hook?.error) io().exitCode = 1;
+  if (args.json) return out(JSON.stringify(outcome, null, 2));
+  const rows = [
+    ...outcome.released.map((i) => [i.target, i.location, i.arch, i.imageName, i.imageId, 'released, current']),
+    ...outcome.unmarked.map((i) => [i.target, i.location, i.arch, i.imageName, i.imageId, 'no longer current']),
+  ];
+  out(renderTable(['TARGET', 'WHERE', 'ARCH', 'IMAGE NAME', 'IMAGE ID', 'NOW'], rows));
 }

@@ -9,10 +9,12 @@ import inventory from './inventory.ts';
 import workers from './workers.ts';
 import serve from './serve.ts';
 import rollback from './rollback.ts';
+import release from './release.ts';
+import prune from './prune.ts';
 
 export const DESCRIPTION = 'One bootc Containerfile into bootable disk images for every arch and every cloud';
 
 export const root = defineCommand({
   meta: { name: 'farm', description: DESCRIPTION },
-  subCommands: { build, upload, images, inventory, workers, serve, rollback },
+  subCommands: { build, upload, images, inventory, workers, serve, rollback, release, prune },
 });
