@@ -17,6 +17,8 @@ import type { SshFiles } from '../src/core/fields.ts';
 import type { ImageType } from '../src/core/image-types.ts';
 import { nameField, nonEmpty } from '../src/core/fields.ts';
 import type { Uploader } from './uploader.ts';
+import type { ImageLifecycle } from './lifecycle.ts';
+import { FarmError } from '../src/core/errors.ts';
 
 /** A problem with one target, `path` under the target object (e.g. ['hypervisors', 1, 'uri']). */
 export interface KindProblem {
@@ -127,5 +129,18 @@ export function lazyUploader(name: string, kind: string, load: () => Promise<Upl
       if (u.removeHalfMade) return u.removeHalfMade(objects, signal);
       return objects.map((object) => ({ object, error: `the ${kind} uploader cannot remove it; remove it by hand` }));
     },
+    // The lifecycle seam (lifecycle.ts): a kind without it says so by name.
+    listImages: async (inventory, signal) => (await lifecycleOf(get, kind)).listImages(inventory, signal),
+    removeImage: async (image, signal) => (await lifecycleOf(get, kind)).removeImage(image, signal),
+    markImage: async (image, change, signal) => (await lifecycleOf(get, kind)).markImage(image, change, signal),
+    deprecateImage: async (image, at, signal) => (await lifecycleOf(get, kind)).deprecateImage(image, at, signal),
   };
+}
+
+async function lifecycleOf(get: () => Promise<Uploader>, kind: string): Promise<ImageLifecycle> {
+  const u = await get();
+  if (!u.listImages || !u.removeImage || !u.markImage || !u.deprecateImage) {
+    throw new FarmError('UPLOAD', `the ${kind} target kind has no image lifecycle (list, remove, release, deprecate)`);
+  }
+  return u as Uploader & ImageLifecycle;
 }

@@ -2,6 +2,7 @@
 // (uploaders/<kind>/, whose kind.ts makes its uploaders: see uploaders/kind.ts).
 
 import type { Artifact } from '../src/core/artifact.ts';
+import type { FarmIdentity, ImageLifecycle } from './lifecycle.ts';
 
 export interface UploadProgress {
   /** Bytes of the artifact handled so far (sent or skipped as holes). */
@@ -20,6 +21,8 @@ export interface UploadContext {
   tags: Record<string, string>;
   /** Where the upload records each object before it creates it (default: nowhere). */
   journal?: UploadJournal;
+  /** The identity every image carries on its target (lifecycle.ts); absent in direct calls. */
+  identity?: FarmIdentity;
 }
 
 /**
@@ -86,7 +89,7 @@ export interface PublishedImage {
   existing: boolean;
 }
 
-export interface Uploader {
+export interface Uploader extends Partial<ImageLifecycle> {
   readonly name: string;
   readonly kind: string;
   /** Checks credentials and settings without creating anything; runs before any build starts. */

@@ -9,6 +9,7 @@ import { archSchema, hostKeyField, identityFileField, knownHostsField, nameField
 import { targetSchema } from '../targets.ts';
 import { gitUrlRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
 import { smokeSchema } from './smoke-schema.ts';
+import { releaseSchema, retentionSchema } from './lifecycle-schema.ts';
 
 export { archSchema };
 export { targetSchema, type Target } from '../targets.ts';
@@ -192,6 +193,8 @@ export const inventorySchema = z
       .describe('Per-arch image types and upload targets; an arch without an entry builds the default types'),
     service: serviceSchema.optional().describe('`farm serve`: triggers, schedule, webhooks, notifications'),
     smoke: smokeSchema.optional(),
+    release: releaseSchema.optional().describe('`farm release`: the hook told the released images, and auto release'),
+    retention: retentionSchema.optional().describe('`farm prune`: which images are deprecated, then deleted'),
   })
   .strict();
 

@@ -14,6 +14,7 @@ import { connectWorker } from '../../workers/ssh/session.ts';
 import { workerEndpoint } from '../inventory/worker-endpoint.ts';
 import { createUploader } from '../targets.ts';
 import { runBuild, type BuildOutcome } from './run-build.ts';
+import { releaseBuild } from './release.ts';
 import { TargetUploads, checkSelection, type TargetSelection, type UploaderFactory } from './upload-stage.ts';
 
 export interface JobOptions {
@@ -76,7 +77,33 @@ export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
         bulkTransfer: s.bulk_transfer,
       }),
   });
-  return opts.buildKey ? recordKey(outcome, loaded, opts.buildKey, arches, opts) : outcome;
+  const done = opts.buildKey ? await recordKey(outcome, loaded, opts.buildKey, arches, opts) : outcome;
+  if (loaded.inventory.release?.auto && hasTargets && !opts.noUpload) await autoRelease(loaded, done, opts);
+  return done;
+}
+
+/** `release: { auto: true }`: a build that succeeded everywhere is released at once. */
+async function autoRelease(loaded: LoadedInventory, outcome: BuildOutcome, opts: JobOptions): Promise<void> {
+  const log = opts.reporter.scoped('farm');
+  if (outcome.state.status !== 'succeeded' || opts.signal.aborted) {
+    log.info(`release: auto: build ${outcome.state.buildId} did not succeed everywhere; its images stay candidates`);
+    return;
+  }
+  const env = opts.env ?? process.env;
+  try {
+    const r = await releaseBuild(loaded, outcome.state.buildId, {
+      targets: opts.targets ?? {},
+      factory: opts.uploaderFactory ?? ((target, name) => createUploader(target, name, env)),
+      env,
+      signal: opts.signal,
+      log: (line) => log.warn(line),
+    });
+    log.info(`release: auto: released ${r.released.length} image(s) of ${outcome.state.buildId}`);
+    for (const f of r.failures) log.warn(`release: ${f}`);
+    if (r.hook?.error) log.warn(`release: ${r.hook.error}`);
+  } catch (err) {
+    log.warn(`release: auto: ${errorMessage(err)}`);
+  }
 }
 
 /**

@@ -20,6 +20,11 @@ import type { HalfMade, PublishedImage, Uploader, UploadProgress } from '../../u
 import { throttle } from '../../uploaders/toolkit/progress.ts';
 import type { UploadStage } from './uploads.ts';
 
+/** The stable id of an inventory's images on the targets (farm:inventory): its naming's name. */
+export function inventoryId(loaded: LoadedInventory): string {
+  return loaded.inventory.naming.name;
+}
+
 export type UploaderFactory = (target: Target, name: string) => Uploader;
 
 export interface TargetSelection {
@@ -176,6 +181,8 @@ export class TargetUploads implements UploadStage {
         onProgress: throttledProgress(name, log),
         tags: { 'farm-build-id': state.buildId, 'farm-image-name': imageName, 'farm-arch': arch, 'farm-attempt': journal.attempt },
         journal,
+        // Every image starts as a candidate: `farm release` shares and promotes it.
+        identity: { buildId: state.buildId, arch, name: imageName, channel: 'candidate', inventory: inventoryId(this.loaded) },
       });
       await setUpload('uploaded', { images });
       log.info(`${name}: published ${images.map((i) => `${i.location} ${i.imageId}`).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

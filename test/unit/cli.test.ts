@@ -98,7 +98,7 @@ describe('usage', () => {
   it('farm --help: usage on stdout, exit 0', async () => {
     const r = await cli(['--help']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^USAGE farm <build\|upload\|images\|inventory\|workers\|serve>$/m);
+    expect(r.stdout).toMatch(/^USAGE farm <build\|upload\|images\|inventory\|workers\|serve\|rollback\|release\|prune>$/m);
     expect(r.stderr).toBe('');
   });
 

@@ -82,7 +82,7 @@ describe('inventory JSON Schema', () => {
     expect(s.$schema).toBe('http://json-schema.org/draft-07/schema#');
     expect(s.title).toBe('farm inventory');
     expect(s.description).toMatch(/workers/);
-    expect(Object.keys(s.properties!)).toEqual(['version', 'source', 'builder', 'naming', 'settings', 'workers', 'arches', 'service', 'smoke']);
+    expect(Object.keys(s.properties!)).toEqual(['version', 'source', 'builder', 'naming', 'settings', 'workers', 'arches', 'service', 'smoke', 'release', 'retention']);
     expect(s.required).toEqual(['version', 'source', 'workers']);
     expect(s.additionalProperties).toBe(false);
     const worker = s.properties!.workers!.items!;

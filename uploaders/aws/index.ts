@@ -15,6 +15,8 @@ import { copyImage, deleteSnapshot, deprecateImage, registerImage, removeImage, 
 import { AMI_NAME_ALLOWED, amiNameProblem } from './names.ts';
 import { AMI, ATTEMPT_TAG, EBS_SNAPSHOT, removeAwsLeftovers, removeAwsObject, type AwsAccess, type Track } from './leftovers.ts';
 import { importSnapshot } from './s3-import.ts';
+import { identityTags, type ImageLifecycle, type ReleaseChange, type RemoteImage } from '../lifecycle.ts';
+import { awsDeprecate, awsListImages, awsMark, awsRemove } from './lifecycle.ts';
 import { Progress } from '../toolkit/progress.ts';
 import { Steps, allOrNothing } from '../toolkit/steps.ts';
 import { AWS_LEFTOVER_HINT, awsWrap } from './errors.ts';
@@ -73,11 +75,11 @@ export function awsArchitecture(artifact: Pick<Artifact, 'arch'>): ArchitectureV
   return arch as ArchitectureValues;
 }
 
-export function createAwsUploader(target: AwsTarget, opts: AwsUploaderOptions = {}): Uploader & RemovesImages {
+export function createAwsUploader(target: AwsTarget, opts: AwsUploaderOptions = {}): Uploader & RemovesImages & ImageLifecycle {
   return new AwsUploader(target, opts);
 }
 
-class AwsUploader implements Uploader, RemovesImages {
+class AwsUploader implements Uploader, RemovesImages, ImageLifecycle {
   readonly kind = 'aws' as const;
   readonly name: string;
   private readonly clients: AwsClients;
@@ -179,6 +181,26 @@ class AwsUploader implements Uploader, RemovesImages {
     return { ec2: (region) => this.clients.ec2(region), s3: () => this.clients.s3() };
   }
 
+  listImages(inventory: string, signal: AbortSignal): Promise<RemoteImage[]> {
+    return awsListImages(this.lifecycleAccess, inventory, signal);
+  }
+
+  removeImage(image: RemoteImage, signal: AbortSignal): Promise<string[]> {
+    return awsRemove(this.lifecycleAccess, image, signal);
+  }
+
+  markImage(image: RemoteImage, change: ReleaseChange, signal: AbortSignal): Promise<void> {
+    return awsMark(this.lifecycleAccess, image, change, signal);
+  }
+
+  deprecateImage(image: RemoteImage, at: Date, signal: AbortSignal): Promise<void> {
+    return awsDeprecate(this.lifecycleAccess, image, at, signal);
+  }
+
+  private get lifecycleAccess() {
+    return { ec2: (region: string) => this.clients.ec2(region), regions: this.regions(), target: this.target, name: this.name, steps: (s: AbortSignal) => this.steps(s) };
+  }
+
   removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
     return removeAwsLeftovers(this.access, this.regions(), objects, signal);
   }
@@ -200,7 +222,10 @@ class AwsUploader implements Uploader, RemovesImages {
     const steps = this.steps(signal, ctx.log);
     const journal = ctx.journal ?? NO_JOURNAL;
     // farm-attempt last: it is how a rerun finds what this attempt made before it knew the ids.
-    const tags = { ...ctx.tags, ...t.tags, Name: imageName, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
+    // The identity (farm:build-id, ...) goes on the AMI and its snapshot in every region: the
+    // lifecycle commands find the farm's images from these tags alone.
+    const identity = ctx.identity ? identityTags(ctx.identity) : {};
+    const tags = { ...ctx.tags, ...t.tags, ...identity, Name: imageName, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
     // Every object is recorded in the journal before it is created, with its undo.
     const track: Track = async (o) => {
       const entry = await journal.begin(o);
@@ -304,9 +329,13 @@ class AwsUploader implements Uploader, RemovesImages {
       const images = [this.published(t.region, imageName, imageId, false)];
       const deprecateAt =
         t.deprecate_after_days === undefined ? undefined : new Date((this.opts.now?.() ?? new Date()).getTime() + t.deprecate_after_days * DAY_MS);
+      // A candidate has no launch permissions beyond the owner: `farm release` shares it. Direct
+      // calls (no identity: tests, embedding) keep sharing at upload.
       const finish = async (region: string, id: string) => {
-        steps.current = `share ${region}:${id}`;
-        await shareImage(this.clients.ec2(region), id, t.share_accounts, signal);
+        if (!ctx.identity) {
+          steps.current = `share ${region}:${id}`;
+          await shareImage(this.clients.ec2(region), id, t.share_accounts, signal);
+        }
         if (deprecateAt) {
           steps.current = `EnableImageDeprecation ${region}:${id}`;
           await deprecateImage(this.clients.ec2(region), id, deprecateAt, signal);

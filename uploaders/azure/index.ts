@@ -20,6 +20,8 @@ import type { AzureTarget } from './schema.ts';
 import { checkVhd } from './vhd.ts';
 import { azureArchitecture } from './arch.ts';
 import { Progress } from '../toolkit/progress.ts';
+import { identityTags, type ImageLifecycle, type ReleaseChange, type RemoteImage } from '../lifecycle.ts';
+import { azureDeprecate, azureListImages, azureMark, azureRemove } from './lifecycle.ts';
 
 export interface AzureUploaderOptions {
   env?: NodeJS.ProcessEnv;
@@ -40,11 +42,11 @@ export function targetLabel(target: Pick<AzureTarget, 'name'>): string {
   return target.name ?? 'azure';
 }
 
-export function createAzureUploader(target: AzureTarget & { name?: string }, opts: AzureUploaderOptions = {}): Uploader & RemovesImages {
+export function createAzureUploader(target: AzureTarget & { name?: string }, opts: AzureUploaderOptions = {}): Uploader & RemovesImages & ImageLifecycle {
   return new AzureUploader(target, opts);
 }
 
-class AzureUploader implements Uploader, RemovesImages {
+class AzureUploader implements Uploader, RemovesImages, ImageLifecycle {
   readonly kind = 'azure' as const;
   readonly name: string;
   private readonly env: NodeJS.ProcessEnv;
@@ -136,6 +138,22 @@ class AzureUploader implements Uploader, RemovesImages {
     });
   }
 
+  listImages(inventory: string, signal: AbortSignal): Promise<RemoteImage[]> {
+    return this.guard('list images', () => azureListImages(this.access(), { target: this.name, t: this.target }, inventory, signal));
+  }
+
+  removeImage(image: RemoteImage, signal: AbortSignal): Promise<string[]> {
+    return this.guard(`delete ${image.imageId}`, () => azureRemove(this.access(), this.target, image, signal));
+  }
+
+  markImage(image: RemoteImage, change: ReleaseChange, signal: AbortSignal): Promise<void> {
+    return this.guard(`release ${image.imageId}`, () => azureMark(this.access(), this.target, image, change, signal));
+  }
+
+  deprecateImage(image: RemoteImage, at: Date, signal: AbortSignal): Promise<void> {
+    return this.guard(`deprecate ${image.imageId}`, () => azureDeprecate(this.access(), this.target, image, at, signal));
+  }
+
   removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
     const a = this.access();
     return Promise.all(objects.map((o) => removeAzureLeftover(a, o, signal)));
@@ -162,7 +180,8 @@ class AzureUploader implements Uploader, RemovesImages {
     const a = this.access();
     const signal = ctx.signal;
     const journal = ctx.journal ?? NO_JOURNAL;
-    const tags = { ...ctx.tags, ...t.tags, ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
+    // The identity (farm:build-id, ...) goes on the image and, as metadata, on the staging blob.
+    const tags = { ...ctx.tags, ...t.tags, ...(ctx.identity ? identityTags(ctx.identity) : {}), ...(ctx.journal ? { [ATTEMPT_TAG]: journal.attempt } : {}) };
 
     // ARM would refuse (or overwrite) a taken name only after the upload: look first.
     const target = await this.guard(`check ${imageName}`, () => planImage(a.arm, t, imageName, artifact, architecture, signal));

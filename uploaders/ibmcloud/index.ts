@@ -28,6 +28,8 @@ import { deleteObject, headBucket, objectMetadata, uploadFile } from './cos.ts';
 import { resolveResourceGroup, type ResourceGroupRef } from './resource-group.ts';
 import { openSession, type Session } from './session.ts';
 import { DELETE_POLL, IMPORT_POLL, removeImage, waitAvailable } from './images.ts';
+import type { ImageLifecycle } from '../lifecycle.ts';
+import { ibmLifecycle, identityUserTags } from './lifecycle.ts';
 
 export { vpcServiceUrl, cosHref, cosEndpoint, objectKey } from './endpoints.ts';
 export { imageNameProblem, vpcImageName } from './names.ts';
@@ -47,7 +49,7 @@ export interface IbmCloudUploaderOptions {
 /** farm arch → VPC operating-system architecture; VPC has no aarch64 or ppc64le virtual servers. */
 export const VPC_ARCH: Partial<Record<Artifact['arch'], string>> = { x86_64: 'amd64', s390x: 's390x' };
 
-export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader & RemovesImages {
+export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUploaderOptions = {}): Uploader & RemovesImages & ImageLifecycle {
   const env = opts.env ?? process.env;
   const importPoll = opts.importPoll ?? IMPORT_POLL;
   const deletePoll = opts.deletePoll ?? DELETE_POLL;
@@ -249,6 +251,7 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
                   size: total,
                   metadata: objectMetadata({
                     ...ctx.tags,
+                    ...(ctx.identity ? { 'farm-inventory': ctx.identity.inventory, 'farm-name': name } : {}),
                     'farm-arch': artifact.arch,
                     'farm-image-name': name,
                     'farm-sha256': artifact.disk.sha256,
@@ -291,6 +294,8 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
               ctx.log(`${region}: importing ${name} as ${image.id}`);
             }
             const done = await waitAvailable(s.vpc(region), region, image, importPoll, regionSignal, s.secrets);
+            // The identity, as user tags (lifecycle.ts); a failure here fails the upload, which removes the image.
+            if (ctx.identity) await step('attach tags', region, () => s.tagging.attach(done.crn, identityUserTags(ctx.identity!), regionSignal), regionSignal);
             ctx.onProgress?.({ done: total, total, sent: total, phase: `imported in ${region}` });
             ctx.log(`${region}: ${done.id} available`);
             return published(region, done, Boolean(prior));
@@ -314,6 +319,15 @@ export function createIbmCloudUploader(target: IbmCloudTarget, opts: IbmCloudUpl
     async removeHalfMade(objects, signal) {
       return removeIbmLeftovers(open(), objects, deletePoll, signal);
     },
+
+    ...ibmLifecycle({
+      session: open,
+      resourceGroupId: async () => (await resourceGroup(open())).id,
+      regions,
+      target,
+      name: targetName,
+      deletePoll,
+    }),
 
     async delete(image, signal) {
       const s = open();

@@ -16,7 +16,7 @@ export const ibmcloudTargetSchema = z
       .strict()
       .describe('Cloud Object Storage bucket the qcow2 is staged in'),
     endpoints: z
-      .object({ iam: nonEmpty.optional(), vpc: nonEmpty.optional(), resource_manager: nonEmpty.optional() })
+      .object({ iam: nonEmpty.optional(), vpc: nonEmpty.optional(), resource_manager: nonEmpty.optional(), tagging: nonEmpty.optional() })
       .strict()
       .optional(),
   })

@@ -12,6 +12,7 @@ import { DEFAULT_IAM_URL, DEFAULT_RESOURCE_MANAGER_URL, checkRegion, cosEndpoint
 import { redact } from './errors.ts';
 import { registerSecret, registerSecrets } from '../../src/core/redact.ts';
 import { VpcClient } from './vpc-client.ts';
+import { DEFAULT_TAGGING_URL, TaggingClient } from './tagging.ts';
 import { createCosClient } from './cos.ts';
 
 export interface Session {
@@ -24,6 +25,8 @@ export interface Session {
   /** How COS is reached: HMAC keys, or the IAM API key's bearer tokens. */
   cosAuth: 'hmac' | 'iam';
   vpc(region: string): VpcClient;
+  /** Global Tagging: the images' user tags (the farm's identity). */
+  tagging: TaggingClient;
 }
 
 /** An IamAuthenticator whose bearer tokens, once issued, are masked wherever the farm writes. */
@@ -75,6 +78,7 @@ export function openSession(target: IbmCloudTarget, env: NodeJS.ProcessEnv, targ
       region: target.cos.region,
       auth: creds.hmac ? { hmac: creds.hmac } : { iam: authenticator },
     }),
+    tagging: new TaggingClient({ serviceUrl: target.endpoints?.tagging ?? DEFAULT_TAGGING_URL, authenticator }),
     vpc(region) {
       let c = clients.get(region);
       if (!c) {

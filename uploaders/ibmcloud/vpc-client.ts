@@ -105,6 +105,23 @@ export class VpcClient extends BaseService {
     return out.images ?? [];
   }
 
+  /** The account's private images in this region, in a resource group, every page. */
+  async listImages(resourceGroupId: string, signal?: AbortSignal): Promise<VpcImage[]> {
+    const out: VpcImage[] = [];
+    let start: string | undefined;
+    // Bounded: 100 pages of 100 images is far beyond one farm's images in a region.
+    for (let page = 0; page < 100; page++) {
+      const res = await this.call<{ images?: VpcImage[]; next?: { href: string } }>('GET', '/images', {
+        qs: { visibility: 'private', 'resource_group.id': resourceGroupId, limit: 100, ...(start ? { start } : {}) },
+        signal,
+      });
+      out.push(...(res.images ?? []));
+      start = res.next ? (new URL(res.next.href).searchParams.get('start') ?? undefined) : undefined;
+      if (!start) break;
+    }
+    return out;
+  }
+
   getImage(id: string, signal?: AbortSignal): Promise<VpcImage> {
     return this.call<VpcImage>('GET', '/images/{id}', { path: { id }, signal });
   }

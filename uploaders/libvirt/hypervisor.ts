@@ -183,6 +183,34 @@ export class HypervisorClient {
     if (res.code !== 0) throw this.fail(`uploading ${name} to pool '${this.pool}'`, res);
   }
 
+  /** The names of the pool's volumes (vol-list: a header, a rule, then one `name path` a line). */
+  async volumeNames(signal: AbortSignal): Promise<string[]> {
+    const res = await this.run(['vol-list', '--pool', this.pool], signal);
+    if (res.code !== 0) throw this.fail(`listing volumes of pool '${this.pool}'`, res);
+    const lines = res.stdout.split('\n');
+    const rule = lines.findIndex((l) => /^-{3,}/.test(l.trim()));
+    return lines
+      .slice(rule + 1)
+      .map((l) => l.trim().split(/\s+/)[0] ?? '')
+      .filter((n) => n !== '');
+  }
+
+  /** vol-download of a small volume into `file` (the farm's metadata volumes). */
+  async download(name: string, file: string, signal: AbortSignal): Promise<boolean> {
+    checkVolumeName(name);
+    const res = await this.run(['vol-download', '--pool', this.pool, '--vol', name, '--file', file], signal);
+    if (res.code === 0) return true;
+    if (isNotFound(res.stderr, 'volume')) return false;
+    throw this.fail(`reading volume ${name} of pool '${this.pool}'`, res);
+  }
+
+  /** vol-upload of a small file into an existing volume, from offset 0 (not sparse). */
+  async uploadSmall(name: string, file: string, signal: AbortSignal): Promise<void> {
+    checkVolumeName(name);
+    const res = await this.run(['vol-upload', '--pool', this.pool, '--vol', name, '--file', file], signal);
+    if (res.code !== 0) throw this.fail(`writing volume ${name} of pool '${this.pool}'`, res);
+  }
+
   /**
    * Deletes the volume; absent is fine. Retried a few times: right after an aborted upload the
    * daemon may still hold the volume's stream open for a moment.

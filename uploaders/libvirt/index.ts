@@ -32,6 +32,9 @@ import { Steps, allOrNothing } from '../toolkit/steps.ts';
 import { convertToRaw, imageInfo, rawTempPath } from './convert.ts';
 import { HypervisorClient, checkVolumeName, type HypervisorOptions, type Volume } from './hypervisor.ts';
 import { displayUri, uriLocation } from './uri.ts';
+import type { ImageLifecycle } from '../lifecycle.ts';
+import { metadataVolume, writeMetadata } from './metadata.ts';
+import { libvirtLifecycle } from './lifecycle.ts';
 
 export { connectUri, displayUri, parseHypervisorUri, uriLocation } from './uri.ts';
 export { wrapperScript } from './ssh-wrapper.ts';
@@ -95,7 +98,7 @@ export const LIBVIRT_VOLUME = 'libvirt-volume';
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 
-export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUploaderOptions = {}): Uploader & RemovesImages {
+export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUploaderOptions = {}): Uploader & RemovesImages & ImageLifecycle {
   const name = opts.name ?? target.name ?? 'libvirt';
   const pool = target.pool;
   const qemuImgOpts = opts.qemuImg ? { qemuImg: opts.qemuImg } : {};
@@ -306,6 +309,12 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
           if (!vol || !isComplete(vol, plan)) {
             throw new FarmError('UPLOAD', `after upload, volume ${imageName} on hypervisor ${c.display} is ${vol ? `${vol.physical} bytes` : 'missing'}, expected ${plan.size} bytes`);
           }
+          if (ctx.identity) {
+            // Its identity, in the metadata volume beside it (metadata.ts); removed with it on failure.
+            const meta = metadataVolume(imageName);
+            steps.onCleanup(`metadata volume ${meta} on ${c.display}`, async (cleanup) => ((await c.delete(meta, cleanup)) ? `removed ${meta} from ${c.display}` : false));
+            await writeMetadata(c, { ...ctx.identity, volume: imageName, createdAt: new Date().toISOString() }, stop);
+          }
           ctx.log(`${imageName} uploaded to ${c.display} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${vol.path}`);
           return published(c, imageName, vol, false);
         },
@@ -364,5 +373,6 @@ export function createLibvirtUploader(target: LibvirtTarget, opts: LibvirtUpload
     find,
     upload,
     delete: remove,
+    ...libvirtLifecycle({ target, name, opts }),
   };
 }

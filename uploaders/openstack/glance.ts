@@ -116,6 +116,20 @@ export class Glance {
     });
   }
 
+  /** PATCH with a JSON patch (add, replace and remove of properties and visibility). */
+  async update(id: string, ops: Array<{ op: 'add' | 'replace' | 'remove'; path: string; value?: unknown }>, signal: AbortSignal): Promise<GlanceImage> {
+    return this.http.json<GlanceImage>({
+      method: 'PATCH',
+      url: `${this.base}/v2/images/${encodeURIComponent(id)}`,
+      what: `update image ${id}`,
+      headers: { ...(await this.auth(signal)), 'Content-Type': 'application/openstack-images-v2.1-json-patch' },
+      json: ops,
+      expect: [200],
+      retry: 'throttled',
+      signal,
+    });
+  }
+
   /** Deletes the image; one that is already gone counts as deleted. */
   async remove(id: string, signal: AbortSignal): Promise<void> {
     await this.http.request({

@@ -79,7 +79,7 @@ export class Http {
         } else {
           let body: string | undefined;
           if (opts.json !== undefined) {
-            headers['Content-Type'] = 'application/json';
+            headers['Content-Type'] ??= 'application/json'; // Glance's PATCH takes its own JSON patch type
             body = JSON.stringify(opts.json);
           }
           res = await fetch(opts.url, { method: opts.method, headers, body, signal, redirect: 'error' });

@@ -4,6 +4,7 @@
 import { open } from 'node:fs/promises';
 import { FarmError } from '../../src/core/errors.ts';
 import type { OpenStackTarget } from './schema.ts';
+import type { FarmIdentity } from '../lifecycle.ts';
 import type { Artifact, ArtifactFile } from '../../src/core/artifact.ts';
 
 /** Image attributes Glance keeps for itself or sets from arguments; not settable as properties. */
@@ -68,6 +69,13 @@ export interface ImageFieldsInput {
   /** UploadContext.tags: farm-build-id, farm-image-name, ... (dashes become underscores). */
   tags: Record<string, string>;
   virtualSize: number;
+  /** The farm identity (lifecycle.ts), as farm_* properties; a candidate is private until released. */
+  identity?: FarmIdentity;
+}
+
+/** The identity as Glance properties: farm_build_id, farm_arch, farm_name, farm_channel, farm_inventory. */
+export function identityProperties(id: FarmIdentity): Record<string, string> {
+  return { farm_build_id: id.buildId, farm_arch: id.arch, farm_name: id.name, farm_channel: id.channel, farm_inventory: id.inventory };
 }
 
 /** The body of POST /v2/images. */
@@ -81,12 +89,13 @@ export function imageFields(input: ImageFieldsInput): Record<string, unknown> {
   props.architecture = artifact.arch;
   props.farm_build_id = artifact.buildId;
   props.farm_image_name = input.imageName;
+  if (input.identity) Object.assign(props, identityProperties(input.identity));
   for (const k of Object.keys(props)) if (CORE_ATTRIBUTES.has(k) || k.startsWith('os_glance')) delete props[k];
   return {
     name: input.imageName,
     disk_format: target.disk_format ?? target.image_type,
     container_format: 'bare',
-    visibility: target.visibility,
+    visibility: input.identity ? 'private' : target.visibility,
     min_disk: Math.max(1, Math.ceil(input.virtualSize / GIB)),
     ...props,
   };

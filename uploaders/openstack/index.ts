@@ -21,6 +21,8 @@ import { Keystone, glanceBase, selectEndpoint } from './keystone.ts';
 import { Redactor } from './redact.ts';
 import { ATTEMPT_PROPERTY, GLANCE_IMAGE, removeGlanceLeftover } from './leftovers.ts';
 import { wrapError } from '../toolkit/errors.ts';
+import type { ImageLifecycle, ReleaseChange, RemoteImage } from '../lifecycle.ts';
+import { glanceDeprecate, glanceListImages, glanceMark, glanceRemove } from './lifecycle.ts';
 import { Progress } from '../toolkit/progress.ts';
 import { runSteps } from '../toolkit/steps.ts';
 
@@ -48,7 +50,7 @@ const DEFAULT_POLL_MS = 2000;
 // Removing a half-made image must not depend on the (possibly cancelled) upload's signal.
 const CLEANUP_TIMEOUT_MS = 120_000;
 
-export function createOpenStackUploader(target: OpenStackTarget, opts: OpenStackUploaderOptions = {}): Uploader & RemovesImages {
+export function createOpenStackUploader(target: OpenStackTarget, opts: OpenStackUploaderOptions = {}): Uploader & RemovesImages & ImageLifecycle {
   return new OpenStackUploader(target, opts);
 }
 
@@ -59,7 +61,7 @@ interface Session {
   redactor: Redactor;
 }
 
-class OpenStackUploader implements Uploader, RemovesImages {
+class OpenStackUploader implements Uploader, RemovesImages, ImageLifecycle {
   readonly kind = 'openstack' as const;
   readonly name: string;
   private session: Session | undefined;
@@ -163,6 +165,34 @@ class OpenStackUploader implements Uploader, RemovesImages {
     });
   }
 
+  async listImages(inventory: string, signal: AbortSignal): Promise<RemoteImage[]> {
+    return this.guard('list images', async () => {
+      const { glance, projectId, session } = await this.glance(signal);
+      return glanceListImages(glance, projectId, inventory, { target: this.name, location: this.location(session, glance) }, signal);
+    });
+  }
+
+  async removeImage(image: RemoteImage, signal: AbortSignal): Promise<string[]> {
+    return this.guard(`delete ${image.imageName} (${image.imageId})`, async () => {
+      const { glance } = await this.glance(signal);
+      return glanceRemove(glance, image, signal);
+    });
+  }
+
+  async markImage(image: RemoteImage, change: ReleaseChange, signal: AbortSignal): Promise<void> {
+    await this.guard(`release ${image.imageName} (${image.imageId})`, async () => {
+      const { glance } = await this.glance(signal);
+      await glanceMark(glance, image, change, this.target.visibility, signal);
+    });
+  }
+
+  async deprecateImage(image: RemoteImage, at: Date, signal: AbortSignal): Promise<void> {
+    await this.guard(`deprecate ${image.imageName} (${image.imageId})`, async () => {
+      const { glance } = await this.glance(signal);
+      await glanceDeprecate(glance, image, at, signal);
+    });
+  }
+
   async removeHalfMade(objects: readonly HalfMade[], signal: AbortSignal): Promise<HalfMadeResult[]> {
     let connected: Awaited<ReturnType<OpenStackUploader['glance']>>;
     try {
@@ -189,7 +219,7 @@ class OpenStackUploader implements Uploader, RemovesImages {
       }
       return virtualSize(disk);
     });
-    const fields = imageFields({ target: this.target, artifact, imageName, tags: ctx.tags, virtualSize: size });
+    const fields = imageFields({ target: this.target, artifact, imageName, tags: ctx.tags, virtualSize: size, ...(ctx.identity ? { identity: ctx.identity } : {}) });
     const journal = ctx.journal ?? NO_JOURNAL;
     if (ctx.journal) fields[ATTEMPT_PROPERTY] = journal.attempt;
     // Recorded before the create: Glance answers the id only once the record exists, and a run

@@ -37,6 +37,7 @@ export async function images({ args }: CommandContext<typeof imagesArgs>): Promi
     limit = Number(args.limit);
     if (!Number.isInteger(limit) || limit < 1) throw new FarmError('USAGE', `--limit takes a positive whole number, not '${args.limit}'`);
   }
+  if (args.remote) return (await import('./lifecycle.ts')).remoteImages(args, limit);
   // Only builds_dir is needed: local files the inventory names need not exist here.
   const loaded = await loadFromArgs(args, { checkFiles: false });
   const buildsDir = resolve(loaded.dir, loaded.inventory.settings.builds_dir);

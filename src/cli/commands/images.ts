@@ -4,6 +4,7 @@ import { inventoryArg, jsonArg } from './args.ts';
 export const imagesArgs = {
   ...inventoryArg,
   ...jsonArg('Print the images as a JSON array'),
+  remote: { type: 'boolean', description: 'Ask the targets what they hold (channel, age, last launch), not the build records' },
   limit: { type: 'string', description: 'Show only the N most recently published images', valueHint: 'N' },
 } as const;
 

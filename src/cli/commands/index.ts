@@ -8,10 +8,13 @@ import images from './images.ts';
 import inventory from './inventory.ts';
 import workers from './workers.ts';
 import serve from './serve.ts';
+import rollback from './rollback.ts';
+import release from './release.ts';
+import prune from './prune.ts';
 
 export const DESCRIPTION = 'One bootc Containerfile into bootable disk images for every arch and every cloud';
 
 export const root = defineCommand({
   meta: { name: 'farm', description: DESCRIPTION },
-  subCommands: { build, upload, images, inventory, workers, serve },
+  subCommands: { build, upload, images, inventory, workers, serve, rollback, release, prune },
 });

@@ -125,6 +125,7 @@ function imageXml(img: Image): XmlValue {
     bootMode: img.bootMode,
     imdsSupport: img.imdsSupport,
     deprecationTime: img.deprecationTime?.toISOString(),
+    lastLaunchedTime: img.lastLaunchedTime?.toISOString(),
     sourceImageId: img.sourceImageId,
     sourceImageRegion: img.sourceRegion,
   };
@@ -178,12 +179,14 @@ export class Ec2 {
       DescribeSnapshots: (r, p) => this.describeSnapshots(r, p),
       DeleteSnapshot: (r, p) => this.deleteSnapshot(r, p),
       CreateTags: (r, p) => this.createTags(r, p),
+      DeleteTags: (r, p) => this.deleteTags(r, p),
       RegisterImage: (r, p) => this.registerImage(r, p),
       DeregisterImage: (r, p) => this.deregisterImage(r, p),
       CopyImage: (r, p) => this.copyImage(r, p),
       ModifyImageAttribute: (r, p) => this.modifyImageAttribute(r, p),
       DescribeImageAttribute: (r, p) => this.describeImageAttribute(r, p),
       EnableImageDeprecation: (r, p) => this.enableImageDeprecation(r, p),
+      DisableImageDeprecation: (r, p) => this.disableImageDeprecation(r, p),
       ImportSnapshot: (r, p) => this.importSnapshot(r, p),
       DescribeImportSnapshotTasks: (r, p) => this.describeImportSnapshotTasks(r, p),
       CancelImportTask: (r, p) => this.cancelImportTask(r, p),
@@ -308,6 +311,27 @@ export class Ec2 {
       applyTags(trial, tags); // all-or-nothing: validate every target before changing any
     }
     for (const t of targets) applyTags(t, tags);
+    return { return: true };
+  }
+
+  /** DeleteTags: a Tag.N.Key alone removes the key whatever its value; with a Value, only that value. */
+  private deleteTags(r: Region, p: QueryParams): Members {
+    const ids = p.list('ResourceId');
+    if (!ids.length) throw missing('ResourceId');
+    const tags = p.members('Tag').map((t) => ({ key: p.get(`${t}.Key`), value: p.get(`${t}.Value`) }));
+    const targets = ids.map((id) => {
+      if (id.startsWith('ami-')) return this.image(r, id).tags;
+      if (id.startsWith('snap-')) return this.snapshot(r, id).tags;
+      throw new AwsFault('InvalidID', `The ID '${id}' is not valid`);
+    });
+    for (const t of tags) {
+      if (t.key === undefined || t.key === '') throw new AwsFault('InvalidParameterValue', 'Tag key cannot be empty');
+      if (t.key.toLowerCase().startsWith('aws:')) throw new AwsFault('InvalidParameterValue', "Tag keys starting with 'aws:' are reserved for internal use");
+    }
+    for (const target of targets) {
+      if (!tags.length) target.clear(); // no Tag.N: every user tag goes
+      for (const t of tags) if (t.value === undefined || target.get(t.key!) === t.value) target.delete(t.key!);
+    }
     return { return: true };
   }
 
@@ -549,6 +573,9 @@ export class Ec2 {
       case 'launchPermission':
         out.launchPermission = [...img.launchPermissions].map((userId) => ({ userId }));
         break;
+      case 'lastLaunchedTime':
+        out.lastLaunchedTime = value(img.lastLaunchedTime?.toISOString());
+        break;
       case 'description':
         out.description = value(img.description);
         break;
@@ -586,6 +613,12 @@ export class Ec2 {
       throw new AwsFault('InvalidParameterValue', `The deprecation time ${raw} must be at most 10 years from now.`);
     }
     img.deprecationTime = rounded;
+    return { return: true };
+  }
+
+  private disableImageDeprecation(r: Region, p: QueryParams): Members {
+    const img = this.image(r, required(p, 'ImageId'));
+    img.deprecationTime = undefined;
     return { return: true };
   }
 

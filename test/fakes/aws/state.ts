@@ -77,6 +77,8 @@ export interface Image {
   tags: Tags;
   launchPermissions: Set<string>;
   deprecationTime?: Date;
+  /** When an instance last launched from it (EC2 reports it about a day late; the lab sets it). */
+  lastLaunchedTime?: Date;
   sourceImageId?: string;
   sourceRegion?: string;
 }

@@ -42,6 +42,17 @@ const tagsOf = (v: unknown): Record<string, string> => {
   return t as Record<string, string>;
 };
 
+/** PATCH of an image or version: the fake updates tags only (what the farm's lifecycle changes);
+ *  ARM answers the updated resource. Any other property in the body is refused, not ignored. */
+async function patchTags(c: ComputeContext, req: IncomingMessage, res: ServerResponse, existing: FakeResource | undefined, what: string, rg: string): Promise<void> {
+  if (!existing) throw new ArmError(404, 'ResourceNotFound', `The Resource '${what}' under resource group '${rg}' was not found.`);
+  const body = await json(req);
+  const props = obj(body.properties);
+  if (Object.keys(props).length) throw new ArmError(400, 'InvalidParameter', 'the fake updates tags only', 'properties');
+  if (body.tags !== undefined) existing.tags = tagsOf(body.tags);
+  return sendJson(res, 200, c.view(existing));
+}
+
 export async function images(c: ComputeContext, req: IncomingMessage, res: ServerResponse, rg: string, name: string | undefined): Promise<void> {
   const base = `${c.rgId(rg)}/providers/Microsoft.Compute/images`;
   if (name === undefined) {
@@ -56,6 +67,7 @@ export async function images(c: ComputeContext, req: IncomingMessage, res: Serve
     return sendJson(res, 200, c.view(existing));
   }
   if (req.method === 'DELETE') return c.startDelete(res, id);
+  if (req.method === 'PATCH') return patchTags(c, req, res, existing, `Microsoft.Compute/images/${name}`, rg);
   if (req.method !== 'PUT') throw new ArmError(405, 'MethodNotAllowed', 'The method is not allowed.');
   const body = await json(req);
   if (!NAME.test(name)) throw new ArmError(400, 'InvalidResourceName', `Resource name ${name} is invalid. The name can be up to 80 characters long. It must begin with a word character, and it must end with a word character or with '_'. The name may contain word characters or '.', '-', '_'.`);
@@ -105,6 +117,7 @@ export async function gallery(c: ComputeContext, req: IncomingMessage, res: Serv
     return sendJson(res, 200, c.view(existing));
   }
   if (req.method === 'DELETE') return c.startDelete(res, id);
+  if (req.method === 'PATCH') return patchTags(c, req, res, existing, `Microsoft.Compute/galleries/${g}/images/${def}/versions/${v}`, rg);
   if (req.method !== 'PUT') throw new ArmError(405, 'MethodNotAllowed', 'The method is not allowed.');
   const body = await json(req);
   if (!versionOk(v)) throw new ArmError(400, 'InvalidParameter', `The gallery image version name '${v}' is invalid: it must be Major(int32).Minor(int32).Patch(int32).`, 'galleryImageVersionName');

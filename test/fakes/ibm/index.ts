@@ -16,6 +16,7 @@ import { FakeCosReader, type FakeCosOptions } from './cos.ts';
 import { BodyTooLarge, sendVpcError } from './http.ts';
 import { authOf, handleCosDoor, type CosDoorRequest } from './cos-door.ts';
 import { readStateFile, StateFile } from '../state-file.ts';
+import { FakeTagging } from './tagging.ts';
 
 export type { FakeImage, StatusReason } from './vpc.ts';
 export type { CosDoorRequest } from './cos-door.ts';
@@ -54,6 +55,8 @@ export interface IbmFakeOptions {
 interface SavedIbmState {
   version: 1;
   images: FakeImage[];
+  /** Global Tagging's user tags per CRN (absent in files written before tags). */
+  tags?: Record<string, string[]>;
 }
 
 export interface InjectedFault {
@@ -80,7 +83,9 @@ export interface IbmFake {
   cosRequests: CosDoorRequest[];
   apiKey: string;
   accountId: string;
-  endpoints: { iam: string; resourceManager: string; vpc: string };
+  endpoints: { iam: string; resourceManager: string; vpc: string; tagging: string };
+  /** User tags attached to a CRN (Global Tagging). */
+  tagsOf(crn: string): string[];
   resourceGroups: FakeResourceGroup[];
   requests: LoggedRequest[];
   /** Images in a region (or all), as the fake holds them. */
@@ -125,14 +130,16 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
     timing: { importPolls: opts.importPolls ?? 2, importMs: opts.importMs, deletePolls: opts.deletePolls ?? 1 },
     beforeImport: (info) => beforeImport?.(info),
   });
+  const tagging = new FakeTagging({ iam, exists: (crn) => [...vpc.images.values()].some((i) => i.crn === crn) });
   const stateFile =
     opts.statePath === undefined
       ? undefined
-      : new StateFile(opts.statePath, (): SavedIbmState => ({ version: 1, images: [...vpc.images.values()] }));
+      : new StateFile(opts.statePath, (): SavedIbmState => ({ version: 1, images: [...vpc.images.values()], tags: tagging.save() }));
   if (opts.statePath !== undefined) {
     const saved = readStateFile<SavedIbmState>(opts.statePath);
     if (saved && saved.version !== 1) throw new Error(`unknown IBM fake state version ${String(saved.version)}`);
     if (saved) vpc.restore(saved.images);
+    if (saved) tagging.restore(saved.tags);
   }
   const faults: (InjectedFault & { count: number })[] = [];
   const requests: LoggedRequest[] = [];
@@ -156,6 +163,7 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
     if (u.pathname === '/v2/resource_groups' || u.pathname.startsWith('/v2/resource_groups/')) {
       return handleResourceManager(req, res, u, iam, groups);
     }
+    if (u.pathname === '/v3/tags' || u.pathname.startsWith('/v3/tags/')) return tagging.handle(req, res, u.pathname, u);
     const m = /^\/([a-z0-9-]+)\/v1(\/.*)$/.exec(u.pathname);
     if (m) return vpc.handle(req, res, m[1]!, m[2]!, u);
     sendVpcError(res, 404, 'not_found', `No such path: ${u.pathname}`);
@@ -205,7 +213,8 @@ export async function startIbmFake(opts: IbmFakeOptions): Promise<IbmFake> {
     cosRequests,
     apiKey,
     accountId,
-    endpoints: { iam: url, resourceManager: url, vpc: `${url}/{region}/v1` },
+    endpoints: { iam: url, resourceManager: url, vpc: `${url}/{region}/v1`, tagging: url },
+    tagsOf: (crn) => [...(tagging.tags.get(crn) ?? [])],
     resourceGroups: groups,
     requests,
     images: (region) => [...vpc.images.values()].filter((i) => region === undefined || i.region === region),
