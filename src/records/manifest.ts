@@ -50,7 +50,7 @@ export function buildManifest(state: BuildState): Manifest {
         type: art.type,
         image_name: art.imageName,
         ...((art.worker ?? a.worker) ? { worker: art.worker ?? a.worker } : {}),
-        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}) },
+        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}), ...sourceData(state, a.arch) },
       });
       for (const up of Object.values(a.uploads)) {
         if (up.step !== 'uploaded' || up.type !== art.type) continue;
@@ -67,11 +67,18 @@ export function buildManifest(state: BuildState): Manifest {
             image_name: img.imageName,
             target: img.target,
             location: img.location,
-            custom_data: { build_id: state.buildId, image_id: img.imageId },
+            custom_data: { build_id: state.buildId, image_id: img.imageId, ...sourceData(state, a.arch) },
           });
         }
       }
     }
   }
   return { builds, last_run_uuid: state.buildId };
+}
+
+/** An image source's reference and digests, for the entries of one arch. */
+function sourceData(state: BuildState, arch: keyof BuildState['arches']): Record<string, string> {
+  const s = state.source;
+  const d = s?.arches[arch];
+  return s && d ? { source_image: s.image, source_list_digest: s.digest, source_digest: d } : {};
 }
