@@ -8,6 +8,7 @@
 import type { Arch } from '../src/core/arch.ts';
 import type { ImageType } from '../src/core/image-types.ts';
 import type { ContextSummary } from './podman/context.ts';
+import type { PullAuth } from './podman/pull.ts';
 import type { WorkerTransport } from './transport.ts';
 
 /** How bootc-image-builder runs (the inventory's `builder` settings). */
@@ -30,6 +31,8 @@ export interface BuildRequest {
     exclude: string[];
   };
   builder: BuilderSettings & { configPath?: string | undefined };
+  /** An image source: pull this (a repository by the arch's digest) instead of building the source. */
+  pull?: { ref: string; auth?: PullAuth | undefined; tlsVerify: boolean } | undefined;
   /** Stops the image build and every run on this worker. */
   signal: AbortSignal;
   /** One line of build or builder output. */
@@ -55,8 +58,8 @@ export interface RunOutputs {
 export interface PreparedWorker {
   imageRef: string;
   imageId: string;
-  /** What the context tar carried to the worker. */
-  context: ContextSummary;
+  /** What the context tar carried to the worker (none for a pulled image). */
+  context?: ContextSummary | undefined;
   /** Builder run `index` (its number in the arch's plan, naming its output dir) for these types. */
   run(index: number, types: ImageType[]): Promise<RunOutputs>;
   /** Removes the image and every run's outputs from the worker (after a verified fetch, or a failure). */

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'CHECKSUM'         // an artifact's sha256 did not match
   | 'STATE'            // the state directory or a record is unusable
   | 'UPLOAD'           // an uploader failed
+  | 'REGISTRY'         // a container registry refused or failed a request
   | 'ABORTED';         // cancelled by the user or a signal
 
 export class FarmError extends Error {

@@ -27,7 +27,7 @@ export function resolvePaths(inv: Inventory, dir: string): Inventory {
   const out = structuredClone(inv); // also detaches the result from the schema's shared defaults
   const r = (p: string) => resolveInventoryPath(p, dir);
   const opt = (p: string | undefined) => (p === undefined ? undefined : r(p));
-  out.source.containerfile = r(out.source.containerfile);
+  if (out.source.containerfile !== undefined) out.source.containerfile = r(out.source.containerfile);
   out.source.context = r(out.source.context);
   if (out.builder.config !== undefined) out.builder.config = r(out.builder.config);
   out.settings.builds_dir = r(out.settings.builds_dir);
@@ -119,7 +119,7 @@ export async function checkFiles(data: unknown, dir: string): Promise<Draft[]> {
     const cf = str(data.source.containerfile);
     if (cf) checks.push(checkPath(['source', 'containerfile'], resolveInventoryPath(cf, dir), 'file', 'Containerfile'));
     const ctx = data.source.context === undefined ? '.' : str(data.source.context);
-    if (ctx) checks.push(checkPath(['source', 'context'], resolveInventoryPath(ctx, dir), 'directory', 'build context'));
+    if (ctx && data.source.image === undefined) checks.push(checkPath(['source', 'context'], resolveInventoryPath(ctx, dir), 'directory', 'build context'));
   }
   if (isRecord(data.builder)) {
     const config = str(data.builder.config);

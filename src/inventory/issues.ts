@@ -34,6 +34,13 @@ export function dropExplainedMissing(drafts: Draft[]): Draft[] {
 
 type Issue = z.core.$ZodIssue;
 
+/** Optional, but one of them is needed (the source is a Containerfile or an image): not to be deleted. */
+const ONE_OF = new Set(['source.containerfile', 'source.image']);
+
+function deletable(path: PathSegment[], data: unknown): boolean {
+  return !ONE_OF.has(path.join('.')) && isOptional(inventorySchema, path, data);
+}
+
 const ARCH_LIST = ARCHES.join(', ');
 
 /** Words people write for a kind ('ec2'), from each kind's aliases. */
@@ -44,6 +51,7 @@ const MISSING_HINTS: Record<string, string> = {
   version: '1',
   source: '{ containerfile: ./Containerfile }',
   containerfile: '<path of the Containerfile, relative to the inventory file>',
+  image: '<REGISTRY/REPO:TAG of a prebuilt multi-arch image>',
   workers: '[{ name: builder-x86_64, host: <host name>, arch: x86_64 }]',
   name: '<a lower-case name>',
   host: "<the worker's host name or address>",
@@ -158,7 +166,7 @@ function invalidType(issue: Extract<Issue, { code: 'invalid_type' }>, path: Path
     return { path, message: `missing required field '${name}'`, fix: `add ${name}: ${hint}`, missing: true };
   }
   if (value === null) {
-    const optional = isOptional(inventorySchema, path, data);
+    const optional = deletable(path, data);
     return {
       path,
       message: `'${name}' is empty (expected ${expected})`,
@@ -225,7 +233,7 @@ function sizeDraft(issue: Extract<Issue, { code: 'too_small' | 'too_big' }>, pat
   const bound = Number(small ? (issue as { minimum: number | bigint }).minimum : (issue as { maximum: number | bigint }).maximum);
   const inclusive = issue.inclusive !== false;
   if (issue.origin === 'string' && small) {
-    return { path, message: `'${name}' is empty`, fix: isOptional(inventorySchema, path, data) ? 'give it a value or delete the line' : `give it a value: ${MISSING_HINTS[name] ?? 'a non-empty string'}` };
+    return { path, message: `'${name}' is empty`, fix: deletable(path, data) ? 'give it a value or delete the line' : `give it a value: ${MISSING_HINTS[name] ?? 'a non-empty string'}` };
   }
   if (issue.origin === 'array' && small) {
     const hint = MISSING_HINTS[name];

@@ -19,7 +19,11 @@ export const imageTypeSchema = z.enum(IMAGE_TYPES);
 
 export const sourceSchema = z
   .object({
-    containerfile: nonEmpty.describe('Path of the shared Containerfile'),
+    containerfile: nonEmpty.optional().describe('Path of the shared Containerfile (or give image instead)'),
+    image: nonEmpty
+      .optional()
+      .describe('A prebuilt multi-arch image (REGISTRY/REPO:TAG or @sha256:DIGEST) each worker pulls for its arch instead of building a Containerfile'),
+    tls_verify: z.boolean().optional().describe('Verify the registry\'s TLS certificate for image (default true)'),
     context: nonEmpty.default('.').describe('Build context directory sent to each worker'),
     build_args: z.record(z.string(), z.string()).default({}).describe('podman build --build-arg values'),
   })
@@ -182,7 +186,7 @@ export const serviceSchema = z
 export const inventorySchema = z
   .object({
     version: z.literal(1).describe('Inventory format version'),
-    source: sourceSchema.describe('What to build: the shared Containerfile and its context'),
+    source: sourceSchema.describe('What to build: the shared Containerfile and its context, or a prebuilt image'),
     builder: builderSchema.default(builderSchema.parse({})).describe('How bootc-image-builder runs on the workers'),
     naming: namingSchema.default(namingSchema.parse({})).describe('How images are named'),
     settings: settingsSchema.default(settingsSchema.parse({})).describe('Coordinator settings'),

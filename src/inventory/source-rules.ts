@@ -14,13 +14,53 @@ const DEFAULT_BUILDS_DIR = settingsSchema.shape.builds_dir.parse(undefined);
 
 const inside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 
+/**
+ * One source or the other: a Containerfile (with its context and build args) or a prebuilt image,
+ * never both, never neither. An image source is built from no local files and by no git clone.
+ */
+export function sourceKindChecks(data: unknown): Draft[] {
+  if (!isRecord(data) || !isRecord(data.source)) return [];
+  const source = data.source;
+  const has = (k: string) => source[k] !== undefined;
+  if (!has('image')) {
+    if (has('containerfile')) return has('tls_verify') ? [{ path: ['source', 'tls_verify'], message: 'tls_verify applies to an image source only', fix: 'remove source.tls_verify (the Containerfile is built on the workers)' }] : [];
+    return [
+      {
+        path: ['source', 'containerfile'],
+        message: 'the source names neither a Containerfile nor an image',
+        fix: 'add source.containerfile: ./Containerfile to build one, or source.image: REGISTRY/REPO:TAG to pull a prebuilt multi-arch image',
+        missing: true,
+      },
+    ];
+  }
+  const out: Draft[] = [];
+  for (const k of ['containerfile', 'context', 'build_args']) {
+    if (has(k)) {
+      out.push({
+        path: ['source', k],
+        message: `source.${k} is set beside source.image: the inventory takes one source or the other, never both`,
+        fix: k === 'containerfile' ? 'keep source.image to pull the prebuilt image, or remove it to build the Containerfile' : `remove source.${k}: it applies to a Containerfile source only`,
+      });
+    }
+  }
+  const service = isRecord(data.service) && isRecord(data.service.source) ? data.service.source : undefined;
+  if (service && service.git !== undefined) {
+    out.push({ path: ['service', 'source', 'git'], message: 'service.source.git builds a Containerfile from git, but source.image pulls a prebuilt image', fix: 'remove service.source.git: `farm serve` polls the image tag itself' });
+  }
+  return out;
+}
+
 /** Checks source.context against `/` and the builds dir; relative paths resolve against `dir`. */
 export function sourceChecks(data: unknown, dir: string): Draft[] {
   if (!isRecord(data)) return [];
   const source = isRecord(data.source) ? data.source : undefined;
+  // An image source sends no context.
+  if (source?.image !== undefined) return sourceKindChecks(data);
   const settings = isRecord(data.settings) ? data.settings : {};
   const givenContext = source?.context === undefined ? DEFAULT_CONTEXT : str(source.context);
   const givenBuilds = settings.builds_dir === undefined ? DEFAULT_BUILDS_DIR : str(settings.builds_dir);
+  const kind = sourceKindChecks(data);
+  if (kind.length) return kind;
   if (source === undefined || givenContext === undefined || givenBuilds === undefined) return []; // the schema reports these
   const context = resolveInventoryPath(givenContext, dir);
   if (context === '/') {

@@ -13,7 +13,7 @@ import type { BuildRecord } from '../records/build-record.ts';
 import type { ArtifactRecord } from '../records/state.ts';
 import { formatBytes } from '../ui/table.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
-import type { Builder, PreparedWorker, RunOutputs } from '../../workers/builder.ts';
+import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
 import { fetchArtifacts } from './fetch-artifacts.ts';
 import { smokeStage } from './smoke-stage.ts';
@@ -30,6 +30,8 @@ export interface ArchJob {
   /** The build's directory (builds/<id>). */
   dir: string;
   uploads?: UploadStage | undefined;
+  /** An image source: what this arch's workers pull instead of building. */
+  pull?: BuildRequest['pull'];
   signal: AbortSignal;
   alog: ScopedReporter;
 }
@@ -67,9 +69,13 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
         builder: { ...inv.builder, configPath: inv.builder.config ? resolve(job.loaded.dir, inv.builder.config) : undefined },
         signal: runSignal,
         onLine: output(worker),
+        ...(job.pull ? { pull: job.pull } : {}),
       });
       p.then(
-        ({ context: c }) => alog.info(`context sent to ${worker.name}: ${c.files} files, ${formatBytes(c.bytes)} (${c.digest.slice(0, 19)})`),
+        ({ context: c }) => {
+          if (c) alog.info(`context sent to ${worker.name}: ${c.files} files, ${formatBytes(c.bytes)} (${c.digest.slice(0, 19)})`);
+          else if (job.pull) alog.info(`image ${job.pull.ref} ready on ${worker.name}`);
+        },
         () => undefined,
       );
       prepared.set(worker.name, p);

@@ -69,6 +69,8 @@ export async function runBuildJob(opts: JobOptions): Promise<BuildOutcome> {
     ...(opts.trigger ? { trigger: opts.trigger } : {}),
     ...(key ? { key } : {}),
     onBuildId: opts.onBuildId,
+    image: opts.buildKey?.image,
+    env: opts.env,
     connect: (worker, o) =>
       connectWorker(workerEndpoint(worker), {
         signal: o.signal,

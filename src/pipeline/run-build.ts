@@ -8,7 +8,8 @@ import { FarmError, errorMessage } from '../core/errors.ts';
 import type { LoadedInventory, Worker } from '../inventory/schema.ts';
 import { makeBuildId } from '../naming.ts';
 import { planBuild, type BuildPlan } from '../plan/plan.ts';
-import { buildSource } from '../plan/source.ts';
+import { buildSource, imageSpec } from '../plan/source.ts';
+import { checkArches, pullRefFor, resolveImage, type ResolvedImage } from '../registry/resolve.ts';
 import { BuildRecord, initialState } from '../records/build-record.ts';
 import type { BuildState } from '../records/state.ts';
 import type { Manifest } from '../records/manifest.ts';
@@ -16,7 +17,7 @@ import type { Reporter } from '../ui/reporter.ts';
 import { formatBytes } from '../ui/table.ts';
 import { WorkerPool } from './scheduler.ts';
 import { buildArch } from './build-arch.ts';
-import type { Builder } from '../../workers/builder.ts';
+import type { Builder, BuildRequest } from '../../workers/builder.ts';
 import { BibBuilder } from '../../workers/bib/bib-builder.ts';
 import { measureContext } from '../../workers/podman/context.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
@@ -36,6 +37,10 @@ export interface BuildOptions {
   now?: Date;
   trigger?: string;
   key?: string;
+  /** An image source's list, read once already (by the build key); else it is read here. */
+  image?: ResolvedImage | undefined;
+  /** Where registry credentials and certs are looked up (default process.env). */
+  env?: NodeJS.ProcessEnv | undefined;
   /** Told the build's id as soon as its record exists (before any worker is asked). */
   onBuildId?: ((buildId: string) => void) | undefined;
 }
@@ -85,10 +90,27 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
 
   const buildsDir = resolve(loaded.dir, inv.settings.builds_dir);
   const baseId = makeBuildId(opts.now ?? new Date());
-  // The context is checked (a symlink out of it is refused) before anything is recorded.
   const source = buildSource(loaded);
-  const context = await measureContext(source, signal);
-  log.info(`context ${source.contextDir}: ${context.files} files, ${formatBytes(context.bytes)}${context.ignoreFile ? ` (${context.ignoreFile} honoured)` : ''}`);
+  const spec = imageSpec(loaded);
+  // An image source's list is read once, here or by the key, and an arch it lacks refused before
+  // anything is recorded or any worker asked; a Containerfile's context is checked (a symlink out
+  // of it is refused).
+  const image = spec ? (opts.image ?? (await resolveImage(spec, opts.env ?? process.env, signal))) : undefined;
+  if (image) {
+    checkArches(image, opts.arches);
+    log.info(`image ${image.image}: ${image.digest} (${Object.entries(image.arches).map(([a, d]) => `${a} ${d.slice(7, 19)}`).join(', ')})`);
+  } else {
+    const context = await measureContext(source, signal);
+    log.info(`context ${source.contextDir}: ${context.files} files, ${formatBytes(context.bytes)}${context.ignoreFile ? ` (${context.ignoreFile} honoured)` : ''}`);
+  }
+  const pullFor = (arch: Arch): BuildRequest['pull'] =>
+    image
+      ? {
+          ref: pullRefFor(image, arch),
+          tlsVerify: image.tlsVerify,
+          auth: image.credentials ? { username: image.credentials.username, password: image.credentials.password, serveraddress: image.ref.registry } : undefined,
+        }
+      : undefined;
   // The id is claimed first so the plan is made once, under the names the build will have.
   const claim = await claimBuildDir(buildsDir, baseId);
   const { id: buildId, dir } = claim;
@@ -103,7 +125,8 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
   }
 
   for (const u of plan.unbuildable) reporter.scoped(u.arch).error(u.reason);
-  const store = await BuildRecord.create(dir, initialState(plan, { inventory: loaded.file, key: opts.key, trigger: opts.trigger }));
+  const sourceRecord = image ? { image: image.image, digest: image.digest, arches: image.arches } : undefined;
+  const store = await BuildRecord.create(dir, initialState(plan, { inventory: loaded.file, key: opts.key, trigger: opts.trigger, source: sourceRecord }));
   opts.onBuildId?.(buildId);
   log.info(`build ${buildId}: ${plan.arches.map((a) => `${a.arch} (${a.types.join(', ')})`).join(', ') || 'nothing to build'}`);
 
@@ -122,7 +145,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
           await store.archFailed(archPlan.arch, reason);
           return;
         }
-        await buildArch(archPlan, { loaded, source, builder, pool, transports, store, dir, uploads: opts.uploads, signal, alog });
+        await buildArch(archPlan, { loaded, source, builder, pool, transports, store, dir, uploads: opts.uploads, pull: pullFor(archPlan.arch), signal, alog });
       }),
     );
   } catch (err) {

@@ -3,6 +3,7 @@
 
 import { resolve } from 'node:path';
 import type { LoadedInventory } from '../inventory/schema.ts';
+import type { ImageSourceSpec } from '../registry/resolve.ts';
 
 export interface BuildSource {
   contextDir: string;
@@ -12,11 +13,18 @@ export interface BuildSource {
   exclude: string[];
 }
 
+/** The prebuilt image an image source pulls (source.image), or undefined for a Containerfile. */
+export function imageSpec(loaded: LoadedInventory): ImageSourceSpec | undefined {
+  const s = loaded.inventory.source;
+  return s.image ? { image: s.image, tls_verify: s.tls_verify ?? true } : undefined;
+}
+
+/** The Containerfile source (for an image source: unused, the paths are the inventory's dir). */
 export function buildSource(loaded: LoadedInventory): BuildSource {
   const inv = loaded.inventory;
   return {
     contextDir: resolve(loaded.dir, inv.source.context),
-    containerfile: resolve(loaded.dir, inv.source.containerfile),
+    containerfile: resolve(loaded.dir, inv.source.containerfile ?? ''),
     buildArgs: inv.source.build_args,
     // The farm's records change with every build and hold its earlier disk images: never source.
     exclude: [resolve(loaded.dir, inv.settings.builds_dir)],

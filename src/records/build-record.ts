@@ -14,7 +14,7 @@ import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { KEY_FILE } from './history.ts';
 import { buildManifest, type Manifest } from './manifest.ts';
 import { STATE_VERSION, buildStateSchema, readBuildState } from './state-schema.ts';
-import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, SmokeRecord, UploadRecord, UploadStep } from './state.ts';
+import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, SmokeRecord, SourceRecord, UploadRecord, UploadStep } from './state.ts';
 import { overallStatus } from './status.ts';
 
 export const STATE_FILE = 'state.json';
@@ -48,7 +48,10 @@ export interface UploadTarget {
 }
 
 /** The first state of a build: its planned arches, and the unbuildable ones already failed. */
-export function initialState(plan: BuildPlan, meta: { inventory: string; key?: string | undefined; trigger?: string | undefined; now?: Date }): BuildState {
+export function initialState(
+  plan: BuildPlan,
+  meta: { inventory: string; key?: string | undefined; trigger?: string | undefined; now?: Date; source?: SourceRecord | undefined },
+): BuildState {
   const startedAt = (meta.now ?? new Date()).toISOString();
   const state: BuildState = {
     version: STATE_VERSION,
@@ -58,6 +61,7 @@ export function initialState(plan: BuildPlan, meta: { inventory: string; key?: s
     status: 'running',
     ...(meta.key ? { key: meta.key } : {}),
     ...(meta.trigger ? { trigger: meta.trigger } : {}),
+    ...(meta.source ? { source: meta.source } : {}),
     arches: {},
   };
   for (const a of plan.arches) {

@@ -25,6 +25,9 @@ export interface PublishedRecord {
   existing: boolean;
   /** When the upload finished (UTC ISO). */
   at?: string;
+  /** An image source: the reference and the arch's manifest digest the image was made from. */
+  sourceImage?: string;
+  sourceDigest?: string;
 }
 
 export interface BuildSummary {
@@ -96,6 +99,7 @@ export function publishedOf(state: BuildState): PublishedRecord[] {
           artifactId: img.artifactId,
           existing: img.existing,
           ...(up.at?.uploaded ? { at: up.at.uploaded } : {}),
+          ...(state.source?.arches[a!.arch] ? { sourceImage: state.source.image, sourceDigest: state.source.arches[a!.arch] } : {}),
         });
       }
     }

@@ -61,7 +61,12 @@ export function buildManifest(state: BuildState): Manifest {
         type: art.type,
         image_name: art.imageName,
         ...((art.worker ?? a.worker) ? { worker: art.worker ?? a.worker } : {}),
-        custom_data: { build_id: state.buildId, ...(state.key ? { build_key: state.key } : {}), ...smokeData(smokeOf(a.smoke, art.type)) },
+        custom_data: {
+          build_id: state.buildId,
+          ...(state.key ? { build_key: state.key } : {}),
+          ...sourceData(state, a.arch),
+          ...smokeData(smokeOf(a.smoke, art.type)),
+        },
       });
       for (const up of Object.values(a.uploads)) {
         if (up.step !== 'uploaded' || up.type !== art.type) continue;
@@ -78,11 +83,18 @@ export function buildManifest(state: BuildState): Manifest {
             image_name: img.imageName,
             target: img.target,
             location: img.location,
-            custom_data: { build_id: state.buildId, image_id: img.imageId, ...smokeData(smokeOf(a.smoke, art.type)) },
+            custom_data: { build_id: state.buildId, image_id: img.imageId, ...sourceData(state, a.arch), ...smokeData(smokeOf(a.smoke, art.type)) },
           });
         }
       }
     }
   }
   return { builds, last_run_uuid: state.buildId };
+}
+
+/** An image source's reference and digests, for the entries of one arch. */
+function sourceData(state: BuildState, arch: keyof BuildState['arches']): Record<string, string> {
+  const s = state.source;
+  const d = s?.arches[arch];
+  return s && d ? { source_image: s.image, source_list_digest: s.digest, source_digest: d } : {};
 }

@@ -112,6 +112,7 @@ export const buildStateSchema = z
     status: z.enum(['running', 'succeeded', 'failed', 'partial', 'cancelled']),
     key: z.string().optional(),
     trigger: z.string().optional(),
+    source: z.looseObject({ image: z.string(), digest: z.string(), arches: z.partialRecord(archSchema, z.string()) }).optional(),
     arches: z.partialRecord(archSchema, archState),
   })
   .superRefine((s, ctx) => {

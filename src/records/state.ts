@@ -98,5 +98,13 @@ export interface BuildState {
   /** Digest of everything that decides the images (set by --if-changed logic). */
   key?: string;
   trigger?: string;
+  /** An image source: the reference, the list's digest and each arch's manifest digest it was read at. */
+  source?: SourceRecord;
   arches: Partial<Record<Arch, ArchState>>;
+}
+
+export interface SourceRecord {
+  image: string;
+  digest: string;
+  arches: Partial<Record<Arch, string>>;
 }

@@ -9,7 +9,8 @@ import { parseDuration } from './duration.ts';
 
 export type SourceConfig =
   | { kind: 'path'; containerfile: string; context: string }
-  | { kind: 'git'; url: string; branch: string; containerfile: string; context: string };
+  | { kind: 'git'; url: string; branch: string; containerfile: string; context: string }
+  | { kind: 'image'; image: string; tlsVerify: boolean };
 
 export interface ServiceSettings {
   listen: { host: string; port: number };
@@ -48,7 +49,9 @@ export function serviceSettings(loaded: LoadedInventory, overrides: { listen?: s
     ...(s.public_url ? { publicUrl: s.public_url.replace(/\/$/, '') } : {}),
     source: git
       ? { kind: 'git', url: git.url, branch: git.branch, containerfile: git.containerfile, context: git.context }
-      : { kind: 'path', containerfile: loaded.inventory.source.containerfile, context: loaded.inventory.source.context },
+      : loaded.inventory.source.image
+        ? { kind: 'image', image: loaded.inventory.source.image, tlsVerify: loaded.inventory.source.tls_verify ?? true }
+        : { kind: 'path', containerfile: loaded.inventory.source.containerfile ?? '', context: loaded.inventory.source.context },
     watch: s.source.watch,
     pollMs: parseDuration(s.source.poll_interval),
     ...(s.schedule ? { schedule: s.schedule } : {}),

@@ -152,7 +152,7 @@ const SCRIPT = `
     var meta = document.getElementById('meta');
     meta.replaceChildren.apply(meta, [
       h('span', { text: 'inventory ' + s.inventory }),
-      h('span', { text: s.source.kind === 'git' ? 'source ' + s.source.url + ' @ ' + s.source.branch + (s.source.commit ? ' (' + s.source.commit.slice(0, 12) + ')' : '') : 'source: inventory path' }),
+      h('span', { text: s.source.kind === 'git' ? 'source ' + s.source.url + ' @ ' + s.source.branch + (s.source.commit ? ' (' + s.source.commit.slice(0, 12) + ')' : '') : s.source.kind === 'image' ? 'source image ' + s.source.image + (s.source.digest ? ' (' + s.source.digest.slice(0, 19) + ')' : '') : 'source: inventory path' }),
       s.schedule ? h('span', { text: 'schedule ' + s.schedule.pattern + (s.schedule.next ? ', next ' + when(s.schedule.next) : '') }) : null,
       s.inactivity ? h('span', { text: 'inactivity ' + secs(s.inactivity.after_s) + (s.inactivity.due ? ', due ' + when(s.inactivity.due) : '') }) : null,
       h('span', { id: 'updated', text: 'updated ' + new Date().toLocaleTimeString() })].filter(Boolean));

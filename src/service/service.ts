@@ -27,7 +27,7 @@ import { makeExecute } from './runner.ts';
 import { CronTrigger, InactivityTrigger } from './schedule.ts';
 import { ServiceStore, type Reason, type RunRecord } from './store.ts';
 import { buildView, runView, type BuildView, type RunView } from './views.ts';
-import { SourceWatcher, gitCheck, pathCheck } from './watch.ts';
+import { SourceWatcher, gitCheck, pathCheck, registryCheck } from './watch.ts';
 
 export interface ServiceOptions {
   inventoryPath: string;
@@ -49,7 +49,7 @@ export interface Snapshot {
     inventory: string;
     now: string;
     accepting: boolean;
-    source: { kind: 'path' | 'git'; url?: string; branch?: string; commit?: string; watch: boolean; poll_interval_s: number };
+    source: { kind: 'path' | 'git' | 'image'; url?: string; branch?: string; commit?: string; image?: string; digest?: string; watch: boolean; poll_interval_s: number };
     schedule?: { pattern: string; next?: string };
     inactivity?: { after_s: number; due?: string };
     on_shutdown: 'cancel' | 'finish';
@@ -171,10 +171,15 @@ export class FarmService {
 
     this.queue.restore(this.store.current.pending);
     if (s.watch) {
-      const check = this.git ? gitCheck(this.git, this.store) : pathCheck(this.opts.inventoryPath, this.store, s.arches?.join(',') ?? 'all');
+      const src = s.source;
+      const check = this.git
+        ? gitCheck(this.git, this.store)
+        : src.kind === 'image'
+          ? registryCheck({ image: src.image, tls_verify: src.tlsVerify }, this.store, this.env)
+          : pathCheck(this.opts.inventoryPath, this.store, s.arches?.join(',') ?? 'all');
       this.watcher = new SourceWatcher({ clock: this.clock, intervalMs: s.pollMs, check, submit: (r) => this.submit(r), log: (l) => this.log(l) });
       this.watcher.start();
-      this.log(`watching ${this.git ? `${this.git.source.url} branch ${this.git.source.branch}` : 'the inventory source'} every ${s.pollMs / 1000} s`);
+      this.log(`watching ${this.git ? `${this.git.source.url} branch ${this.git.source.branch}` : src.kind === 'image' ? `the tag of ${src.image}` : 'the inventory source'} every ${s.pollMs / 1000} s`);
     }
     if (s.schedule) {
       this.cron = new CronTrigger({ clock: this.clock, pattern: s.schedule, store: this.store, fire: (d) => this.submit(this.reason('schedule', d, true)), log: (l) => this.log(l) });
@@ -256,7 +261,9 @@ export class FarmService {
         source:
           s.source.kind === 'git'
             ? { kind: 'git', url: s.source.url, branch: s.source.branch, ...(this.store.current.source.gitHead ? { commit: this.store.current.source.gitHead } : {}), watch: s.watch, poll_interval_s: s.pollMs / 1000 }
-            : { kind: 'path', watch: s.watch, poll_interval_s: s.pollMs / 1000 },
+            : s.source.kind === 'image'
+              ? { kind: 'image', image: s.source.image, ...(this.store.current.source.seenDigest ? { digest: this.store.current.source.seenDigest } : {}), watch: s.watch, poll_interval_s: s.pollMs / 1000 }
+              : { kind: 'path', watch: s.watch, poll_interval_s: s.pollMs / 1000 },
         ...(s.schedule ? { schedule: { pattern: s.schedule, ...(this.cron?.next ? { next: new Date(this.cron.next).toISOString() } : {}) } } : {}),
         ...(s.inactivityMs !== undefined
           ? { inactivity: { after_s: s.inactivityMs / 1000, ...(this.inactivity?.due !== undefined ? { due: new Date(this.inactivity.due).toISOString() } : {}) } }

@@ -10,7 +10,7 @@ import { FarmError } from '../core/errors.ts';
 import type { BuildStatus } from '../records/state.ts';
 import { JsonRecord } from '../core/atomic.ts';
 
-export type TriggerKind = 'source' | 'schedule' | 'inactivity' | 'api' | 'github' | 'gitlab';
+export type TriggerKind = 'source' | 'registry' | 'schedule' | 'inactivity' | 'api' | 'github' | 'gitlab';
 
 export interface Reason {
   kind: TriggerKind;
@@ -53,6 +53,8 @@ export interface ServiceState {
     seenKey?: string;
     /** The commit the git work dir was last synced to. */
     gitHead?: string;
+    /** An image source: the digest its tag named at the last poll. */
+    seenDigest?: string;
   };
   schedule: { lastFiredAt?: string };
   inactivity: { lastFiredAt?: string };

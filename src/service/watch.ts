@@ -3,7 +3,9 @@
 // The run itself then decides with the full key (decideBuild), so a change that does not change
 // the images builds nothing.
 
-import { errorMessage } from '../core/errors.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
+import { retry, type RetrySettings } from '../core/retry.ts';
+import { headDigest, type ImageSourceSpec } from '../registry/resolve.ts';
 import { loadInventory } from '../inventory/load.ts';
 import { computeBuildKey } from '../triggers/key.ts';
 import { selectArches } from '../pipeline/job.ts';
@@ -12,7 +14,7 @@ import type { GitSource } from './git.ts';
 import type { Reason, ServiceStore } from './store.ts';
 
 /** Returns the reason to build, or undefined when nothing changed. */
-export type SourceCheck = (signal: AbortSignal) => Promise<Omit<Reason, 'at' | 'force' | 'kind'> | undefined>;
+export type SourceCheck = (signal: AbortSignal) => Promise<(Omit<Reason, 'at' | 'force' | 'kind'> & { kind?: Reason['kind'] }) | undefined>;
 
 export class SourceWatcher {
   private timer: Timer | undefined;
@@ -57,7 +59,7 @@ export class SourceWatcher {
       if (this.lastError) this.opts.log('source check works again');
       this.lastError = '';
       if (found && !this.controller.signal.aborted) {
-        this.opts.submit({ kind: 'source', detail: found.detail, ...(found.commit ? { commit: found.commit } : {}), at: new Date(this.opts.clock.now()).toISOString(), force: false });
+        this.opts.submit({ kind: found.kind ?? 'source', detail: found.detail, ...(found.commit ? { commit: found.commit } : {}), at: new Date(this.opts.clock.now()).toISOString(), force: false });
       }
     } catch (err) {
       if (this.controller.signal.aborted) return;
@@ -98,5 +100,28 @@ export function pathCheck(inventoryPath: string, store: ServiceStore, arches: st
       s.source.seenKey = key.key;
     });
     return { detail: seen ? 'source files changed' : 'first check of the source' };
+  };
+}
+
+/**
+ * An image source: HEAD on its tag (registries count GETs against rate limits, not HEADs), with a
+ * couple of quick retries for a passing error; a digest other than the one seen at the last poll
+ * is a change. The run then reads the list once (GET) and decides with the full key.
+ */
+export function registryCheck(spec: ImageSourceSpec, store: ServiceStore, env: NodeJS.ProcessEnv, retries: RetrySettings = { retries: 2, minTimeoutMs: 500, maxTimeoutMs: 4000 }): SourceCheck {
+  return async (signal) => {
+    const digest = await retry(() => headDigest(spec, env, signal), {
+      ...retries,
+      what: `HEAD ${spec.image}`,
+      signal,
+      // The registry's refusal (401, 404) is an answer, not a passing error.
+      retryable: (e) => !(e instanceof FarmError && /answered (401|403|404)/.test(e.message)),
+    });
+    const seen = store.current.source.seenDigest;
+    if (digest === seen) return undefined;
+    await store.update((s) => {
+      s.source.seenDigest = digest;
+    });
+    return { kind: 'registry', detail: seen ? `${spec.image} moved to ${digest.slice(0, 19)} (from ${seen.slice(0, 19)})` : `${spec.image} at ${digest.slice(0, 19)} (first check)` };
   };
 }

@@ -21,7 +21,8 @@ import { FarmError, errorMessage } from '../core/errors.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';
 import { inventoryArches } from '../plan/plan.ts';
 import { imageTypesFor } from '../plan/image-types.ts';
-import { buildSource } from '../plan/source.ts';
+import { buildSource, imageSpec } from '../plan/source.ts';
+import { resolveImage, type ImageSourceSpec, type ResolvedImage } from '../registry/resolve.ts';
 import { contextDigest, fileDigest } from './context-digest.ts';
 import { imageRefs } from './image-refs.ts';
 import { workerInspector, type Inspect } from './inspect.ts';
@@ -38,6 +39,8 @@ export interface BuildKey {
   /** Image refs whose digest could not be resolved, and why (empty when all resolved). */
   unresolved: string[];
   notes: string[];
+  /** An image source's list as read for this key: the build pulls exactly these digests. */
+  image?: ResolvedImage;
 }
 
 export interface KeyOptions {
@@ -46,6 +49,9 @@ export interface KeyOptions {
   inspect?: (ref: string) => Promise<string | undefined>;
   /** Arches the build makes (default: every arch of the inventory, as `--arch all`). */
   arches?: readonly Arch[];
+  /** Reads an image source's list (default: the registry, with the user's auth file). */
+  resolveImage?: (spec: ImageSourceSpec, signal: AbortSignal) => Promise<ResolvedImage>;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** The key over a set of parts: sorted by name so the order they were gathered in never matters. */
@@ -61,6 +67,9 @@ export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions)
   const arches = opts.arches ?? inventoryArches(loaded);
   const parts: Record<string, string> = { 'farm.key_version': KEY_VERSION };
   const notes: string[] = [];
+
+  const spec = imageSpec(loaded);
+  if (spec) return imageSourceKey(loaded, spec, parts, arches, opts);
 
   // Source files.
   const source = buildSource(loaded);
@@ -78,24 +87,8 @@ export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions)
   if (ctx.ignoreFile) notes.push(`context: ${ctx.files} file(s), ${ctx.ignoreFile} honoured`);
   parts['source.build_args'] = JSON.stringify(Object.entries(inv.source.build_args).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
-  // Builder settings.
-  parts['builder.image'] = inv.builder.image;
-  parts['builder.rootfs'] = inv.builder.rootfs;
-  parts['builder.extra_args'] = JSON.stringify(inv.builder.extra_args);
-  if (inv.builder.config) {
-    const config = resolve(loaded.dir, inv.builder.config);
-    parts['builder.config'] = await fileDigest(config, opts.signal).catch((err: unknown) => {
-      throw new FarmError('INVENTORY', `cannot read the builder config ${config}: ${errorMessage(err)}`, { hint: 'check builder.config' });
-    });
-  } else {
-    parts['builder.config'] = 'none';
-  }
-
-  // What the inventory says the outputs are.
-  parts['arches'] = [...arches].sort().join(',');
-  for (const arch of arches) parts[`arch.${arch}.types`] = imageTypesFor(inv.arches[arch]).join(',');
-  parts['naming.name'] = inv.naming.name;
-  parts['naming.template'] = inv.naming.template;
+  outputParts(loaded, parts, arches);
+  await builderConfigPart(loaded, parts, opts.signal);
 
   // Image digests.
   const refs = imageRefs(text, inv.source.build_args);
@@ -104,10 +97,64 @@ export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions)
     parts[`base.${raw}`] = UNRESOLVED;
     unresolved.push(`${raw} (depends on the arch or an ARG form farm does not expand)`);
   }
+  await digestParts(loaded, [['builder.image.digest', inv.builder.image], ...refs.refs.map((r): [string, string] => [`base.${r}`, r])], parts, unresolved, notes, arches, opts);
+  return { key: keyOf(parts), parts, unresolved, notes };
+}
+
+/**
+ * An image source's key: the list's digest and each built arch's manifest digest (an arch the
+ * list lacks is 'absent'; the build refuses it), with the builder and outputs as for a
+ * Containerfile. The list is read once (GET); the build then pulls these very digests.
+ */
+async function imageSourceKey(loaded: LoadedInventory, spec: ImageSourceSpec, parts: Record<string, string>, arches: readonly Arch[], opts: KeyOptions): Promise<BuildKey> {
+  const image = await (opts.resolveImage ? opts.resolveImage(spec, opts.signal) : resolveImage(spec, opts.env ?? process.env, opts.signal));
+  parts['source.image'] = spec.image;
+  parts['source.digest'] = image.digest;
+  for (const arch of arches) parts[`source.${arch}.digest`] = image.arches[arch] ?? 'absent';
+  outputParts(loaded, parts, arches);
+  await builderConfigPart(loaded, parts, opts.signal);
+  const unresolved: string[] = [];
+  const notes: string[] = [`image ${spec.image} at ${image.digest}`];
+  await digestParts(loaded, [['builder.image.digest', loaded.inventory.builder.image]], parts, unresolved, notes, arches, opts);
+  return { key: keyOf(parts), parts, unresolved, notes, image };
+}
+
+function outputParts(loaded: LoadedInventory, parts: Record<string, string>, arches: readonly Arch[]): void {
+  const inv = loaded.inventory;
+  parts['arches'] = [...arches].sort().join(',');
+  for (const arch of arches) parts[`arch.${arch}.types`] = imageTypesFor(inv.arches[arch]).join(',');
+  parts['naming.name'] = inv.naming.name;
+  parts['naming.template'] = inv.naming.template;
+}
+
+async function builderConfigPart(loaded: LoadedInventory, parts: Record<string, string>, signal: AbortSignal): Promise<void> {
+  const inv = loaded.inventory;
+  parts['builder.image'] = inv.builder.image;
+  parts['builder.rootfs'] = inv.builder.rootfs;
+  parts['builder.extra_args'] = JSON.stringify(inv.builder.extra_args);
+  if (inv.builder.config) {
+    const config = resolve(loaded.dir, inv.builder.config);
+    parts['builder.config'] = await fileDigest(config, signal).catch((err: unknown) => {
+      throw new FarmError('INVENTORY', `cannot read the builder config ${config}: ${errorMessage(err)}`, { hint: 'check builder.config' });
+    });
+  } else {
+    parts['builder.config'] = 'none';
+  }
+}
+
+/** The digests of image refs as a worker's podman has them (pinned refs name their own). */
+async function digestParts(
+  loaded: LoadedInventory,
+  wanted: Array<[string, string]>,
+  parts: Record<string, string>,
+  unresolved: string[],
+  notes: string[],
+  arches: readonly Arch[],
+  opts: KeyOptions,
+): Promise<void> {
   const inspector = opts.inspect ? undefined : workerInspector(loaded, { signal: opts.signal, arches });
   const inspect: Inspect = opts.inspect ?? inspector!.inspect;
   try {
-    const wanted: Array<[string, string]> = [['builder.image.digest', inv.builder.image], ...refs.refs.map((r): [string, string] => [`base.${r}`, r])];
     for (const [part, ref] of wanted) {
       // A digest-pinned reference names its content already.
       const pinned = /@sha256:[0-9a-f]{64}$/.exec(ref)?.[0]?.slice(1);
@@ -121,8 +168,6 @@ export async function computeBuildKey(loaded: LoadedInventory, opts: KeyOptions)
   }
   if (inspector?.worker) notes.push(`image digests from ${inspector.worker}`);
   if (inspector && unresolved.length && inspector.problems.length) notes.push(...inspector.problems);
-
-  return { key: keyOf(parts), parts, unresolved, notes };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../build
 import type { WorkerTransport } from '../transport.ts';
 import { farmLabels, ownImagesFilter, podmanClient } from '../podman/client.ts';
 import { remoteBuild } from '../podman/build.ts';
-import { ensureBuilderImage } from '../podman/pull.ts';
+import { ensureBuilderImage, pullImage } from '../podman/pull.ts';
 import { runContainer } from '../podman/run.ts';
 
 /** bib's command line for one run (REFERENCE: --type repeated, --rootfs, --progress, image ref). */
@@ -75,12 +75,20 @@ export class BibBuilder implements Builder {
     // Only this worker's own run dirs are removed: another worker entry may share the output dir.
     const runDirs: string[] = [];
     let built = false;
+    /** An image source's pulled image, when this build pulled it (cleanup removes it then). */
+    let pulled: string | undefined;
 
     const cleanup = async (): Promise<void> => {
       // Best effort, each step independent: a failed removal must not hide the others.
       const errors: string[] = [];
+      if (pulled) {
+        await docker.getImage(pulled).remove({ force: true }).catch((e: Error) => {
+          if (!/no such image|image not known|404/i.test(e.message)) errors.push(`image ${pulled}: ${e.message}`);
+        });
+      }
       if (built) {
-        await docker.getImage(imageRef).remove({ force: true }).catch((e: Error) => {
+        // A pulled image that was on the worker before loses only the build's tag (no force).
+        await docker.getImage(imageRef).remove({ force: !req.pull }).catch((e: Error) => {
           if (!/no such image|image not known|404/i.test(e.message)) errors.push(`image ${imageRef}: ${e.message}`);
         });
       }
@@ -143,17 +151,14 @@ export class BibBuilder implements Builder {
       }
     };
 
-    let stage = 'podman build';
-    try {
+    const build = () => {
       req.onLine(`podman build ${imageRef} on ${worker.name}`);
-      const { imageId, context } = await remoteBuild(docker, {
-        source: req.source,
-        tag: imageRef,
-        labels,
-        buildArgs: req.source.buildArgs,
-        signal: req.signal,
-        onLine: req.onLine,
-      });
+      return remoteBuild(docker, { source: req.source, tag: imageRef, labels, buildArgs: req.source.buildArgs, signal: req.signal, onLine: req.onLine });
+    };
+
+    let stage = req.pull ? `pulling ${req.pull.ref}` : 'podman build';
+    try {
+      const { imageId, context } = req.pull ? await pullAndTag(docker, req.pull, imageRef, req, (ref) => (pulled = ref), () => (built = true)) : await build();
       built = true;
       throwIfAborted(req.signal);
       stage = `checking the builder image ${req.builder.image}`;
@@ -170,4 +175,26 @@ export class BibBuilder implements Builder {
       throw cancelled(err, req.signal);
     }
   }
+}
+
+/**
+ * An image source on this worker: REF by its arch's digest, pulled unless present, then tagged
+ * with the build's own tag so bib converts it as it converts a built image. `onPulled` is told the
+ * ref when this pull brought it (cleanup removes it then); `onTagged` once the tag exists.
+ */
+async function pullAndTag(
+  docker: Docker,
+  pull: NonNullable<BuildRequest['pull']>,
+  imageRef: string,
+  req: BuildRequest,
+  onPulled: (ref: string) => void,
+  onTagged: () => void,
+): Promise<{ imageId: string; context?: undefined }> {
+  if (await pullImage(docker, pull.ref, { auth: pull.auth, tlsVerify: pull.tlsVerify, signal: req.signal, onLine: req.onLine })) onPulled(pull.ref);
+  const info = await docker.getImage(pull.ref).inspect();
+  const colon = imageRef.lastIndexOf(':');
+  await docker.getImage(info.Id).tag({ repo: imageRef.slice(0, colon), tag: imageRef.slice(colon + 1) });
+  onTagged();
+  req.onLine(`${pull.ref} (${info.Architecture}) tagged ${imageRef}`);
+  return { imageId: info.Id };
 }

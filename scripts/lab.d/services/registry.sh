@@ -16,7 +16,7 @@
 #                                      refused, lab user accepted, the seeded list's digest
 #   registry.sh env                    print the env file's path (FARM_LAB_REGISTRY=host:port,
 #                                      FARM_LAB_REGISTRY_CA, FARM_LAB_REGISTRY_CERT_DIR, REGISTRY_AUTH_FILE,
-#                                      FARM_LAB_REGISTRY_IMAGE)
+#                                      FARM_LAB_REGISTRY_IMAGE, FARM_CERTS_D)
 #   registry.sh push-new-list REPO:TAG [--id ID] [--arches A,B,..]
 #                                      push a new list (marker /usr/share/farm/list = ID, default
 #                                      random; every lab arch unless --arches) as REPO:TAG; prints
@@ -324,6 +324,8 @@ write_env() {
 export FARM_LAB_REGISTRY='$REG'
 export FARM_LAB_REGISTRY_CA='$TLS/ca.crt'
 export FARM_LAB_REGISTRY_CERT_DIR='$CERT_DIR'
+# A certs.d root (HOST:PORT/ca.crt) the farm's own registry client reads, as podman reads /etc/containers/certs.d.
+export FARM_CERTS_D='$STATE/certs.d'
 export FARM_LAB_REGISTRY_IMAGE='$REG/$SEED_REPO:$SEED_TAG'
 export REGISTRY_AUTH_FILE='$AUTH_FILE'
 EOF

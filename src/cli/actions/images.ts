@@ -28,6 +28,11 @@ export function byTarget(records: PublishedRecord[]): PublishedRecord[] {
 
 export function renderImages(records: PublishedRecord[]): string {
   const rows = records.map((r) => [r.target, r.kind, r.location, r.imageName, r.imageId, r.arch, r.buildId, when(r.at)]);
+  // Images made from a registry's image say which (its arch's manifest digest).
+  if (records.some((r) => r.sourceDigest)) {
+    rows.forEach((row, i) => row.push(records[i]!.sourceDigest?.slice(0, 19) ?? '-'));
+    return renderTable(['TARGET', 'KIND', 'WHERE', 'IMAGE NAME', 'IMAGE ID', 'ARCH', 'BUILD', 'WHEN', 'SOURCE'], rows);
+  }
   return renderTable(['TARGET', 'KIND', 'WHERE', 'IMAGE NAME', 'IMAGE ID', 'ARCH', 'BUILD', 'WHEN'], rows);
 }
 

@@ -2,7 +2,10 @@
 
 import type { CommandContext } from 'citty';
 import { FarmError, errorMessage } from '../../core/errors.ts';
-import type { Inventory, Worker } from '../../inventory/schema.ts';
+import type { Arch } from '../../core/arch.ts';
+import type { Inventory, LoadedInventory, Worker } from '../../inventory/schema.ts';
+import { imageSpec } from '../../plan/source.ts';
+import { checkArches, resolveImage } from '../../registry/resolve.ts';
 import { renderTable } from '../../ui/table.ts';
 import { connectWorker } from '../../../workers/ssh/session.ts';
 import { workerEndpoint } from '../../inventory/worker-endpoint.ts';
@@ -23,7 +26,45 @@ export interface WorkerReport {
   podman?: string;
   freeGiB?: { storage?: number; output?: number };
   builderImage?: string;
+  /** An image source: the manifest digest this worker's arch pulls. */
+  sourceImage?: string;
   problems: string[];
+}
+
+/**
+ * An image source, checked once from the coordinator as a build reads it: the list, the
+ * credentials and each arch's entry. Per arch: the digest its workers pull, or the problem (the
+ * registry's own answer) that would stop its build.
+ */
+async function sourceCheck(loaded: LoadedInventory, arches: readonly Arch[], signal: AbortSignal): Promise<Map<Arch, { digest?: string; problem?: string }>> {
+  const spec = imageSpec(loaded);
+  const out = new Map<Arch, { digest?: string; problem?: string }>();
+  if (!spec) return out;
+  const explain = (e: unknown) => `source image ${errorMessage(e)}${e instanceof FarmError && e.hint ? ` (${e.hint})` : ''}`;
+  try {
+    const image = await resolveImage(spec, process.env, signal);
+    for (const a of arches) {
+      const d = image.arches[a];
+      if (d) out.set(a, { digest: d });
+      else {
+        try {
+          checkArches(image, [a]);
+        } catch (e) {
+          out.set(a, { problem: explain(e) });
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof FarmError && e.code === 'ABORTED') throw e;
+    for (const a of arches) out.set(a, { problem: explain(e) });
+  }
+  return out;
+}
+
+function withSource(r: WorkerReport, s: { digest?: string; problem?: string } | undefined): WorkerReport {
+  if (!s) return r;
+  if (s.problem) return { ...r, healthy: false, problems: [...r.problems, s.problem] };
+  return { ...r, ...(s.digest ? { sourceImage: s.digest } : {}) };
 }
 
 async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Promise<WorkerReport> {
@@ -58,7 +99,7 @@ async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Pr
 
 function row(r: WorkerReport): string[] {
   const status = !r.reachable ? 'UNREACHABLE' : r.healthy ? 'healthy' : 'UNHEALTHY';
-  const facts = `podman ${r.podman ?? '?'}, free ${r.freeGiB?.storage ?? '?'}/${r.freeGiB?.output ?? '?'} GiB, builder ${r.builderImage ?? '?'}`;
+  const facts = `podman ${r.podman ?? '?'}, free ${r.freeGiB?.storage ?? '?'}/${r.freeGiB?.output ?? '?'} GiB, builder ${r.builderImage ?? '?'}${r.sourceImage ? `, source ${r.sourceImage.slice(0, 19)}` : ''}`;
   return [r.name, r.arch, r.address, status, r.healthy ? facts : r.problems.join('; ')];
 }
 
@@ -66,7 +107,8 @@ export async function check({ args }: CommandContext<typeof workersCheckArgs>): 
   const loaded = await loadFromArgs(args);
   const arches = inventoryArchesArg(args.arch, loaded);
   const workers = loaded.inventory.workers.filter((w) => arches.includes(w.arch));
-  const reports = await Promise.all(workers.map((w) => examine(w, loaded.inventory, io().signal)));
+  const [source, examined] = await Promise.all([sourceCheck(loaded, arches, io().signal), Promise.all(workers.map((w) => examine(w, loaded.inventory, io().signal)))]);
+  const reports = examined.map((r, i) => withSource(r, source.get(workers[i]!.arch)));
   if (args.json) out(JSON.stringify(reports, null, 2));
   else out(renderTable(['WORKER', 'ARCH', 'ADDRESS', 'STATUS', 'DETAILS'], reports.map(row)));
   if (reports.some((r) => !r.healthy)) io().exitCode = 1;
