@@ -55,7 +55,8 @@ export async function prepareWorker(
       if (test.code !== 0) throw new Error(`${dv.device} is not a block device on the worker`);
       const at = await sh(['findmnt', '-n', '-o', 'SOURCE', '--mountpoint', dv.mount]);
       if (at.code === 0) {
-        const source = at.stdout.trim().split('\n')[0]!;
+        // Stacked mounts list bottom first: the last line is what the path shows.
+        const source = at.stdout.trim().split('\n').at(-1)!;
         if (source === dev) return { changed: false, detail: `already mounted` };
         throw new Error(`${dv.mount} already has ${source} mounted, not ${dv.device}: unmount it or fix data_volume.mount`);
       }
@@ -83,7 +84,7 @@ export async function prepareWorker(
     await step(`tmpfs ${mount} size ${size}`, async () => {
       const want = sizeBytes(size);
       const cur = await sh(['findmnt', '-n', '-o', 'FSTYPE,OPTIONS', '--mountpoint', mount]);
-      const [fstype, options = ''] = cur.code === 0 ? cur.stdout.trim().split('\n')[0]!.split(/\s+/) : [];
+      const [fstype, options = ''] = cur.code === 0 ? cur.stdout.trim().split('\n').at(-1)!.split(/\s+/) : [];
       if (fstype === 'tmpfs') {
         const m = /(?:^|,)size=(\d+[kmgKMG]?)/.exec(options);
         if (m && sizeBytes(m[1]!) === want) return { changed: false, detail: 'already that size' };

@@ -4,6 +4,7 @@
 // SIGTERM (the caller's finally). A run killed outright leaves its records, which `farm workers
 // sweep` reads.
 
+import { hostname } from 'node:os';
 import type { Arch } from '../core/arch.ts';
 import { FarmError, errorMessage, isAbortError } from '../core/errors.ts';
 import { sleep } from '../core/sleep.ts';
@@ -106,6 +107,7 @@ export class PoolLeases {
         data: allocation.data,
         host: `${allocation.endpoint.host}:${allocation.endpoint.port}`,
         lifetime_s: durationSeconds(pool.lifetime),
+        owner: { pid: process.pid, host: hostname() },
         at: { requested: requested.toISOString(), ready: new Date(allocation.readyAt).toISOString() },
       });
       plog.info(`${provider.provider} ${allocation.id}: ${allocation.endpoint.host}:${allocation.endpoint.port} after ${((allocation.readyAt - allocation.requestedAt) / 1000).toFixed(1)} s`);

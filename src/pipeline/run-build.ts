@@ -16,6 +16,7 @@ import type { Reporter } from '../ui/reporter.ts';
 import { formatBytes } from '../ui/table.ts';
 import { WorkerPool, poolDemand } from './scheduler.ts';
 import { PoolLeases } from './pools.ts';
+import { sweepPools } from './sweep.ts';
 import { prepareWorker } from '../../workers/prepare.ts';
 import { buildArch } from './build-arch.ts';
 import type { Builder } from '../../workers/builder.ts';
@@ -111,6 +112,12 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
 
   const transports = new Map<string, WorkerTransport>();
   const leases = new PoolLeases(store, reporter);
+  // VMs an earlier run left (killed before it gave them back) go back before new ones are taken.
+  if (inv.pools.length) {
+    await sweepPools(loaded, {
+      onItem: (i) => i.outcome !== 'left' && log.info(`sweep: ${i.pool} ${i.provider} ${i.id} of build ${i.build} (${i.reason}): ${i.outcome}${i.error ? `: ${i.error}` : ''}`),
+    }).catch((err: unknown) => log.warn(`sweep: ${errorMessage(err)}`));
+  }
   try {
     const healthy = await connectAndProbe(plan, opts, transports);
     healthy.push(...(await takePoolVMs(plan, opts, healthy, leases, transports)));

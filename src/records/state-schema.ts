@@ -110,6 +110,8 @@ export const buildStateSchema = z
           lifetime_s: z.number().nonnegative(),
           at: z.looseObject({ requested: iso, ready: iso.optional(), ssh: iso.optional(), released: iso.optional() }),
           releaseError: z.string().optional(),
+          owner: z.looseObject({ pid: z.number().int(), host: z.string() }).optional(),
+          releasedBy: z.string().optional(),
         }),
       )
       .optional(),

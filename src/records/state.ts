@@ -97,4 +97,8 @@ export interface PoolAllocationRecord {
   lifetime_s: number;
   at: { requested: string; ready?: string; ssh?: string; released?: string };
   releaseError?: string;
+  /** The coordinator process that took it (a sweep gives back VMs whose taker is gone). */
+  owner?: { pid: number; host: string };
+  /** 'sweep' when a later sweep gave it back. */
+  releasedBy?: string;
 }
