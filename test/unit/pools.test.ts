@@ -2,7 +2,7 @@
 // pool settings in the inventory, and the resalloc and command providers against small scripts
 // that honour the contract (the lab's stand-in is exercised in test/integration/pools.test.ts).
 
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -168,5 +168,32 @@ describe('command provider', () => {
     expect(a).toMatchObject({ id: 'vm-7', endpoint: { host: 'vm7.example', port: 22, user: 'core' } });
     await p.release(a);
     expect(await readFile(out, 'utf8')).toBe('vm-7\n---\nid: vm-7\nhost: vm7.example');
+  });
+});
+
+describe('farm workers check with pools', () => {
+  it('checks each pool’s allocator program without taking a VM', async () => {
+    const { cli } = await import('../support/cli.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'farm-poolcheck-'));
+    await mkdir(join(dir, 'ctx'));
+    await writeFile(join(dir, 'ctx', 'Containerfile'), 'FROM scratch\n');
+    await writeFile(join(dir, 'known_hosts'), '');
+    await writeFile(
+      join(dir, 'farm.yaml'),
+      `version: 1
+source: { containerfile: ctx/Containerfile, context: ctx }
+pools:
+  - { name: here, arch: x86_64, settings: { provider: command, allocate: [sh, -c, 'echo h'], release: ['true'], known_hosts: known_hosts } }
+  - { name: missing, arch: s390x, settings: { provider: resalloc, command: [./no-such-resalloc], tags: [arch_s390x_native], known_hosts: known_hosts } }
+`,
+    );
+    const r = await cli(['workers', 'check', '--json', '--inventory', join(dir, 'farm.yaml')]);
+    expect(r.code).toBe(1);
+    const reports = JSON.parse(r.stdout) as Array<{ name: string; healthy: boolean; problems: string[] }>;
+    expect(reports.map((x) => [x.name, x.healthy])).toEqual([
+      ['here', true],
+      ['missing', false],
+    ]);
+    expect(reports[1]!.problems[0]).toBe(`resalloc program ${join(dir, 'no-such-resalloc')} is not an executable file: install it (dnf install resalloc) or fix pools.missing.settings`);
   });
 });
