@@ -100,3 +100,7 @@ wait_tcp() {
 lab_strict_modes() {
   case "$LAB_DIR/" in /tmp/* | /var/tmp/*) echo no ;; *) echo yes ;; esac
 }
+
+# A pool host (scripts/lab.d/resalloc makes one per ticket) has names of its own: with
+# FARM_LAB_POOL_HOST=N set, the per-host names above refer to it, whatever arch is asked.
+if [[ -n ${FARM_LAB_POOL_HOST:-} ]]; then . "$LAB_D/pool-names.sh"; fi

@@ -29,6 +29,12 @@ done < <(awk '$2 ~ "^/sys/fs/cgroup/" && ($3 == "cgroup" || $3 == "cgroup2")' /p
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /run
 mkdir -p /run/sshd /run/podman /run/lock
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm
+# A pool host's data disk (a loop device, scripts/lab.d/resalloc): a stable name inside the host,
+# as a VM's second disk has (/dev cannot be changed per host, /run can).
+if [[ -s $hd/data-loop ]]; then
+  mkdir -p /run/lab-disks
+  ln -sfn "$(<"$hd/data-loop")" /run/lab-disks/data
+fi
 
 # Own disks.
 mount --bind "$hd/storage" /var/lib/containers/storage

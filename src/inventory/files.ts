@@ -35,6 +35,17 @@ export function resolvePaths(inv: Inventory, dir: string): Inventory {
     if (w.identity_file !== undefined) w.identity_file = opt(w.identity_file);
     if (w.known_hosts !== undefined) w.known_hosts = opt(w.known_hosts);
   }
+  for (const p of out.pools) {
+    if (p.settings.identity_file !== undefined) p.settings.identity_file = opt(p.settings.identity_file);
+    if (p.settings.known_hosts !== undefined) p.settings.known_hosts = opt(p.settings.known_hosts);
+    // A program named by a relative path (./x, ../x) is the inventory's own; a bare name is PATH's.
+    const prog = (argv: string[]) => (/^\.\.?\//.test(argv[0] ?? '') ? [r(argv[0]!), ...argv.slice(1)] : argv);
+    if (p.settings.provider === 'resalloc') p.settings.command = prog(p.settings.command);
+    else {
+      p.settings.allocate = prog(p.settings.allocate);
+      p.settings.release = prog(p.settings.release);
+    }
+  }
   for (const section of Object.values(out.arches)) {
     for (const t of section?.targets ?? []) {
       // Endpoints a kind connects to itself (e.g. hypervisors): their files, in place.
@@ -128,6 +139,12 @@ export async function checkFiles(data: unknown, dir: string): Promise<Draft[]> {
   if (Array.isArray(data.workers)) {
     data.workers.forEach((w, i) => {
       if (isRecord(w)) checks.push(sshFiles(w, ['workers', i], dir));
+    });
+  }
+  if (Array.isArray(data.pools)) {
+    data.pools.forEach((p, i) => {
+      // VMs the farm does not make are vouched for by known_hosts, like static workers.
+      if (isRecord(p) && isRecord(p.settings)) checks.push(sshFiles(p.settings, ['pools', i, 'settings'], dir));
     });
   }
   if (isRecord(data.arches)) {

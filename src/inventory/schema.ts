@@ -10,6 +10,7 @@ import { targetSchema } from '../targets.ts';
 import { gitUrlRule, remotePathRule, repoPathRule, ruled } from './field-rules.ts';
 import { smokeSchema } from './smoke-schema.ts';
 import { releaseSchema, retentionSchema } from './lifecycle-schema.ts';
+import { poolSchema, prepareSchema } from './pool-schema.ts';
 
 export { archSchema };
 export { targetSchema, type Target } from '../targets.ts';
@@ -74,6 +75,7 @@ export const workerSchema = z
       .strict()
       .default({ storage: 10, output: 10 })
       .describe('Free space required before a build starts'),
+    prepare: prepareSchema.optional().describe('Preparation before its first build (data volume, tmpfs sizes, podman socket, builder image)'),
   })
   .strict();
 
@@ -190,7 +192,8 @@ export const inventorySchema = z
     builder: builderSchema.default(builderSchema.parse({})).describe('How bootc-image-builder runs on the workers'),
     naming: namingSchema.default(namingSchema.parse({})).describe('How images are named'),
     settings: settingsSchema.default(settingsSchema.parse({})).describe('Coordinator settings'),
-    workers: z.array(workerSchema).min(1).describe('Native build hosts reached over SSH, at least one per arch to build'),
+    workers: z.array(workerSchema).default([]).describe('Native build hosts reached over SSH; with pools, an arch may have none'),
+    pools: z.array(poolSchema).default([]).describe('VMs taken per build from an allocator (resalloc, a command), prepared and given back'),
     arches: z
       .partialRecord(archSchema, archConfigSchema)
       .default({})
@@ -204,6 +207,7 @@ export const inventorySchema = z
 
 export type Inventory = z.infer<typeof inventorySchema>;
 export type Worker = z.infer<typeof workerSchema>;
+export type { Pool } from './pool-schema.ts';
 export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type ArchConfig = z.infer<typeof archConfigSchema>;
 /** The loaded inventory with paths resolved to absolute ones. */

@@ -127,6 +127,22 @@ function checkArch(arch: Arch, section: Record<string, unknown>, workerArches: S
   return out;
 }
 
+/** Pool names are unique among workers and pools: both name the hosts in records and messages. */
+function checkPools(pools: unknown[], workers: unknown[]): Draft[] {
+  const out: Draft[] = [];
+  const seen = new Map<string, string>();
+  workers.forEach((w, i) => isRecord(w) && str(w.name) && seen.set(str(w.name)!, `workers[${i}]`));
+  pools.forEach((p, i) => {
+    if (!isRecord(p)) return;
+    const name = str(p.name);
+    if (name === undefined) return;
+    const first = seen.get(name);
+    if (first === undefined) seen.set(name, `pools[${i}]`);
+    else out.push({ path: ['pools', i, 'name'], message: `duplicate name '${name}' (${first} has it too)`, fix: 'give each pool a name no worker or other pool has, e.g. resalloc-<arch>' });
+  });
+  return out;
+}
+
 export function semanticChecks(data: unknown): Draft[] {
   if (!isRecord(data)) return [];
   const out: Draft[] = [];
@@ -135,7 +151,16 @@ export function semanticChecks(data: unknown): Draft[] {
 
   const workerArches = new Set<string>();
   const guessedArches = new Set<string>();
-  for (const w of workers) {
+  const pools = list(data.pools);
+  out.push(...checkPools(pools, workers));
+  if (workers.length === 0 && pools.length === 0) {
+    out.push({
+      path: ['workers'],
+      message: 'workers needs at least 1 entry',
+      fix: 'add one, e.g. workers: [{ name: builder-x86_64, host: <host name>, arch: x86_64 }], or a pool under pools:',
+    });
+  }
+  for (const w of [...workers, ...pools]) {
     if (!isRecord(w) || typeof w.arch !== 'string') continue;
     if (isArch(w.arch)) workerArches.add(w.arch);
     else guessedArches.add(suggestArch(w.arch) ?? '');

@@ -15,7 +15,10 @@ import type { BuildState } from '../records/state.ts';
 import type { Manifest } from '../records/manifest.ts';
 import type { Reporter } from '../ui/reporter.ts';
 import { formatBytes } from '../ui/table.ts';
-import { WorkerPool } from './scheduler.ts';
+import { WorkerPool, poolDemand } from './scheduler.ts';
+import { PoolLeases } from './pools.ts';
+import { sweepPools } from './sweep.ts';
+import { prepareWorker } from '../../workers/prepare.ts';
 import { buildArch } from './build-arch.ts';
 import type { Builder, BuildRequest } from '../../workers/builder.ts';
 import { BibBuilder } from '../../workers/bib/bib-builder.ts';
@@ -131,8 +134,16 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
   log.info(`build ${buildId}: ${plan.arches.map((a) => `${a.arch} (${a.types.join(', ')})`).join(', ') || 'nothing to build'}`);
 
   const transports = new Map<string, WorkerTransport>();
+  const leases = new PoolLeases(store, reporter);
+  // VMs an earlier run left (killed before it gave them back) go back before new ones are taken.
+  if (inv.pools.length) {
+    await sweepPools(loaded, {
+      onItem: (i) => i.outcome !== 'left' && log.info(`sweep: ${i.pool} ${i.provider} ${i.id} of build ${i.build} (${i.reason}): ${i.outcome}${i.error ? `: ${i.error}` : ''}`),
+    }).catch((err: unknown) => log.warn(`sweep: ${errorMessage(err)}`));
+  }
   try {
     const healthy = await connectAndProbe(plan, opts, transports);
+    healthy.push(...(await takePoolVMs(plan, opts, healthy, leases, transports)));
     const pool = new WorkerPool(healthy);
 
     await Promise.all(
@@ -140,7 +151,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
         const alog = reporter.scoped(archPlan.arch);
         reporter.logTo(archPlan.arch, join(dir, archPlan.arch, 'build.log'));
         if (!pool.pick(archPlan.arch)) {
-          const reason = `no healthy worker for ${archPlan.arch} (${archPlan.workers.map((w) => w.name).join(', ')}): see the probe results above`;
+          const reason = `no healthy worker for ${archPlan.arch} (${[...archPlan.workers, ...archPlan.pools].map((w) => w.name).join(', ')}): see the probe results above`;
           alog.error(reason);
           await store.archFailed(archPlan.arch, reason);
           return;
@@ -156,11 +167,66 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
     throw err;
   } finally {
     await Promise.all([...transports.values()].map((t) => t.close().catch(() => undefined)));
+    // Every pool VM goes back, whatever ended the build (Ctrl-C and SIGTERM abort the signal).
+    await leases.releaseAll();
   }
 
   const manifest = await store.finish(signal.aborted);
   log.info(`build ${buildId} ${store.current.status}; records in ${dir}`);
   return { buildId, dir, state: store.current, manifest };
+}
+
+/** Pool VMs for the arches that need them; a `prefer: pool` arch that got its VMs leaves its
+ *  static workers out (they were only the fallback). */
+async function takePoolVMs(plan: BuildPlan, opts: BuildOptions, healthy: Worker[], leases: PoolLeases, transports: Map<string, WorkerTransport>): Promise<Worker[]> {
+  const taken: Worker[] = [];
+  await Promise.all(
+    poolDemand(plan.arches, healthy).map(async (d) => {
+      const got: Worker[] = [];
+      for (let i = 0; i < d.count; i++) {
+        const vm = await leases.take(d.arch, d.pools, (w, signal) => opts.connect(w, { signal }), (w, t) => checkWorker(w, t, opts), opts.signal);
+        if (!vm) break;
+        transports.set(vm.worker.name, vm.transport);
+        got.push(vm.worker);
+      }
+      if (got.length && d.staticFallback) {
+        for (const w of healthy.filter((h) => h.arch === d.arch)) {
+          healthy.splice(healthy.indexOf(w), 1);
+          await transports.get(w.name)?.close().catch(() => undefined);
+          transports.delete(w.name);
+        }
+      }
+      taken.push(...got);
+    }),
+  );
+  return taken;
+}
+
+/** Prepares the worker (when it asks for it) and probes it; false (logged) when it is unusable. */
+async function checkWorker(worker: Worker, transport: WorkerTransport, opts: BuildOptions): Promise<boolean> {
+  const wlog = opts.reporter.scoped(worker.name);
+  const inv = opts.loaded.inventory;
+  if (worker.prepare) {
+    const p = worker.prepare;
+    await prepareWorker(
+      transport,
+      {
+        data_volume: p.data_volume,
+        tmpfs: p.tmpfs,
+        podman_socket: p.podman_socket,
+        builder_image: p.pull_builder ? { image: inv.builder.image, pull: inv.builder.pull } : undefined,
+      },
+      opts.signal,
+      (st) => wlog.info(`prepare: ${st.step}: ${st.detail}${st.changed ? '' : ' (unchanged)'}`),
+    );
+  }
+  const probe: ProbeResult = await probeWorker(transport, inv, opts.signal);
+  if (!probe.healthy) {
+    wlog.warn(`skipped: ${probe.problems.join('; ')}`);
+    return false;
+  }
+  wlog.info(`healthy: ${probe.machine}, podman ${probe.podmanVersion}, free ${probe.freeGiB.storage} GiB storage / ${probe.freeGiB.output} GiB output, builder ${probe.builderImage}`);
+  return true;
 }
 
 async function connectAndProbe(plan: BuildPlan, opts: BuildOptions, transports: Map<string, WorkerTransport>): Promise<Worker[]> {
@@ -171,13 +237,10 @@ async function connectAndProbe(plan: BuildPlan, opts: BuildOptions, transports: 
       let transport: WorkerTransport | undefined;
       try {
         transport = await opts.connect(worker, { signal: opts.signal });
-        const probe: ProbeResult = await probeWorker(transport, opts.loaded.inventory, opts.signal);
-        if (!probe.healthy) {
-          wlog.warn(`skipped: ${probe.problems.join('; ')}`);
+        if (!(await checkWorker(worker, transport, opts))) {
           await transport.close();
           return undefined;
         }
-        wlog.info(`healthy: ${probe.machine}, podman ${probe.podmanVersion}, free ${probe.freeGiB.storage} GiB storage / ${probe.freeGiB.output} GiB output, builder ${probe.builderImage}`);
         transports.set(worker.name, transport);
         return worker;
       } catch (err) {

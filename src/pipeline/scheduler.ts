@@ -5,7 +5,7 @@
 import PQueue from 'p-queue';
 import type { Arch } from '../core/arch.ts';
 import { FarmError, throwIfAborted } from '../core/errors.ts';
-import type { Worker } from '../inventory/schema.ts';
+import type { Pool, Worker } from '../inventory/schema.ts';
 
 export class WorkerPool {
   private readonly queues = new Map<string, { worker: Worker; queue: PQueue }>();
@@ -96,4 +96,28 @@ export function spreadRuns<T>(
     return { worker, value };
   });
   return allOrNothing(tasks, signal);
+}
+
+/**
+ * Which arches take pool VMs, and from which pools in which order. Static workers come first: an
+ * arch with a healthy static worker takes no VM, unless one of its pools says `prefer: pool`;
+ * then it takes its VM first and keeps its static workers only as the fallback (`static`).
+ * `count`: one VM per arch, or as many as its builder runs when they may go in parallel (bounded
+ * by the pools' max).
+ */
+export function poolDemand(
+  arches: ReadonlyArray<{ arch: Arch; pools: readonly Pool[]; runs: readonly unknown[] }>,
+  healthyStatic: readonly Worker[],
+): Array<{ arch: Arch; pools: Pool[]; count: number; staticFallback: boolean }> {
+  const out: Array<{ arch: Arch; pools: Pool[]; count: number; staticFallback: boolean }> = [];
+  for (const a of arches) {
+    if (a.pools.length === 0) continue;
+    const hasStatic = healthyStatic.some((w) => w.arch === a.arch);
+    const poolFirst = a.pools.some((p) => p.prefer === 'pool');
+    if (hasStatic && !poolFirst) continue;
+    const pools = [...a.pools].sort((x, y) => Number(y.prefer === 'pool') - Number(x.prefer === 'pool'));
+    const room = pools.reduce((n, p) => n + p.max, 0);
+    out.push({ arch: a.arch, pools, count: Math.max(1, Math.min(a.runs.length, room)), staticFallback: hasStatic });
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
 
 import type { Arch } from '../core/arch.ts';
 import { ARCHES } from '../core/arch.ts';
-import type { ImageType, LoadedInventory, Target, Worker } from '../inventory/schema.ts';
+import type { ImageType, LoadedInventory, Pool, Target, Worker } from '../inventory/schema.ts';
 import { renderName } from '../naming.ts';
 import { imageTypesFor } from './image-types.ts';
 import { builderRuns } from '../../workers/bib/layout.ts';
@@ -15,6 +15,8 @@ export interface ArchPlan {
   runs: ImageType[][];
   /** Workers of this arch, in inventory order (the scheduler spreads the runs over the healthy ones). */
   workers: Worker[];
+  /** Pools of this arch, in inventory order: VMs taken when the static workers are not enough. */
+  pools: Pool[];
   targets: Target[];
   imageName: string;
 }
@@ -29,7 +31,7 @@ export interface BuildPlan {
 /** Arches `--arch all` means: every arch the inventory has a worker or a section for. */
 export function inventoryArches(loaded: LoadedInventory): Arch[] {
   const inv = loaded.inventory;
-  return ARCHES.filter((a) => inv.workers.some((w) => w.arch === a) || inv.arches[a] !== undefined);
+  return ARCHES.filter((a) => inv.workers.some((w) => w.arch === a) || inv.pools.some((p) => p.arch === a) || inv.arches[a] !== undefined);
 }
 
 export function planBuild(loaded: LoadedInventory, arches: readonly Arch[], buildId: string): BuildPlan {
@@ -37,7 +39,8 @@ export function planBuild(loaded: LoadedInventory, arches: readonly Arch[], buil
   const plan: BuildPlan = { buildId, arches: [], unbuildable: [] };
   for (const arch of arches) {
     const workers = inv.workers.filter((w) => w.arch === arch);
-    if (workers.length === 0) {
+    const pools = inv.pools.filter((p) => p.arch === arch);
+    if (workers.length === 0 && pools.length === 0) {
       plan.unbuildable.push({
         arch,
         reason: `no worker of arch ${arch} in ${loaded.file}: add one under workers: with arch: ${arch}`,
@@ -51,6 +54,7 @@ export function planBuild(loaded: LoadedInventory, arches: readonly Arch[], buil
       types,
       runs: builderRuns(types),
       workers,
+      pools,
       targets: config?.targets ?? [],
       imageName: renderName(inv.naming.template, { name: inv.naming.name, arch, buildId }),
     });

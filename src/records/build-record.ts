@@ -14,7 +14,7 @@ import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { KEY_FILE } from './history.ts';
 import { buildManifest, type Manifest } from './manifest.ts';
 import { STATE_VERSION, buildStateSchema, readBuildState } from './state-schema.ts';
-import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, SmokeRecord, SourceRecord, UploadRecord, UploadStep } from './state.ts';
+import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, PoolAllocationRecord, SmokeRecord, SourceRecord, UploadRecord, UploadStep } from './state.ts';
 import { overallStatus } from './status.ts';
 
 export const STATE_FILE = 'state.json';
@@ -270,6 +270,17 @@ export class BuildRecord {
       s.status = aborted ? 'cancelled' : 'failed';
       s.finishedAt = new Date().toISOString();
       failOpenArches(s, error, s.finishedAt);
+    });
+  }
+
+  /** Records a pool VM (taken, then reachable, then given back): `fields` merge into the entry
+   *  with the same pool and id, or start one. */
+  poolAllocation(entry: Pick<PoolAllocationRecord, 'pool' | 'id'> & Partial<Omit<PoolAllocationRecord, 'at'>> & { at?: Partial<PoolAllocationRecord['at']> }): Promise<void> {
+    return this.change((s) => {
+      const list = (s.pools ??= []);
+      const found = list.find((p) => p.pool === entry.pool && p.id === entry.id);
+      if (found) Object.assign(found, { ...entry, at: { ...found.at, ...entry.at } });
+      else list.push(entry as unknown as PoolAllocationRecord);
     });
   }
 

@@ -114,6 +114,23 @@ export const buildStateSchema = z
     trigger: z.string().optional(),
     source: z.looseObject({ image: z.string(), digest: z.string(), arches: z.partialRecord(archSchema, z.string()) }).optional(),
     arches: z.partialRecord(archSchema, archState),
+    pools: z
+      .array(
+        z.looseObject({
+          pool: z.string(),
+          provider: z.string(),
+          arch: archSchema,
+          id: z.string(),
+          data: z.string(),
+          host: z.string().optional(),
+          lifetime_s: z.number().nonnegative(),
+          at: z.looseObject({ requested: iso, ready: iso.optional(), ssh: iso.optional(), released: iso.optional() }),
+          releaseError: z.string().optional(),
+          owner: z.looseObject({ pid: z.number().int(), host: z.string() }).optional(),
+          releasedBy: z.string().optional(),
+        }),
+      )
+      .optional(),
   })
   .superRefine((s, ctx) => {
     for (const [k, a] of Object.entries(s.arches)) {

@@ -101,6 +101,28 @@ export interface BuildState {
   /** An image source: the reference, the list's digest and each arch's manifest digest it was read at. */
   source?: SourceRecord;
   arches: Partial<Record<Arch, ArchState>>;
+  /** VMs taken from pools for this build, so a killed run's leftovers are found (farm workers sweep). */
+  pools?: PoolAllocationRecord[];
+}
+
+/** One VM taken from a pool: recorded when taken, and again when given back. */
+export interface PoolAllocationRecord {
+  pool: string;
+  provider: string;
+  arch: Arch;
+  /** The allocator's id (resalloc ticket, instance id). */
+  id: string;
+  /** The allocator's data for the VM (what release needs besides the id). */
+  data: string;
+  host?: string;
+  /** Longest the VM may live (s); past it, a sweep gives it back. */
+  lifetime_s: number;
+  at: { requested: string; ready?: string; ssh?: string; released?: string };
+  releaseError?: string;
+  /** The coordinator process that took it (a sweep gives back VMs whose taker is gone). */
+  owner?: { pid: number; host: string };
+  /** 'sweep' when a later sweep gave it back. */
+  releasedBy?: string;
 }
 
 export interface SourceRecord {

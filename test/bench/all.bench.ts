@@ -6,6 +6,7 @@
 //   azure    sparse page-blob upload vs storage-blob's uploadFile, time ratio   (lab Azurite)
 //   build    farm build --arch all with every target vs the slowest arch alone  (whole lab)
 //   serve    farm serve's peak RSS under 24 x 24 MiB unauthenticated POSTs per webhook (no lab)
+//   pools    pool VM overhead: request -> SSH-ready, end -> gone, per provider (lab resalloc)
 //   startup  farm --version and farm --help vs node -e 0                        (no lab)
 //   peers    Glance, libvirt and COS uploads vs openstack image create, virsh vol-upload --sparse,
 //            aws s3 cp: ratios peer time / farm time on one bootc-shaped disk   (lab)
@@ -30,6 +31,7 @@ const BENCHES = [
   'azure',
   'build',
   'serve',
+  'pools',
 ] as const;
 /** The ones that run without the lab. */
 const NO_LAB: readonly string[] = ['startup', 'serve'];

@@ -106,7 +106,7 @@ describe('usage', () => {
     for (const [argv, usage] of [
       [[], /USAGE farm <build/],
       [['inventory'], /USAGE farm inventory <check\|schema>/],
-      [['workers'], /USAGE farm workers <check\|trust>/],
+      [['workers'], /USAGE farm workers <check\|trust\|sweep>/],
     ] as const) {
       const r = await cli([...argv]);
       expect(r.code).toBe(2);

@@ -82,8 +82,8 @@ describe('inventory JSON Schema', () => {
     expect(s.$schema).toBe('http://json-schema.org/draft-07/schema#');
     expect(s.title).toBe('farm inventory');
     expect(s.description).toMatch(/workers/);
-    expect(Object.keys(s.properties!)).toEqual(['version', 'source', 'builder', 'naming', 'settings', 'workers', 'arches', 'service', 'smoke', 'release', 'retention']);
-    expect(s.required).toEqual(['version', 'source', 'workers']);
+    expect(Object.keys(s.properties!)).toEqual(['version', 'source', 'builder', 'naming', 'settings', 'workers', 'pools', 'arches', 'service', 'smoke', 'release', 'retention']);
+    expect(s.required).toEqual(['version', 'source']);
     expect(s.additionalProperties).toBe(false);
     const worker = s.properties!.workers!.items!;
     // io: 'input' — a field with a default (port, user, storage...) need not be written.

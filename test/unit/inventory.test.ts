@@ -358,7 +358,7 @@ describe('schema problems', () => {
       column: 5,
       field: 'workers[0].hostt',
       message: "unknown key 'hostt' (did you mean 'host'?)",
-      fix: "rename it to 'host'; keys allowed here: name, host, port, user, arch, identity_file, known_hosts, host_key, podman_socket, storage, output_dir, max_builds, min_free_gib",
+      fix: "rename it to 'host'; keys allowed here: name, host, port, user, arch, identity_file, known_hosts, host_key, podman_socket, storage, output_dir, max_builds, min_free_gib, prepare",
     });
   });
 
@@ -529,7 +529,7 @@ describe('schema problems', () => {
     expect(only(problems, 'workers')).toMatchObject({
       line: 2,
       message: 'workers needs at least 1 entry',
-      fix: 'add one, e.g. workers: [{ name: builder-x86_64, host: <host name>, arch: x86_64 }]',
+      fix: 'add one, e.g. workers: [{ name: builder-x86_64, host: <host name>, arch: x86_64 }], or a pool under pools:',
     });
   });
 

@@ -2,8 +2,10 @@
 
 import type { CommandContext } from 'citty';
 import { FarmError, errorMessage } from '../../core/errors.ts';
+import { access, constants } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Arch } from '../../core/arch.ts';
-import type { Inventory, LoadedInventory, Worker } from '../../inventory/schema.ts';
+import type { Inventory, LoadedInventory, Pool, Worker } from '../../inventory/schema.ts';
 import { imageSpec } from '../../plan/source.ts';
 import { checkArches, resolveImage } from '../../registry/resolve.ts';
 import { renderTable } from '../../ui/table.ts';
@@ -29,6 +31,8 @@ export interface WorkerReport {
   /** An image source: the manifest digest this worker's arch pulls. */
   sourceImage?: string;
   problems: string[];
+  /** What a healthy entry's row says instead of the probe's facts (pools). */
+  details?: string;
 }
 
 /**
@@ -97,10 +101,24 @@ async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Pr
   }
 }
 
+/** A pool without taking a VM: its allocator program must be there (VMs are checked per build). */
+async function examinePool(p: Pool): Promise<WorkerReport> {
+  const s = p.settings;
+  const programs = s.provider === 'resalloc' ? [s.command[0]!] : [s.allocate[0]!, s.release[0]!];
+  const problems: string[] = [];
+  for (const prog of programs) {
+    const found = prog.includes('/') ? [prog] : (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, prog));
+    const ok = await Promise.any(found.map((f) => access(f, constants.X_OK))).then(() => true, () => false);
+    if (!ok) problems.push(`${s.provider} program ${prog} is not ${prog.includes('/') ? 'an executable file' : 'on PATH'}: install it${s.provider === 'resalloc' ? ' (dnf install resalloc)' : ''} or fix pools.${p.name}.settings`);
+  }
+  const base = { name: p.name, arch: p.arch, address: `pool (${s.provider}, up to ${p.max})`, reachable: problems.length === 0, healthy: problems.length === 0, problems };
+  return problems.length ? base : { ...base, details: `${programs.join(', ')} found; each VM is prepared and probed when a build takes it` };
+}
+
 function row(r: WorkerReport): string[] {
   const status = !r.reachable ? 'UNREACHABLE' : r.healthy ? 'healthy' : 'UNHEALTHY';
   const facts = `podman ${r.podman ?? '?'}, free ${r.freeGiB?.storage ?? '?'}/${r.freeGiB?.output ?? '?'} GiB, builder ${r.builderImage ?? '?'}${r.sourceImage ? `, source ${r.sourceImage.slice(0, 19)}` : ''}`;
-  return [r.name, r.arch, r.address, status, r.healthy ? facts : r.problems.join('; ')];
+  return [r.name, r.arch, r.address, status, r.healthy ? (r.details ?? facts) : r.problems.join('; ')];
 }
 
 export async function check({ args }: CommandContext<typeof workersCheckArgs>): Promise<void> {
@@ -109,6 +127,7 @@ export async function check({ args }: CommandContext<typeof workersCheckArgs>): 
   const workers = loaded.inventory.workers.filter((w) => arches.includes(w.arch));
   const [source, examined] = await Promise.all([sourceCheck(loaded, arches, io().signal), Promise.all(workers.map((w) => examine(w, loaded.inventory, io().signal)))]);
   const reports = examined.map((r, i) => withSource(r, source.get(workers[i]!.arch)));
+  reports.push(...(await Promise.all(loaded.inventory.pools.filter((p) => arches.includes(p.arch)).map(examinePool))));
   if (args.json) out(JSON.stringify(reports, null, 2));
   else out(renderTable(['WORKER', 'ARCH', 'ADDRESS', 'STATUS', 'DETAILS'], reports.map(row)));
   if (reports.some((r) => !r.healthy)) io().exitCode = 1;

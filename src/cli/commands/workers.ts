@@ -14,6 +14,18 @@ export const trustArgs = {
   ...jsonArg('Print the outcome (worker, key type, fingerprint, file, status) as JSON on stdout'),
 } as const;
 
+export const sweepArgs = {
+  ...inventoryArg,
+  'dry-run': { type: 'boolean', description: 'Only say which pool VMs would be given back' },
+  ...jsonArg('Print one object per VM found (build, pool, provider, id, age, reason, outcome) as JSON'),
+} as const;
+
+const sweep = defineCommand({
+  meta: { name: 'sweep', description: 'Give back pool VMs earlier runs left: past their lifetime, or their coordinator gone' },
+  args: sweepArgs,
+  run: async (ctx) => (await import('../actions/sweep.ts')).sweep(ctx),
+});
+
 const check = defineCommand({
   meta: { name: 'check', description: 'Probe every worker: SSH, arch, podman, free space, builder image' },
   args: workersCheckArgs,
@@ -27,6 +39,6 @@ const trust = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'workers', description: 'Check workers or trust their SSH host keys' },
-  subCommands: { check, trust },
+  meta: { name: 'workers', description: 'Check workers, trust their SSH host keys, or sweep pool VMs left behind' },
+  subCommands: { check, trust, sweep },
 });
