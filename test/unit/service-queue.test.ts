@@ -29,6 +29,9 @@ async function setup(debounceMs = 1000) {
   return { dir, store, clock, queue, gate, finished };
 }
 
+// The machine may be loaded (CI runs the integration suite beside): waits are generous.
+const WAIT = { timeout: 10_000 };
+
 describe('build queue', () => {
   it('triggers within the debounce window make one run', async () => {
     const { clock, queue, gate, store, dir } = await setup(2000);
@@ -41,7 +44,7 @@ describe('build queue', () => {
     await clock.advance(1999);
     expect(gate.started).toHaveLength(0);
     await clock.advance(1);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1), WAIT);
     expect(gate.started[0]!.run.reasons.map((r) => r.kind)).toEqual(['github', 'api']);
     expect(queue.pending).toBeUndefined();
     // The state file says what runs, so a restart knows.
@@ -49,7 +52,7 @@ describe('build queue', () => {
       const reread = await ServiceStore.open(dir);
       expect(reread.current.running?.id).toBe(a.run.id);
       expect(reread.current.pending).toBeUndefined();
-    });
+    }, WAIT);
     expect(store.current.running?.id).toBe(a.run.id);
   });
 
@@ -57,7 +60,7 @@ describe('build queue', () => {
     const { clock, queue, gate, finished } = await setup(0);
     queue.submit(reason('source'));
     await clock.advance(0);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1), WAIT);
     const w1 = queue.submit(reason('api'));
     const w2 = queue.submit(reason('schedule'));
     const w3 = queue.submit(reason('gitlab'));
@@ -68,9 +71,9 @@ describe('build queue', () => {
     expect(gate.started).toHaveLength(1); // still only the first
 
     gate.started[0]!.finish({ status: 'succeeded', buildId: '20250101t000000z' });
-    await vi.waitFor(() => expect(finished.map((r) => r.status)).toEqual(['succeeded']));
+    await vi.waitFor(() => expect(finished.map((r) => r.status)).toEqual(['succeeded']), WAIT);
     await clock.advance(0);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(2));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(2), WAIT);
     expect(gate.started[1]!.run.reasons.map((r) => r.kind)).toEqual(['api', 'schedule', 'gitlab']);
     gate.started[1]!.finish({ status: 'skipped', message: 'up to date' });
     await queue.idle();
@@ -95,18 +98,18 @@ describe('build queue', () => {
     });
     const { run } = queue.submit(reason('api'));
     await clock.advance(0);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1), WAIT);
     gate.started[0]!.finish({ status: 'succeeded' });
-    await vi.waitFor(() => expect(queue.running).toBeUndefined());
+    await vi.waitFor(() => expect(queue.running).toBeUndefined(), WAIT);
     let idle = false;
     let stopped = false;
     void queue.idle().then(() => (idle = true));
-    await vi.waitFor(() => expect(announce).toBeDefined());
+    await vi.waitFor(() => expect(announce).toBeDefined(), WAIT);
     void queue.stop('finish').then(() => (stopped = true));
     await new Promise((r) => setTimeout(r, 50));
     expect([idle, stopped]).toEqual([false, false]); // the announcement (metrics, notifications) is under way
     announce();
-    await vi.waitFor(() => expect([idle, stopped]).toEqual([true, true]));
+    await vi.waitFor(() => expect([idle, stopped]).toEqual([true, true]), WAIT);
     expect(announced).toEqual([run.id]);
   });
 
@@ -114,7 +117,7 @@ describe('build queue', () => {
     const { clock, queue, gate, dir } = await setup(0);
     queue.submit(reason('source'));
     await clock.advance(0);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1), WAIT);
     queue.submit(reason('api'));
     await queue.stop('cancel');
     expect(gate.started[0]!.ctx.signal.aborted).toBe(true);
@@ -131,7 +134,7 @@ describe('build queue', () => {
     const q2 = new BuildQueue({ clock: clock2, store: reread, debounceMs: 0, execute: gate2.execute, log: () => undefined });
     q2.restore(reread.current.pending);
     await clock2.advance(0);
-    await vi.waitFor(() => expect(gate2.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate2.started).toHaveLength(1), WAIT);
     expect(gate2.started[0]!.run.id).toBe(waiting.id);
     expect(gate2.started[0]!.run.reasons.map((r) => r.kind)).toEqual(['api']);
   });
@@ -140,7 +143,7 @@ describe('build queue', () => {
     const { clock, queue, gate } = await setup(0);
     queue.submit(reason('source'));
     await clock.advance(0);
-    await vi.waitFor(() => expect(gate.started).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.started).toHaveLength(1), WAIT);
     let stopped = false;
     const stopping = queue.stop('finish').then(() => (stopped = true));
     await clock.advance(10);
