@@ -92,7 +92,7 @@ describe('farm build on the lab', () => {
     const r = await farm(['build', '--arch', 's390x', '--inventory', variant.file, '--quiet', '--no-upload']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/ARCH\s+TYPE\s+IMAGE NAME\s+SIZE\s+SHA256\s+SMOKE\s+PATH/);
-    expect(r.stdout).toMatch(/s390x\s+qcow2\s+farm-lab-\d{8}-\d{6}-s390x\s+[\d.]+ \w+\s+[0-9a-f]{12}\s+\S+disk\.qcow2/);
+    expect(r.stdout).toMatch(/s390x\s+qcow2\s+farm-lab-\d{8}-\d{6}-s390x\s+[\d.]+ \w+\s+[0-9a-f]{12}\s+off\s+\S+disk\.qcow2/);
   });
 
   it("a dead worker fails its arch clearly while the other arches succeed", async () => {
