@@ -27,67 +27,11 @@ PORTS=(19010 19011)
 START_WAIT=90
 STOP_WAIT=15
 
-log() { printf 'azure: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-alive() {
-  local stat
-  stat=$(cat 2>/dev/null "/proc/$1/stat") || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# The pid in the pid file if that process is alive and runs a lab-azure entry on our state.
-our_pid() {
-  local pid args
-  [[ -s $PIDFILE ]] || return 1
-  pid=$(<"$PIDFILE")
-  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
-  args=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  [[ $'\n'$args$'\n' == *'/test/fakes/lab-azure.ts'$'\n'--dir$'\n'"$STATE"$'\n'* ]] || return 1
-  echo "$pid"
-}
-
-same_entry() {
-  local args
-  args=$(tr '\0' '\n' 2>/dev/null <"/proc/$1/cmdline") || return 1
-  [[ $'\n'$args$'\n' == *$'\n'"$ENTRY"$'\n'* ]]
-}
-
-port_answers() { timeout 1 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
-
-all_ports_answer() {
-  local p
-  for p in "${PORTS[@]}"; do port_answers "$p" || return 1; done
-}
-
-lock() {
-  mkdir -p "$LAB_DIR"
-  exec 9>"$LAB_DIR/azure.lock"
-  flock -w 120 9 || die "another azure.sh has held $LAB_DIR/azure.lock for 120 s"
-}
-
-stop_ours() {
-  local pid i
-  if ! pid=$(our_pid); then
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  log "stopping lab-azure (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_WAIT * 5; i++)); do
-    alive "$pid" || break
-    sleep 0.2
-  done
-  if alive "$pid"; then
-    log "lab-azure ignored TERM for ${STOP_WAIT} s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDFILE"
-}
+SERVICE=azure
+DAEMON=lab-azure
+# shellcheck source=daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
+our_pid() { node_entry_pid /test/fakes/lab-azure.ts; }
 
 # The lab CA and a server certificate for 127.0.0.1, made once. The CA key never leaves tls/.
 make_tls() {

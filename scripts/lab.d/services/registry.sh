@@ -64,27 +64,12 @@ AUTH_FILE=$STATE/auth.json
 HTPASSWD=$STATE/htpasswd
 OCI_CACHE=$STATE/cache # oci-list.sh keeps the gzipped base layer here
 
-log() { printf 'registry: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
-lock() {
-  mkdir -p "$LAB_DIR"
-  exec 9>"$LAB_DIR/registry.lock"
-  flock -w 120 9 || die "another registry.sh has held $LAB_DIR/registry.lock for 120 s"
-}
+SERVICE=registry
+DAEMON=docker-registry
+# shellcheck source=daemon.sh
+. "$(dirname "${BASH_SOURCE[0]}")/daemon.sh"
 
 # --- the process ------------------------------------------------------------------------------
-
-# True if the process exists and is not a zombie.
-alive() {
-  local stat
-  stat=$(cat 2>/dev/null "/proc/$1/stat") || return 1
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
 
 # The pid in the pid file if that process is ours: docker-registry serving our config inside our
 # namespace (a reused pid belongs to someone else).
@@ -97,25 +82,6 @@ our_pid() {
   [[ $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") == *" $CONFIG "* ]] || return 1
   [[ -e /run/netns/$NS && $(stat -L -c %i "/proc/$pid/ns/net" 2>/dev/null) == "$(stat -L -c %i "/run/netns/$NS")" ]] || return 1
   echo "$pid"
-}
-
-stop_ours() {
-  local pid i
-  if ! pid=$(our_pid); then
-    rm -f "$PIDFILE"
-    return 0
-  fi
-  log "stopping docker-registry (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_WAIT * 5; i++)); do
-    alive "$pid" || break
-    sleep 0.2
-  done
-  if alive "$pid"; then
-    log "docker-registry ignored TERM for ${STOP_WAIT} s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PIDFILE"
 }
 
 # The registry's namespace with its address on the lab bridge (created if the workers have not).
