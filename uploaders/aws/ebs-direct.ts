@@ -3,7 +3,6 @@
 // CompleteSnapshot with the LINEAR aggregate checksum, then wait for `completed`.
 
 import { randomUUID } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
 import { open } from 'node:fs/promises';
 import {
   CompleteSnapshotCommand,
@@ -12,8 +11,7 @@ import {
   type EBSClient,
 } from '@aws-sdk/client-ebs';
 import { waitUntilSnapshotCompleted, type EC2Client } from '@aws-sdk/client-ec2';
-import PQueue from 'p-queue';
-import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import { sendParallel } from '../toolkit/parallel.ts';
 import { BLOCK_SIZE, linearChecksum, readBlocks, sha256, volumeSizeGiB } from './blocks.ts';
 import type { WaitSettings } from './wait.ts';
 
@@ -68,16 +66,7 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
   const digests = new Map<number, Buffer>();
   let done = 0;
   let sent = 0;
-  const failures: Array<{ index: number; error: unknown }> = [];
-  // Stops the pool on the first block that failed after the SDK's retries, or on the caller's abort.
-  const stop = new AbortController();
-  // Every request in flight listens on it.
-  setMaxListeners(p.concurrency + 16, stop.signal);
-  const onAbort = () => stop.abort(p.signal.reason);
-  p.signal.addEventListener('abort', onAbort, { once: true });
-
-  const queue = new PQueue({ concurrency: p.concurrency });
-  const putBlock = async (index: number, data: Buffer, length: number) => {
+  const putBlock = async (index: number, data: Buffer, length: number, signal: AbortSignal) => {
     const digest = sha256(data);
     const command = new PutSnapshotBlockCommand({
       SnapshotId: snapshotId,
@@ -97,7 +86,7 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
       },
       { step: 'build', name: 'farmBlockPayloadHash' },
     );
-    await p.ebs.send(command, { abortSignal: stop.signal });
+    await p.ebs.send(command, { abortSignal: signal });
     digests.set(index, digest);
     done += length;
     sent += data.length;
@@ -105,42 +94,29 @@ export async function uploadEbsDirect(p: EbsDirectParams): Promise<EbsDirectResu
   };
 
   const fh = await open(p.path, 'r');
-  try {
+  // Holes are counted as they are read; only blocks with data are sent.
+  async function* dataBlocks() {
     for await (const block of readBlocks(fh, p.size)) {
-      if (stop.signal.aborted) break;
-      if (!block.data) {
+      if (block.data) yield { index: block.index, data: block.data, length: block.length };
+      else {
         done += block.length;
         p.onProgress(done, sent, 'upload');
-        continue;
       }
-      await queue.onSizeLessThan(READ_AHEAD);
-      if (stop.signal.aborted) break;
-      const { index, data, length } = block;
-      queue
-        .add(async () => {
-          if (!stop.signal.aborted) await putBlock(index, data, length);
-        })
-        .catch((error: unknown) => {
-          // Requests cut off by the stop are casualties of the first failure, not failures.
-          if (stop.signal.aborted && isAbortError(error)) return;
-          failures.push({ index, error });
-          stop.abort(error);
-        });
     }
-    await queue.onIdle();
-  } finally {
-    p.signal.removeEventListener('abort', onAbort);
-    queue.clear();
-    await fh.close();
   }
-  if (p.signal.aborted) throw new FarmError('ABORTED', 'cancelled');
-  if (failures.length > 0) {
-    failures.sort((a, b) => a.index - b.index);
-    const first = failures[0]!;
-    throw new Error(
-      `${failures.length} block(s) failed after retries (first: block ${first.index}: ${errorMessage(first.error)})`,
-      { cause: first.error },
-    );
+  try {
+    await sendParallel({
+      items: dataBlocks(),
+      send: (b, signal) => putBlock(b.index, b.data, b.length, signal),
+      concurrency: p.concurrency,
+      readAhead: READ_AHEAD,
+      signal: p.signal,
+      position: (b) => b.index,
+      describe: (b) => `block ${b.index}`,
+      requests: 'block(s)',
+    });
+  } finally {
+    await fh.close();
   }
 
   p.onProgress(done, sent, 'complete');

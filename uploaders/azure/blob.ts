@@ -2,12 +2,10 @@
 // written with Put Page, a bounded pool of requests in flight, each retried by the SDK's storage
 // retry policy. The blob carries the attempt token in its metadata, so a rerun finds it.
 
-import { setMaxListeners } from 'node:events';
 import { open } from 'node:fs/promises';
 import type { TokenCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient, type PageBlobClient } from '@azure/storage-blob';
-import PQueue from 'p-queue';
-import { FarmError, errorMessage, isAbortError } from '../../src/core/errors.ts';
+import { sendParallel } from '../toolkit/parallel.ts';
 import type { PageRange } from './pages.ts';
 
 // Requests in flight: Put Page of up to 4 MiB each; 8 keep a page blob busy (a single blob takes
@@ -51,51 +49,30 @@ export async function uploadSparse(p: SparseUploadParams): Promise<number> {
   await p.blob.create(p.size, { metadata: p.metadata, conditions: { ifNoneMatch: '*' }, abortSignal: p.signal });
   await p.onCreated();
 
-  const stop = new AbortController();
-  setMaxListeners(p.concurrency + 16, stop.signal);
-  const onAbort = () => stop.abort(p.signal.reason);
-  p.signal.addEventListener('abort', onAbort, { once: true });
-  const failures: { range: PageRange; error: unknown }[] = [];
-  const queue = new PQueue({ concurrency: p.concurrency });
   let sent = 0;
   const fh = await open(p.path, 'r');
   try {
-    for (const range of p.ranges) {
-      if (stop.signal.aborted) break;
-      // Reads stay just ahead of the pool: memory is (concurrency + 2) x 4 MiB at most.
-      await queue.onSizeLessThan(2);
-      if (stop.signal.aborted) break;
-      queue
-        .add(async () => {
-          if (stop.signal.aborted) return;
-          const data = Buffer.allocUnsafe(range.length);
-          const { bytesRead } = await fh.read(data, 0, range.length, range.offset);
-          // The last page of a file that is not page-sized reads short: the rest is zeros.
-          if (bytesRead < range.length) data.fill(0, bytesRead);
-          await p.blob.uploadPages(data, range.offset, range.length, { abortSignal: stop.signal });
-          sent += range.length;
-          p.onProgress(sent);
-        })
-        .catch((error: unknown) => {
-          // Requests cut off by the stop are casualties of the first failure, not failures.
-          if (stop.signal.aborted && isAbortError(error)) return;
-          failures.push({ range, error });
-          stop.abort(error);
-        });
-    }
-    await queue.onIdle();
-  } finally {
-    p.signal.removeEventListener('abort', onAbort);
-    queue.clear();
-    await fh.close();
-  }
-  if (p.signal.aborted) throw new FarmError('ABORTED', 'cancelled');
-  if (failures.length > 0) {
-    failures.sort((a, b) => a.range.offset - b.range.offset);
-    const first = failures[0]!;
-    throw new Error(`${failures.length} Put Page request(s) failed after retries (first: bytes ${first.range.offset}+${first.range.length}: ${errorMessage(first.error)})`, {
-      cause: first.error,
+    await sendParallel({
+      items: p.ranges,
+      // Reads happen in the requests, just ahead of the pool: memory is (concurrency + 2) x 4 MiB at most.
+      readAhead: 2,
+      concurrency: p.concurrency,
+      signal: p.signal,
+      send: async (range, signal) => {
+        const data = Buffer.allocUnsafe(range.length);
+        const { bytesRead } = await fh.read(data, 0, range.length, range.offset);
+        // The last page of a file that is not page-sized reads short: the rest is zeros.
+        if (bytesRead < range.length) data.fill(0, bytesRead);
+        await p.blob.uploadPages(data, range.offset, range.length, { abortSignal: signal });
+        sent += range.length;
+        p.onProgress(sent);
+      },
+      position: (range) => range.offset,
+      describe: (range) => `bytes ${range.offset}+${range.length}`,
+      requests: 'Put Page request(s)',
     });
+  } finally {
+    await fh.close();
   }
   return sent;
 }
