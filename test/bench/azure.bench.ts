@@ -68,7 +68,7 @@ export async function runAzureBench(sizeMiB: number, dataMiB: number): Promise<{
     const plan = await planPages(vhd.path, vhd.size);
     const sent = await uploadSparse({
       blob: farmBlob, path: vhd.path, size: vhd.size, ranges: plan.ranges, metadata: {}, concurrency: DEFAULT_CONCURRENCY,
-      signal: new AbortController().signal, onCreated: async () => {}, onProgress: () => {},
+      signal: new AbortController().signal, onProgress: () => {},
     });
     const farmSeconds = Number(process.hrtime.bigint() - t) / 1e9;
     await farmBlob.deleteIfExists();

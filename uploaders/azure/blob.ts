@@ -39,15 +39,12 @@ export interface SparseUploadParams {
   metadata: Record<string, string>;
   concurrency: number;
   signal: AbortSignal;
-  /** Awaited once the blob exists, before any page is written (the caller records it). */
-  onCreated: () => Promise<void>;
   onProgress: (sent: number) => void;
 }
 
 /** Creates the page blob (refusing to replace one) and writes the ranges; returns bytes sent. */
 export async function uploadSparse(p: SparseUploadParams): Promise<number> {
   await p.blob.create(p.size, { metadata: p.metadata, conditions: { ifNoneMatch: '*' }, abortSignal: p.signal });
-  await p.onCreated();
 
   let sent = 0;
   const fh = await open(p.path, 'r');

@@ -20,6 +20,7 @@ import type { AzureTarget } from './schema.ts';
 import { checkVhd } from './vhd.ts';
 import { azureArchitecture } from './arch.ts';
 import { Progress } from '../toolkit/progress.ts';
+import { CLEANUP_TIMEOUT_MS, runSteps } from '../toolkit/steps.ts';
 import { identityTags, type ImageLifecycle, type ReleaseChange, type RemoteImage } from '../lifecycle.ts';
 import { azureDeprecate, azureListImages, azureMark, azureRemove } from './lifecycle.ts';
 
@@ -35,8 +36,6 @@ export interface AzureUploaderOptions {
   progressIntervalMs?: number;
 }
 
-// Removing what a failed or finished upload staged must not depend on its (maybe cancelled) signal.
-const CLEANUP_TIMEOUT_MS = 5 * 60_000;
 
 export function targetLabel(target: Pick<AzureTarget, 'name'>): string {
   return target.name ?? 'azure';
@@ -188,75 +187,81 @@ class AzureUploader implements Uploader, RemovesImages, ImageLifecycle {
 
     const blob = a.container.getPageBlobClient(stagingBlobName(imageName, journal.attempt));
     const blobEntry = await journal.begin({ kind: STAGING_BLOB, location: `${t.storage_account}/${t.container}`, name: blob.name });
-    let staged = false;
-    let imageEntry: Awaited<ReturnType<typeof journal.begin>> | undefined;
     let made = false;
     try {
-      const total = disk.size;
-      const progress = new Progress(ctx.onProgress, total, this.opts.progressIntervalMs ?? 500);
-      const plan = await this.guard('plan the pages to send', () =>
-        planPages(disk.path, total, { signal, onScanned: (n) => progress.report(n, 0, 'scan') }),
-      );
-      ctx.log(`sending ${(plan.bytes / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB in ${plan.ranges.length} Put Page request(s) to ${blob.url}`);
-      const started = Date.now();
-      const sent = await this.guard(`upload to ${blob.url}`, () =>
-        uploadSparse({
-          blob,
-          path: disk.path,
-          size: total,
-          ranges: plan.ranges,
-          metadata: blobMetadata(tags),
-          concurrency: this.opts.concurrency ?? DEFAULT_CONCURRENCY,
+      return await runSteps(
+        {
           signal,
-          onCreated: async () => {
-            staged = true;
-          },
-          // Progress counts the image as covered in file order: holes are done once scanned.
-          onProgress: (n) => progress.report(Math.min(total, Math.round((n / Math.max(1, plan.bytes)) * total)), n, 'upload'),
-        }),
-      );
-      ctx.log(`sent ${(sent / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          log: ctx.log,
+          wrap: (_step, err) => this.wrap(`upload of ${imageName}`, err),
+          leftoverHint: 'The next run of this upload removes them (they are in the build record), or remove them by hand (az image delete, az storage blob delete).',
+        },
+        async (steps) => {
+          // Registered before the blob exists: a create cut short may have made it all the same.
+          steps.onCleanup(
+            `staging blob ${blob.url}`,
+            async (cleanup) => ((await removeBlob(blob, cleanup)) ? `removed the staging blob ${blob.name}` : false),
+            blobEntry,
+          );
+          const total = disk.size;
+          const progress = new Progress(ctx.onProgress, total, this.opts.progressIntervalMs ?? 500);
+          const plan = await this.guard('plan the pages to send', () =>
+            planPages(disk.path, total, { signal, onScanned: (n) => progress.report(n, 0, 'scan') }),
+          );
+          ctx.log(`sending ${(plan.bytes / 2 ** 20).toFixed(1)} MiB of ${(total / 2 ** 20).toFixed(1)} MiB in ${plan.ranges.length} Put Page request(s) to ${blob.url}`);
+          const started = Date.now();
+          const sent = await this.guard(`upload to ${blob.url}`, () =>
+            uploadSparse({
+              blob,
+              path: disk.path,
+              size: total,
+              ranges: plan.ranges,
+              metadata: blobMetadata(tags),
+              concurrency: this.opts.concurrency ?? DEFAULT_CONCURRENCY,
+              signal,
+              // Progress counts the image as covered in file order: holes are done once scanned.
+              onProgress: (n) => progress.report(Math.min(total, Math.round((n / Math.max(1, plan.bytes)) * total)), n, 'upload'),
+            }),
+          );
+          ctx.log(`sent ${(sent / 2 ** 20).toFixed(1)} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-      progress.report(total, sent, 'image', true);
-      imageEntry = await journal.begin(target.record);
-      const id = await this.guard(target.what, () => target.create(blob.url, tags, signal));
-      made = true;
-      await imageEntry.identify(id);
-      ctx.log(`made ${id} (${architecture}, Hyper-V V2)`);
-      progress.report(total, sent, 'done', true);
-      return [this.published(id, imageName, false)];
-    } catch (err) {
-      const failure = this.wrap(`upload of ${imageName}`, err);
-      const left: string[] = [];
-      if (imageEntry && !made) {
-        // A create that failed part-way may have left a failed resource under the name.
-        const cleanup = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-        const r = await removeAzureLeftover(a, { ...target.record, attempt: journal.attempt }, cleanup);
-        if (r.error) left.push(`${target.record.name} (${r.error})`);
-        else await imageEntry.drop();
-      }
-      const removed = await this.removeStaging(blob, staged, blobEntry, ctx);
-      if (removed) left.push(removed);
-      if (left.length === 0) throw failure;
-      throw new FarmError(failure.code, `${failure.message}; cleanup could not remove: ${left.join(', ')}`, {
-        cause: err,
-        hint: 'The next run of this upload removes them (they are in the build record), or remove them by hand (az image delete, az storage blob delete).',
-      });
+          progress.report(total, sent, 'image', true);
+          const imageEntry = await journal.begin(target.record);
+          // A create that failed part-way may have left a failed resource under the name.
+          const image = steps.onCleanup(
+            target.record.name,
+            async (cleanup) => {
+              const r = await removeAzureLeftover(a, { ...target.record, attempt: journal.attempt }, cleanup);
+              if (r.error) throw new Error(r.error);
+              if (r.outcome === 'complete') return `${target.record.name} was made after all: kept (the next run finds it)`;
+              return r.outcome === 'removed' ? `removed the half-made ${target.record.name}` : false;
+            },
+            imageEntry,
+          );
+          const id = await this.guard(target.what, () => target.create(blob.url, tags, signal));
+          made = true;
+          image.dismiss();
+          await imageEntry.identify(id);
+          ctx.log(`made ${id} (${architecture}, Hyper-V V2)`);
+          progress.report(total, sent, 'done', true);
+          return [this.published(id, imageName, false)];
+        },
+      );
     } finally {
       if (made) {
         // The image holds its own copy of the disk: the staging blob goes now.
-        const left = await this.removeStaging(blob, staged, blobEntry, ctx);
+        const left = await this.removeStaging(blob, blobEntry, ctx);
         if (left) ctx.log(`the staging blob stays: ${left}; the next run of this upload removes it`);
       }
     }
   }
 
   /** Removes the staging blob; returns what could not be removed, if anything. */
-  private async removeStaging(blob: PageBlobClient, staged: boolean, entry: { drop(): Promise<void> }, ctx: UploadContext): Promise<string | undefined> {
+  private async removeStaging(blob: PageBlobClient, entry: { drop(): Promise<void> }, ctx: UploadContext): Promise<string | undefined> {
     try {
-      await removeBlob(blob, AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
+      const removed = await removeBlob(blob, AbortSignal.timeout(CLEANUP_TIMEOUT_MS));
       await entry.drop();
-      if (staged) ctx.log(`removed the staging blob ${blob.name}`);
+      if (removed) ctx.log(`removed the staging blob ${blob.name}`);
       return undefined;
     } catch (err) {
       return `staging blob ${blob.url} (${errorMessage(err)})`;
