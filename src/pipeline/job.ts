@@ -91,6 +91,13 @@ async function autoRelease(loaded: LoadedInventory, outcome: BuildOutcome, opts:
     log.info(`release: auto: build ${outcome.state.buildId} did not succeed everywhere; its images stay candidates`);
     return;
   }
+  // Auto release requires the smoke checks to pass: an image published under `policy: warn`
+  // after a failed boot waits for a person's `farm release`.
+  const failedBoots = Object.values(outcome.state.arches).flatMap((a) => (a.smoke ?? []).filter((s) => s.status === 'failed').map((s) => `${a.arch} (${s.types.join(', ')})`));
+  if (failedBoots.length) {
+    log.info(`release: auto: the smoke check failed for ${failedBoots.join(', ')}; the images of ${outcome.state.buildId} stay candidates`);
+    return;
+  }
   const env = opts.env ?? process.env;
   try {
     const r = await releaseBuild(loaded, outcome.state.buildId, {

@@ -120,6 +120,8 @@ describe('a broken image', () => {
       doc.source.containerfile = src.containerfile;
       doc.source.context = src.context;
       doc.smoke.policy = policy;
+      // Auto release requires a pass: a failed boot published under warn stays a candidate.
+      if (policy === 'warn') doc.release = { auto: true };
       // One disk and one target for x86_64 keeps the boot and the upload short.
       doc.arches.x86_64.types = ['raw'];
       doc.arches.x86_64.targets = doc.arches.x86_64.targets.filter((t: { kind: string }) => t.kind === 'libvirt');
@@ -159,6 +161,8 @@ describe('a broken image', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/warning: smoke check failed \(policy warn: the images go on, marked\): qcow2: kernel panic/);
     expect(r.stdout).toMatch(/s390x\s+qcow2\s+\S+\s+[\d.]+ MiB\s+[0-9a-f]{12}\s+FAILED \(warn\)/);
+    expect(r.stderr).toMatch(/release: auto: the smoke check failed for s390x \(qcow2\); the images of \S+ stay candidates/);
+    expect(r.stderr).not.toMatch(/release: auto: released/);
     const state = readState(v.dir, buildIdOf(v.dir));
     const s390 = state.arches.s390x!;
     expect(s390.step).toBe('fetched');
