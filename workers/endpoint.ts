@@ -27,4 +27,6 @@ export interface WorkerEndpoint extends SshEndpoint {
   output_dir: string;
   /** Free space (GiB) required before a build starts. */
   min_free_gib: { storage: number; output: number };
+  /** bib's caches kept across builds (osbuild store and rpm metadata), trimmed over max_gib. */
+  cache?: { dir: string; max_gib: number } | undefined;
 }

@@ -76,6 +76,14 @@ export const workerSchema = z
       .default({ storage: 10, output: 10 })
       .describe('Free space required before a build starts'),
     prepare: prepareSchema.optional().describe('Preparation before its first build (data volume, tmpfs sizes, podman socket, builder image)'),
+    cache: z
+      .object({
+        dir: remotePath.default('/var/lib/farm/cache').describe("Where bib's osbuild store (store/) and rpm metadata (rpmmd/) persist"),
+        max_gib: gib.default(20).describe('Trimmed (emptied) after a build when it holds more than this'),
+      })
+      .strict()
+      .optional()
+      .describe("bib's caches kept across builds on this (static) worker: --store and --rpmmd mounted from dir"),
   })
   .strict();
 

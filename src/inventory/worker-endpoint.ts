@@ -18,5 +18,6 @@ export function workerEndpoint(w: Worker): WorkerEndpoint {
     storage: w.storage,
     output_dir: w.output_dir,
     min_free_gib: { ...w.min_free_gib },
+    ...(w.cache ? { cache: { ...w.cache } } : {}),
   };
 }

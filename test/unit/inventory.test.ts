@@ -358,7 +358,7 @@ describe('schema problems', () => {
       column: 5,
       field: 'workers[0].hostt',
       message: "unknown key 'hostt' (did you mean 'host'?)",
-      fix: "rename it to 'host'; keys allowed here: name, host, port, user, arch, identity_file, known_hosts, host_key, podman_socket, storage, output_dir, max_builds, min_free_gib, prepare",
+      fix: "rename it to 'host'; keys allowed here: name, host, port, user, arch, identity_file, known_hosts, host_key, podman_socket, storage, output_dir, max_builds, min_free_gib, prepare, cache",
     });
   });
 

@@ -11,6 +11,7 @@ import type Docker from 'dockerode';
 import type { ImageType } from '../../src/core/image-types.ts';
 import { FarmError, isAbortError, throwIfAborted } from '../../src/core/errors.ts';
 import { TYPE_OUTPUT_PATH } from './layout.ts';
+import { cacheMounts, ensureCache, trimCache } from './cache.ts';
 import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../builder.ts';
 import type { WorkerTransport } from '../transport.ts';
 import { farmLabels, ownImagesFilter, podmanClient } from '../podman/client.ts';
@@ -104,6 +105,9 @@ export class BibBuilder implements Builder {
         });
       }
       for (const dir of runDirs) await transport.exec(['rm', '-rf', '--', dir]).catch((e: Error) => errors.push(`${dir}: ${e.message}`));
+      if (worker.cache && runDirs.length > 0) {
+        await trimCache(transport, worker.cache).then(req.onLine, (e: Error) => errors.push(`cache ${worker.cache!.dir}: ${e.message}`));
+      }
       // The arch's and the build's directories go too once empty (other arches may share them).
       await transport.exec(['rmdir', '--ignore-fail-on-non-empty', '--', outRoot, posix.dirname(outRoot)], { check: false });
       if (errors.length) throw new FarmError('BUILD', `cleanup on ${worker.name} incomplete: ${errors.join('; ')}`);
@@ -114,15 +118,17 @@ export class BibBuilder implements Builder {
       runDirs.push(outDir);
       try {
         await transport.exec(['mkdir', '-p', '--', outDir], { signal: req.signal });
+        const cache = worker.cache ? cacheMounts(worker.cache) : undefined;
+        if (worker.cache) await ensureCache(transport, worker.cache, req.signal);
         req.onLine(`bootc-image-builder --type ${types.join(' --type ')} (${req.builder.image})`);
         const code = await runContainer(docker, {
           name: `farm-bib-${req.buildId}-${req.arch}-${index + 1}`,
           image: req.builder.image,
-          cmd: bibArgs(types, req.builder.rootfs, req.builder.extra_args, imageRef),
+          cmd: bibArgs(types, req.builder.rootfs, [...(cache?.args ?? []), ...req.builder.extra_args], imageRef),
           labels,
           privileged: true,
           securityOpt: ['label=type:unconfined_t'],
-          binds: [`${worker.storage}:/var/lib/containers/storage`, `${outDir}:/output`],
+          binds: [`${worker.storage}:/var/lib/containers/storage`, `${outDir}:/output`, ...(cache?.binds ?? [])],
           files: req.builder.configPath ? await configTar(req.builder.configPath) : undefined,
           signal: req.signal,
           onLine: req.onLine,

@@ -117,13 +117,19 @@ export function parseArgs(argv) {
       case 'output':
         opts.output = value;
         break;
+      case 'store':
+        opts.store = value;
+        break;
+      case 'rpmmd':
+        opts.rpmmd = value;
+        break;
       case 'aws-ami-name':
       case 'aws-bucket':
       case 'aws-region':
         opts.aws = true;
         break;
       default:
-        break; // accepted and ignored: --store, --rpmmd, --log-level, --build-container
+        break; // accepted and ignored: --log-level, --build-container
     }
   }
   if (opts.types.length === 0) opts.types = ['qcow2']; // bib's default

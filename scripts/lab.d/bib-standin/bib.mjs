@@ -177,6 +177,22 @@ async function build(opts) {
   }
 }
 
+/**
+ * What bib's caches would hold: each run leaves 1 MiB in the store (osbuild's objects) and a
+ * metadata file in rpmmd, and says how many earlier runs it finds, so persistence (and its trim)
+ * shows in the log. Only when the directory is there, as bib's mounts are.
+ */
+function useCaches(opts) {
+  for (const [what, dir] of [['store', opts.store], ['rpmmd', opts.rpmmd]]) {
+    if (!dir || !existsSync(dir)) continue;
+    const sub = join(dir, 'farm-standin');
+    mkdirSync(sub, { recursive: true });
+    const earlier = readdirSync(sub).length;
+    process.stdout.write(`${what}: ${dir} holds ${earlier} earlier run(s)\n`);
+    writeFileSync(join(sub, `${Date.now()}-${process.pid}`), what === 'store' ? Buffer.alloc(1 << 20, 1) : 'repomd\n');
+  }
+}
+
 async function main(argv) {
   let opts;
   try {
@@ -201,6 +217,7 @@ async function main(argv) {
   }
   if (opts.local === true) process.stderr.write('WARNING: --local is now the default behavior, you can remove it from the command line\n');
   try {
+    useCaches(opts);
     await build(opts);
     return 0;
   } catch (err) {
