@@ -5,9 +5,10 @@
 // they are the build's result; the publication is recorded beside them, failure included.
 
 import type { Arch } from '../core/arch.ts';
-import { errorMessage } from '../core/errors.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
 import type { LoadedInventory } from '../inventory/schema.ts';
 import { readCredentials } from '../registry/auth-file.ts';
+import { authHint, RegistryClient, registryAnswer } from '../registry/client.ts';
 import { childTag, publishRepo, pushIndex, readChild, repoName, type PublishSpec, type PushedChild } from '../registry/publish.ts';
 import type { BuildRecord } from '../records/build-record.ts';
 import type { ScopedReporter } from '../ui/reporter.ts';
@@ -21,12 +22,21 @@ export interface Publish {
   env: NodeJS.ProcessEnv;
 }
 
-/** The build's publish settings, with the credentials the workers push with (or undefined). */
-export async function publishFor(loaded: LoadedInventory, env: NodeJS.ProcessEnv): Promise<Publish | undefined> {
+/**
+ * The build's publish settings, with the credentials the workers push with (or undefined). The
+ * registry is asked once (GET /v2/ with them) before anything is built, so refused credentials or
+ * an unreachable registry fail the build at its start, not after the disks are made.
+ */
+export async function publishFor(loaded: LoadedInventory, env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Publish | undefined> {
   const p = loaded.inventory.source.publish;
   if (!p) return undefined;
   const ref = publishRepo(p.image);
   const creds = await readCredentials(ref.registry, ref.repository, env);
+  const client = new RegistryClient({ host: ref.apiHost, credentials: creds, tlsVerify: p.tls_verify, env });
+  const r = await client.request('GET', '/v2/', [], signal);
+  if (r.status !== 200) {
+    throw new FarmError('REGISTRY', `source.publish.image ${p.image}: the registry answered ${registryAnswer(r)}`, { hint: authHint({ host: ref.registry, credentials: creds }) });
+  }
   return {
     spec: { image: p.image, latest: p.latest, partial: p.partial, tls_verify: p.tls_verify },
     repository: repoName(ref),

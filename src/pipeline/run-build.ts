@@ -115,7 +115,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
           auth: image.credentials ? { username: image.credentials.username, password: image.credentials.password, serveraddress: image.ref.registry } : undefined,
         }
       : undefined;
-  const publish = image ? undefined : await publishFor(loaded, opts.env ?? process.env);
+  const publish = image ? undefined : await publishFor(loaded, opts.env ?? process.env, signal);
   // The id is claimed first so the plan is made once, under the names the build will have.
   const claim = await claimBuildDir(buildsDir, baseId);
   const { id: buildId, dir } = claim;

@@ -6,7 +6,7 @@
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,6 +145,17 @@ describe('publish_image on the lab', () => {
     expect(list.ok && list.json.manifests.map((m: any) => m.platform)).toEqual([PLATFORM.x86_64]);
     expect(p.stderr + p.stdout).toContain('partial: s390x left out');
   }, 900_000);
+
+  it('refuses wrong push credentials at the build start, with the registry\'s answer, building nothing', async () => {
+    const v = await variant({ image: repo() });
+    const wrongAuth = join(v.dir, 'wrong-auth.json');
+    await writeFile(wrongAuth, JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${LAB_REGISTRY_USER}:not-the-password`).toString('base64') } } }), { mode: 0o600 });
+    const r = await farm(['build', '--arch', 'x86_64', '--no-upload', '-i', v.file], { env: { ...env, REGISTRY_AUTH_FILE: wrongAuth }, timeoutMs: 300_000 });
+    outputs.push(r.stdout, r.stderr);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/source\.publish\.image .*the registry answered 401/);
+    expect(await readdir(join(v.dir, 'builds')).catch(() => [])).toEqual([]);
+  }, 300_000);
 
   it('leaves the registry password in no log, record or output of the builds', async () => {
     const secrets = [password, Buffer.from(`${LAB_REGISTRY_USER}:${password}`).toString('base64')];
