@@ -64,6 +64,8 @@ export interface PreparedWorker {
   run(index: number, types: ImageType[]): Promise<RunOutputs>;
   /** Removes the image and every run's outputs from the worker (after a verified fetch, or a failure). */
   cleanup(): Promise<void>;
+  /** Pushes the prepared image from the worker to `destination` (publish_image); the digest when podman reports it. */
+  push?(destination: string, opts: { auth?: PullAuth | undefined; tlsVerify: boolean; signal: AbortSignal }): Promise<{ digest?: string | undefined }>;
 }
 
 export interface Builder {

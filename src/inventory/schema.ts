@@ -27,6 +27,16 @@ export const sourceSchema = z
     tls_verify: z.boolean().optional().describe('Verify the registry\'s TLS certificate for image (default true)'),
     context: nonEmpty.default('.').describe('Build context directory sent to each worker'),
     build_args: z.record(z.string(), z.string()).default({}).describe('podman build --build-arg values'),
+    publish: z
+      .object({
+        image: nonEmpty.describe('Repository (REGISTRY/REPO, no tag) each arch\'s built image is pushed to, as <build id>-<arch>, and the manifest list as <build id>'),
+        latest: z.boolean().default(false).describe('Tag the manifest list latest too'),
+        partial: z.boolean().default(false).describe('Push the list of the arches that built when some failed (default: no list)'),
+        tls_verify: z.boolean().default(true).describe("Verify the registry's TLS certificate"),
+      })
+      .strict()
+      .optional()
+      .describe('publish_image: push the built OCI images and a manifest list of them (Containerfile source only)'),
   })
   .strict();
 

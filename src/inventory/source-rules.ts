@@ -23,6 +23,10 @@ export function sourceKindChecks(data: unknown): Draft[] {
   const source = data.source;
   const has = (k: string) => source[k] !== undefined;
   if (!has('image')) {
+    const pub = isRecord(source.publish) ? str(source.publish.image) : undefined;
+    if (pub && (pub.includes('@') || (pub.split('/').pop() ?? '').includes(':'))) {
+      return [{ path: ['source', 'publish', 'image'], message: `'${pub}' names a tag or digest: the farm tags what it publishes`, fix: `give the repository only (${pub.replace(/@.*$/, '').replace(/:[^/:]*$/, '')}): the list is tagged <build id> (and latest), each arch <build id>-<arch>` }];
+    }
     if (has('containerfile')) return has('tls_verify') ? [{ path: ['source', 'tls_verify'], message: 'tls_verify applies to an image source only', fix: 'remove source.tls_verify (the Containerfile is built on the workers)' }] : [];
     return [
       {
@@ -34,12 +38,17 @@ export function sourceKindChecks(data: unknown): Draft[] {
     ];
   }
   const out: Draft[] = [];
-  for (const k of ['containerfile', 'context', 'build_args']) {
+  for (const k of ['containerfile', 'context', 'build_args', 'publish']) {
     if (has(k)) {
       out.push({
         path: ['source', k],
-        message: `source.${k} is set beside source.image: the inventory takes one source or the other, never both`,
-        fix: k === 'containerfile' ? 'keep source.image to pull the prebuilt image, or remove it to build the Containerfile' : `remove source.${k}: it applies to a Containerfile source only`,
+        message: k === 'publish' ? 'source.publish (publish_image) is set beside source.image: the farm publishes only images it builds from a Containerfile' : `source.${k} is set beside source.image: the inventory takes one source or the other, never both`,
+        fix:
+          k === 'containerfile'
+            ? 'keep source.image to pull the prebuilt image, or remove it to build the Containerfile'
+            : k === 'publish'
+              ? 'remove source.publish: the image source is published already; publish_image pushes images the farm builds from a Containerfile'
+              : `remove source.${k}: it applies to a Containerfile source only`,
       });
     }
   }

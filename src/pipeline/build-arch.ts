@@ -16,6 +16,7 @@ import type { ScopedReporter } from '../ui/reporter.ts';
 import type { Builder, BuildRequest, PreparedWorker, RunOutputs } from '../../workers/builder.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
 import { fetchArtifacts } from './fetch-artifacts.ts';
+import { publishArch, type Publish } from './publish.ts';
 import { smokeStage } from './smoke-stage.ts';
 import { allOrNothing, spreadRuns, type WorkerPool } from './scheduler.ts';
 import type { UploadStage } from './uploads.ts';
@@ -32,6 +33,8 @@ export interface ArchJob {
   uploads?: UploadStage | undefined;
   /** An image source: what this arch's workers pull instead of building. */
   pull?: BuildRequest['pull'];
+  /** publish_image: push the arch's built image from its worker. */
+  publish?: Publish | undefined;
   signal: AbortSignal;
   alog: ScopedReporter;
 }
@@ -106,6 +109,8 @@ export async function buildArch(plan: ArchPlan, job: ArchJob): Promise<void> {
     await store.setArchStep(plan.arch, 'built', { durations: { build: buildSeconds } });
     // Each disk boots on its worker before it travels (policy block throws: the arch fails).
     await smokeStage({ inventory: inv, arch: plan.arch, types: plan.types, runs, transports: job.transports, archDir, store, signal, alog });
+    // The image is pushed while it is still on a worker that built it (every worker's is the same source).
+    if (job.publish) await publishArch(job.publish, plan.arch, await prepared.get(runs[0]!.worker.name)!, store, signal, alog);
 
     await store.setArchStep(plan.arch, 'fetching');
     const t1 = Date.now();

@@ -20,6 +20,7 @@ import { PoolLeases } from './pools.ts';
 import { sweepPools } from './sweep.ts';
 import { prepareWorker } from '../../workers/prepare.ts';
 import { buildArch } from './build-arch.ts';
+import { publishFor, publishList } from './publish.ts';
 import type { Builder, BuildRequest } from '../../workers/builder.ts';
 import { BibBuilder } from '../../workers/bib/bib-builder.ts';
 import { measureContext } from '../../workers/podman/context.ts';
@@ -114,6 +115,7 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
           auth: image.credentials ? { username: image.credentials.username, password: image.credentials.password, serveraddress: image.ref.registry } : undefined,
         }
       : undefined;
+  const publish = image ? undefined : await publishFor(loaded, opts.env ?? process.env, signal);
   // The id is claimed first so the plan is made once, under the names the build will have.
   const claim = await claimBuildDir(buildsDir, baseId);
   const { id: buildId, dir } = claim;
@@ -156,9 +158,10 @@ export async function runBuild(opts: BuildOptions): Promise<BuildOutcome> {
           await store.archFailed(archPlan.arch, reason);
           return;
         }
-        await buildArch(archPlan, { loaded, source, builder, pool, transports, store, dir, uploads: opts.uploads, pull: pullFor(archPlan.arch), signal, alog });
+        await buildArch(archPlan, { loaded, source, builder, pool, transports, store, dir, uploads: opts.uploads, pull: pullFor(archPlan.arch), publish, signal, alog });
       }),
     );
+    if (publish && !signal.aborted) await publishList(publish, [...plan.arches.map((a) => a.arch), ...plan.unbuildable.map((u) => u.arch)], store, signal, log);
   } catch (err) {
     // Whatever stopped the run, the record ends: arches not done are failed, never left running.
     const reason = signal.aborted ? 'cancelled' : errorMessage(err);

@@ -14,7 +14,7 @@ import type { PublishedImage } from '../../uploaders/uploader.ts';
 import { KEY_FILE } from './history.ts';
 import { buildManifest, type Manifest } from './manifest.ts';
 import { STATE_VERSION, buildStateSchema, readBuildState } from './state-schema.ts';
-import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, PoolAllocationRecord, SmokeRecord, SourceRecord, UploadRecord, UploadStep } from './state.ts';
+import type { ArchState, ArchStep, ArtifactRecord, BuildState, HalfMadeRecord, PoolAllocationRecord, PublishedRecord, SmokeRecord, SourceRecord, UploadRecord, UploadStep } from './state.ts';
 import { overallStatus } from './status.ts';
 
 export const STATE_FILE = 'state.json';
@@ -270,6 +270,23 @@ export class BuildRecord {
       s.status = aborted ? 'cancelled' : 'failed';
       s.finishedAt = new Date().toISOString();
       failOpenArches(s, error, s.finishedAt);
+    });
+  }
+
+  /** publish_image: one arch's image as pushed from its worker. */
+  archPublished(repository: string, arch: Arch, pushed: { ref: string; digest: string }): Promise<void> {
+    return this.change((s) => {
+      const p = (s.published ??= { repository, arches: {} });
+      p.arches[arch] = pushed;
+    });
+  }
+
+  /** publish_image: the manifest list pushed, or why none was. */
+  listPublished(repository: string, result: { list: NonNullable<PublishedRecord['list']> } | { error: string }): Promise<void> {
+    return this.change((s) => {
+      const p = (s.published ??= { repository, arches: {} });
+      if ('list' in result) p.list = result.list;
+      else p.listError = result.error;
     });
   }
 

@@ -65,6 +65,7 @@ export function buildManifest(state: BuildState): Manifest {
           build_id: state.buildId,
           ...(state.key ? { build_key: state.key } : {}),
           ...sourceData(state, a.arch),
+          ...publishedData(state, a.arch),
           ...smokeData(smokeOf(a.smoke, art.type)),
         },
       });
@@ -90,6 +91,14 @@ export function buildManifest(state: BuildState): Manifest {
     }
   }
   return { builds, last_run_uuid: state.buildId };
+}
+
+/** publish_image: where this arch's OCI image and the list naming it were pushed. */
+function publishedData(state: BuildState, arch: keyof BuildState['arches']): Record<string, string> {
+  const p = state.published;
+  const mine = p?.arches[arch];
+  if (!p || !mine) return {};
+  return { published_image: `${p.repository}@${mine.digest}`, ...(p.list ? { published_list: `${p.list.ref}@${p.list.digest}` } : {}) };
 }
 
 /** An image source's reference and digests, for the entries of one arch. */

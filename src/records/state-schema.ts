@@ -113,6 +113,14 @@ export const buildStateSchema = z
     key: z.string().optional(),
     trigger: z.string().optional(),
     source: z.looseObject({ image: z.string(), digest: z.string(), arches: z.partialRecord(archSchema, z.string()) }).optional(),
+    published: z
+      .looseObject({
+        repository: z.string(),
+        arches: z.partialRecord(archSchema, z.looseObject({ ref: z.string(), digest: z.string() })),
+        list: z.looseObject({ ref: z.string(), digest: z.string(), mediaType: z.string(), tags: z.array(z.string()) }).optional(),
+        listError: z.string().optional(),
+      })
+      .optional(),
     arches: z.partialRecord(archSchema, archState),
     pools: z
       .array(

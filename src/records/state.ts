@@ -100,9 +100,21 @@ export interface BuildState {
   trigger?: string;
   /** An image source: the reference, the list's digest and each arch's manifest digest it was read at. */
   source?: SourceRecord;
+  /** publish_image: each arch's pushed image and the manifest list naming them (or why none). */
+  published?: PublishedRecord;
   arches: Partial<Record<Arch, ArchState>>;
   /** VMs taken from pools for this build, so a killed run's leftovers are found (farm workers sweep). */
   pools?: PoolAllocationRecord[];
+}
+
+export interface PublishedRecord {
+  /** The repository (REGISTRY/REPO). */
+  repository: string;
+  /** Per arch: the tag pushed from its worker and the manifest digest the registry holds. */
+  arches: Partial<Record<Arch, { ref: string; digest: string }>>;
+  list?: { ref: string; digest: string; mediaType: string; tags: string[] };
+  /** Why no list was pushed (a failed arch without partial: true, or the push's error). */
+  listError?: string;
 }
 
 /** One VM taken from a pool: recorded when taken, and again when given back. */

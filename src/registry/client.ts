@@ -1,5 +1,5 @@
 // A small client of the registry HTTP API v2 (distribution spec) for what the coordinator asks:
-// HEAD and GET of manifests and GET of blobs. Authentication follows the registry's
+// HEAD and GET of manifests and GET of blobs, and PUT of a manifest list (publish_image). Authentication follows the registry's
 // WWW-Authenticate answer: Basic with the auth file's credentials, or Bearer with a token from the
 // realm it names (asked with those credentials, or anonymously). TLS is verified against the
 // system's roots plus the CA files of the registry's certs.d directory, as podman and skopeo read
@@ -89,7 +89,7 @@ export class RegistryClient {
     return value;
   }
 
-  private async raw(url: URL, method: string, headers: Record<string, string>, signal: AbortSignal): Promise<RegistryAnswer> {
+  private async raw(url: URL, method: string, headers: Record<string, string>, signal: AbortSignal, body?: Buffer): Promise<RegistryAnswer> {
     this.ca ??= [...rootCertificates, ...(await registryCAs(this.opts.host, this.opts.env ?? process.env))];
     const options: RequestOptions = {
       method,
@@ -114,7 +114,7 @@ export class RegistryClient {
       });
       req.on('timeout', () => req.destroy(new Error(`no answer from ${url.host} within ${TIMEOUT_MS / 1000} s`)));
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   }
 
@@ -135,9 +135,10 @@ export class RegistryClient {
   }
 
   /** One API request, authenticating once when the registry asks to. */
-  async request(method: 'GET' | 'HEAD', path: string, accept: string[], signal: AbortSignal): Promise<RegistryAnswer> {
+  async request(method: 'GET' | 'HEAD' | 'PUT', path: string, accept: string[], signal: AbortSignal, put?: { body: Buffer; contentType: string }): Promise<RegistryAnswer> {
     const url = new URL(`https://${this.opts.host}${path}`);
-    const send = (auth: string | undefined) => this.raw(url, method, { accept: accept.join(', '), ...(auth ? { authorization: auth } : {}) }, signal);
+    const bodyHeaders: Record<string, string> = put ? { 'content-type': put.contentType, 'content-length': String(put.body.length) } : {};
+    const send = (auth: string | undefined) => this.raw(url, method, { accept: accept.join(', '), ...bodyHeaders, ...(auth ? { authorization: auth } : {}) }, signal, put?.body);
     let r: RegistryAnswer;
     try {
       r = await send(this.authorization);

@@ -378,7 +378,7 @@ describe('schema problems', () => {
       line: 2,
       column: 41,
       message: "unknown key 'dockerfile_dir'",
-      fix: 'remove it; keys allowed here: containerfile, image, tls_verify, context, build_args',
+      fix: 'remove it; keys allowed here: containerfile, image, tls_verify, context, build_args, publish',
     });
   });
 

@@ -17,6 +17,7 @@ import type { WorkerTransport } from '../transport.ts';
 import { farmLabels, ownImagesFilter, podmanClient } from '../podman/client.ts';
 import { remoteBuild } from '../podman/build.ts';
 import { ensureBuilderImage, pullImage } from '../podman/pull.ts';
+import { pushImage } from '../podman/push.ts';
 import { runContainer } from '../podman/run.ts';
 
 /** bib's command line for one run (REFERENCE: --type repeated, --rootfs, --progress, image ref). */
@@ -169,7 +170,8 @@ export class BibBuilder implements Builder {
       throwIfAborted(req.signal);
       stage = `checking the builder image ${req.builder.image}`;
       await ensureBuilderImage(docker, req.builder.image, req.builder.pull, req.signal, req.onLine);
-      return { imageRef, imageId, context, run, cleanup };
+      const push: PreparedWorker['push'] = (destination, o) => pushImage(docker, imageRef, destination, { ...o, onLine: req.onLine });
+      return { imageRef, imageId, context, run, cleanup, push };
     } catch (err) {
       const lost = lostConnection(err, transport, req.signal, stage);
       if (lost) {
