@@ -16,6 +16,8 @@ import { systemClock, type Clock } from './clock.ts';
 import { serviceSettings, type ServiceSettings } from './config.ts';
 import { GitSource } from './git.ts';
 import { HostCheck } from './hosts.ts';
+import { ServiceLifecycle } from './lifecycle.ts';
+import type { UploaderFactory } from '../pipeline/upload-stage.ts';
 import { createServiceServer } from './http.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { notifyEnv, notifyPayload, postWebhook, runNotifyCommand } from './notify.ts';
@@ -42,6 +44,8 @@ export interface ServiceOptions {
   inspect?: KeyOptions['inspect'];
   /** Notify webhook retry pacing (tests shorten it). */
   notifyRetryMs?: number;
+  /** The targets' clients for the lifecycle (release, the images' channels); tests stand in. */
+  uploaderFactory?: UploaderFactory;
 }
 
 export interface Snapshot {
@@ -69,6 +73,8 @@ export class FarmService {
   readonly hosts: HostCheck;
   /** Which pushes start a build (replays and built commits do not). */
   readonly pushes: PushGate;
+  /** Channels, the current mark and release, from the targets themselves. */
+  readonly lifecycle: ServiceLifecycle;
   private readonly quiet: QuietLog;
   private server: Server | undefined;
   private watcher: SourceWatcher | undefined;
@@ -114,6 +120,13 @@ export class FarmService {
         ...(opts.inspect ? { inspect: opts.inspect } : {}),
       }),
       onFinished: (run) => this.finished(run),
+    });
+    this.lifecycle = new ServiceLifecycle({
+      inventoryPath: opts.inventoryPath,
+      env: this.env,
+      clock: this.clock,
+      log: (l) => this.log(l),
+      ...(opts.uploaderFactory ? { factory: opts.uploaderFactory } : {}),
     });
     this.pushes = new PushGate({
       source: settings.source,
