@@ -182,6 +182,12 @@ const SCRIPT = `
           h('td', { class: 'mono', text: r.build_id || '' }), h('td', { class: 'muted', text: r.message || '' }));
       })));
   }
+  function choreText(kind, c) {
+    if (!c) return null;
+    return h('span', { 'data-chore': kind, title: c.last ? c.last.summary : '' },
+      kind + ' ' + c.pattern + (c.apply === false ? ' (dry run)' : '') + (c.running ? ', running' : c.next ? ', next ' + when(c.next) : '') +
+      (c.last ? '; last ' + when(c.last.at) + ': ' + c.last.summary : ''));
+  }
   function render(data) {
     var s = data.service;
     var meta = document.getElementById('meta');
@@ -190,6 +196,7 @@ const SCRIPT = `
       h('span', { text: s.source.kind === 'git' ? 'source ' + s.source.url + ' @ ' + s.source.branch + (s.source.commit ? ' (' + s.source.commit.slice(0, 12) + ')' : '') : s.source.kind === 'image' ? 'source image ' + s.source.image + (s.source.digest ? ' (' + s.source.digest.slice(0, 19) + ')' : '') : 'source: inventory path' }),
       s.schedule ? h('span', { text: 'schedule ' + s.schedule.pattern + (s.schedule.next ? ', next ' + when(s.schedule.next) : '') }) : null,
       s.inactivity ? h('span', { text: 'inactivity ' + secs(s.inactivity.after_s) + (s.inactivity.due ? ', due ' + when(s.inactivity.due) : '') }) : null,
+      choreText('prune', s.chores && s.chores.prune), choreText('sweep', s.chores && s.chores.sweep),
       h('span', { id: 'updated', text: 'updated ' + new Date().toLocaleTimeString() })].filter(Boolean));
     var now = document.getElementById('now');
     var cards = [];
