@@ -35,6 +35,11 @@ export class ServiceLifecycle {
     return this.opts.factory ?? ((target, name) => createUploader(target, name, this.opts.env));
   }
 
+  /** The next listing asks the targets again (a build finished: it may have uploaded images). */
+  forget(): void {
+    this.cached = undefined;
+  }
+
   images(): Promise<ImagesView> {
     const now = this.opts.clock.now();
     if (!this.cached || now - this.cached.at >= LISTING_TTL_MS) {

@@ -322,6 +322,7 @@ export class FarmService {
     let build: BuildSummary | undefined;
     if (run.buildId) build = (await listBuilds(this.settings.buildsDir).catch(() => [])).find((b) => b.buildId === run.buildId);
     this.metrics.finished(run, build);
+    this.lifecycle.forget();
     this.updateQueueGauges();
     void this.inactivity?.recheck();
     if (run.status === 'skipped') return;

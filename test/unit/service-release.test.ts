@@ -114,3 +114,14 @@ describe('farm serve: channels and release', () => {
     expect(served).not.toContain(TOKEN);
   });
 });
+
+describe('the listing after a build', () => {
+  it('is asked again once a build finishes (its images are new)', async () => {
+    const before = (await (await fetch(standIn.base + '/api/images')).json()) as { images: RemoteImage[] };
+    held = [...held, image('20261103t000000z')];
+    standIn.release();
+    const r = await post('/api/builds', { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(r.status).toBe(202);
+    await expect.poll(async () => ((await (await fetch(standIn.base + '/api/images')).json()) as { images: RemoteImage[] }).images.length, { timeout: 10_000 }).toBe(before.images.length + 1);
+  });
+});
