@@ -200,6 +200,19 @@ export const serviceSchema = z
       .default({ env: [] }),
     on_shutdown: z.enum(['cancel', 'finish']).default('cancel').describe('On SIGTERM: cancel the running build, or let it finish'),
     arches: z.array(archSchema).min(1).optional().describe('Arches the service builds (default: every arch of the inventory)'),
+    prune: z
+      .object({
+        schedule: cronPatternSchema.describe('Run `farm prune` on this cron schedule, e.g. "0 4 * * *"'),
+        apply: z.boolean().default(false).describe('Act on the plan (like --yes); false only logs and shows the plan'),
+      })
+      .strict()
+      .optional()
+      .describe('`farm prune` on a schedule, with the inventory\'s retention policy'),
+    sweep: z
+      .object({ schedule: cronPatternSchema.default('*/10 * * * *').describe('Run `farm workers sweep` on this cron schedule') })
+      .strict()
+      .optional()
+      .describe('Give back pool VMs earlier runs left (`farm workers sweep`); with pools it runs every 10 minutes unless set'),
   })
   .strict();
 

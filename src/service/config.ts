@@ -28,10 +28,17 @@ export interface ServiceSettings {
   notify: { webhook?: string; webhookEnv?: string; command?: string[]; env: string[] };
   onShutdown: 'cancel' | 'finish';
   arches?: Arch[];
+  /** `farm prune` on a cron schedule; apply: act on the plan. */
+  prune?: { schedule: string; apply: boolean };
+  /** `farm workers sweep` on a cron schedule (default every 10 minutes when there are pools). */
+  sweep?: { schedule: string };
   buildsDir: string;
   /** builds_dir/.service: the service's own state and its git work dir. */
   stateDir: string;
 }
+
+/** How often the service gives back pool VMs left behind, when the inventory has pools. */
+export const DEFAULT_SWEEP = '*/10 * * * *';
 
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text.trim());
@@ -68,6 +75,8 @@ export function serviceSettings(loaded: LoadedInventory, overrides: { listen?: s
     },
     onShutdown: s.on_shutdown,
     ...(s.arches ? { arches: s.arches } : {}),
+    ...(s.prune ? { prune: { schedule: s.prune.schedule, apply: s.prune.apply } } : {}),
+    ...(s.sweep ? { sweep: { schedule: s.sweep.schedule } } : loaded.inventory.pools.length ? { sweep: { schedule: DEFAULT_SWEEP } } : {}),
     buildsDir,
     stateDir: join(buildsDir, '.service'),
   };

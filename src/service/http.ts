@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type RequestListener, type Server, 
 import { join, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isArch, parseArchList, type Arch } from '../core/arch.ts';
-import { errorMessage } from '../core/errors.ts';
+import { FarmError, errorMessage } from '../core/errors.ts';
 import { isBuildId } from '../naming.ts';
 import { checkBearer, type AuthResult } from './auth.ts';
 import { readBody } from './body.ts';
@@ -74,6 +74,18 @@ function manualRequest(value: unknown): { arches?: Arch[]; force: boolean } {
     if (arches.length === 0) throw new HttpError(400, 'arches is empty');
   }
   return { ...(arches ? { arches } : {}), force: v.force !== false };
+}
+
+/** An empty body, or { arches?: "all" | "x86_64,s390x" | ["s390x"] }: the arches to release. */
+export function releaseRequest(raw: Buffer): { arches?: Arch[] } {
+  if (raw.length === 0 || raw.toString('utf8').trim() === '') return {};
+  const value = parseJson(raw);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new HttpError(400, 'send nothing, or a JSON object: { "arches": [...] }');
+  const v = value as Record<string, unknown>;
+  const unknown = Object.keys(v).filter((k) => k !== 'arches');
+  if (unknown.length) throw new HttpError(400, `unknown field(s) ${unknown.join(', ')}: send arches only`);
+  const { arches } = manualRequest({ ...(v.arches !== undefined ? { arches: v.arches } : {}) });
+  return arches ? { arches } : {};
 }
 
 /** Serves a file under builds_dir only: the id and arch are checked by form, then the real path. */
@@ -155,6 +167,32 @@ export function handler(service: FarmService): RequestListener {
       const body = manualRequest(parseJson(await readBody(req, res, { limit: API_BODY_LIMIT, timeoutMs: BODY_TIMEOUT_MS })));
       const who = typeof req.headers['user-agent'] === 'string' ? printable(req.headers['user-agent'], 80) : 'unknown client';
       return queued(res, service.submit(service.reason('api', `POST /api/builds (${who})${body.force ? '' : ', if changed'}`, body.force, body.arches)));
+    }
+    if (path === '/api/images') {
+      only('GET');
+      return json(res, 200, await service.lifecycle.images());
+    }
+    const rel = /^\/api\/builds\/([^/]+)\/release$/.exec(path);
+    if (rel) {
+      only('POST');
+      // The same token as POST /api/builds, checked before any of the body is read. A bearer
+      // header is not something a cross-site form or image can send, so a page elsewhere cannot.
+      const auth = checkBearer(req.headers.authorization, service.env[s.tokenEnv], s.tokenEnv);
+      if (!auth.ok) {
+        service.quietLog('refused-api', `refused POST /api/builds/…/release: ${auth.message}`);
+        return refuse(res, auth, true);
+      }
+      const build = rel[1]!;
+      if (!isBuildId(build)) throw new HttpError(404, `'${printable(build, 40)}' is not a build id`);
+      const body = releaseRequest(await readBody(req, res, { limit: API_BODY_LIMIT, timeoutMs: BODY_TIMEOUT_MS }));
+      const who = typeof req.headers['user-agent'] === 'string' ? printable(req.headers['user-agent'], 80) : 'unknown client';
+      try {
+        const outcome = await service.lifecycle.release(build, body.arches, `POST /api/builds/${build}/release, ${who}`);
+        return json(res, outcome.failures.length || outcome.hook?.error ? 502 : 200, outcome);
+      } catch (err) {
+        if (err instanceof FarmError && err.code === 'USAGE') throw new HttpError(404, err.message);
+        throw err;
+      }
     }
     const one = /^\/api\/builds\/([A-Za-z0-9-]+)$/.exec(path);
     if (one) {

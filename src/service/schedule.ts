@@ -8,7 +8,20 @@ import { Cron } from 'croner';
 import { errorMessage } from '../core/errors.ts';
 import type { Clock, Timer } from './clock.ts';
 import { formatSeconds } from './duration.ts';
-import type { ServiceStore } from './store.ts';
+import type { ServiceState, ServiceStore } from './store.ts';
+
+/** Where a trigger remembers when it last fired (the build schedule's, or a chore's). */
+export interface FiredMemory {
+  get(state: ServiceState): string | undefined;
+  set(state: ServiceState, iso: string): void;
+}
+
+const buildSchedule: FiredMemory = {
+  get: (s) => s.schedule.lastFiredAt,
+  set: (s, iso) => {
+    s.schedule.lastFiredAt = iso;
+  },
+};
 
 export class CronTrigger {
   private readonly cron: Cron;
@@ -16,7 +29,7 @@ export class CronTrigger {
   private nextAt: number | undefined;
 
   constructor(
-    private readonly opts: { clock: Clock; pattern: string; store: ServiceStore; fire: (detail: string) => void; log: (line: string) => void },
+    private readonly opts: { clock: Clock; pattern: string; store: ServiceStore; fire: (detail: string) => void; log: (line: string) => void; memory?: FiredMemory },
   ) {
     this.cron = new Cron(opts.pattern, { paused: true });
   }
@@ -28,12 +41,11 @@ export class CronTrigger {
 
   async start(): Promise<void> {
     const now = this.opts.clock.now();
-    const last = this.opts.store.current.schedule.lastFiredAt;
+    const memory = this.opts.memory ?? buildSchedule;
+    const last = memory.get(this.opts.store.current);
     if (!last) {
       // First start: the schedule counts from now; nothing is "missed" before the service existed.
-      await this.opts.store.update((s) => {
-        s.schedule.lastFiredAt = new Date(now).toISOString();
-      });
+      await this.opts.store.update((s) => memory.set(s, new Date(now).toISOString()));
     } else {
       const due = this.cron.nextRun(new Date(last));
       if (due && due.getTime() <= now) await this.fireNow(`schedule "${this.opts.pattern}" (missed at ${due.toISOString()} while stopped)`);
@@ -59,9 +71,7 @@ export class CronTrigger {
   }
 
   private async fireNow(detail: string): Promise<void> {
-    await this.opts.store.update((s) => {
-      s.schedule.lastFiredAt = new Date(this.opts.clock.now()).toISOString();
-    });
+    await this.opts.store.update((s) => (this.opts.memory ?? buildSchedule).set(s, new Date(this.opts.clock.now()).toISOString()));
     this.opts.fire(detail);
   }
 }

@@ -16,6 +16,9 @@ import { systemClock, type Clock } from './clock.ts';
 import { serviceSettings, type ServiceSettings } from './config.ts';
 import { GitSource } from './git.ts';
 import { HostCheck } from './hosts.ts';
+import { ServiceLifecycle } from './lifecycle.ts';
+import { Chores, type ChoreDeps, type ChoreView } from './chores.ts';
+import type { UploaderFactory } from '../pipeline/upload-stage.ts';
 import { createServiceServer } from './http.ts';
 import { ServiceMetrics } from './metrics.ts';
 import { notifyEnv, notifyPayload, postWebhook, runNotifyCommand } from './notify.ts';
@@ -42,6 +45,10 @@ export interface ServiceOptions {
   inspect?: KeyOptions['inspect'];
   /** Notify webhook retry pacing (tests shorten it). */
   notifyRetryMs?: number;
+  /** The targets' clients for the lifecycle (release, the images' channels); tests stand in. */
+  uploaderFactory?: UploaderFactory;
+  /** Stand-ins for the scheduled prune and sweep (tests). */
+  chores?: Pick<ChoreDeps, 'prune' | 'sweep'>;
 }
 
 export interface Snapshot {
@@ -53,6 +60,8 @@ export interface Snapshot {
     schedule?: { pattern: string; next?: string };
     inactivity?: { after_s: number; due?: string };
     on_shutdown: 'cancel' | 'finish';
+    /** Scheduled prune and sweep: when next, and what the last run did. */
+    chores: { prune?: ChoreView; sweep?: ChoreView };
   };
   running: RunView | null;
   pending: RunView | null;
@@ -69,6 +78,9 @@ export class FarmService {
   readonly hosts: HostCheck;
   /** Which pushes start a build (replays and built commits do not). */
   readonly pushes: PushGate;
+  /** Channels, the current mark and release, from the targets themselves. */
+  readonly lifecycle: ServiceLifecycle;
+  readonly chores: Chores;
   private readonly quiet: QuietLog;
   private server: Server | undefined;
   private watcher: SourceWatcher | undefined;
@@ -114,6 +126,23 @@ export class FarmService {
         ...(opts.inspect ? { inspect: opts.inspect } : {}),
       }),
       onFinished: (run) => this.finished(run),
+    });
+    this.lifecycle = new ServiceLifecycle({
+      inventoryPath: opts.inventoryPath,
+      env: this.env,
+      clock: this.clock,
+      log: (l) => this.log(l),
+      ...(opts.uploaderFactory ? { factory: opts.uploaderFactory } : {}),
+    });
+    this.chores = new Chores({
+      inventoryPath: opts.inventoryPath,
+      settings,
+      store,
+      clock: this.clock,
+      env: this.env,
+      log: (l) => this.log(l),
+      ...(opts.uploaderFactory ? { factory: opts.uploaderFactory } : {}),
+      ...opts.chores,
     });
     this.pushes = new PushGate({
       source: settings.source,
@@ -186,6 +215,7 @@ export class FarmService {
       await this.cron.start();
       this.log(`schedule "${s.schedule}": next at ${this.cron.next ? new Date(this.cron.next).toISOString() : 'never'}`);
     }
+    await this.chores.start();
     if (s.inactivityMs !== undefined) {
       this.inactivity = new InactivityTrigger({
         clock: this.clock,
@@ -213,6 +243,7 @@ export class FarmService {
     this.cron?.stop();
     this.inactivity?.stop();
     await this.watcher?.stop();
+    await this.chores.stop();
     // Requests still being answered get to finish; new connections are refused.
     const closed = this.server ? new Promise<void>((r) => this.server!.close(() => r())) : Promise.resolve();
     this.server?.closeIdleConnections();
@@ -269,6 +300,7 @@ export class FarmService {
           ? { inactivity: { after_s: s.inactivityMs / 1000, ...(this.inactivity?.due !== undefined ? { due: new Date(this.inactivity.due).toISOString() } : {}) } }
           : {}),
         on_shutdown: s.onShutdown,
+        chores: this.chores.view(),
       },
       running: running ? runView(running) : null,
       pending: this.queue.pending ? runView(this.queue.pending) : null,
@@ -290,6 +322,7 @@ export class FarmService {
     let build: BuildSummary | undefined;
     if (run.buildId) build = (await listBuilds(this.settings.buildsDir).catch(() => [])).find((b) => b.buildId === run.buildId);
     this.metrics.finished(run, build);
+    this.lifecycle.forget();
     this.updateQueueGauges();
     void this.inactivity?.recheck();
     if (run.status === 'skipped') return;

@@ -42,6 +42,16 @@ export interface RunRecord {
   commit?: string;
 }
 
+export type ChoreKind = 'prune' | 'sweep';
+
+/** What a scheduled chore did, for the log and the page. */
+export interface ChoreReport {
+  at: string;
+  ok: boolean;
+  /** One line: what was planned or done, or why it failed. */
+  summary: string;
+}
+
 export interface ServiceState {
   version: 1;
   /** Finished runs, newest first. */
@@ -58,6 +68,8 @@ export interface ServiceState {
   };
   schedule: { lastFiredAt?: string };
   inactivity: { lastFiredAt?: string };
+  /** The scheduled chores (prune, sweep): when each last fired and what it did. */
+  chores?: Partial<Record<ChoreKind, { lastFiredAt?: string; last?: ChoreReport }>>;
   /** Webhook deliveries received ("github:<X-GitHub-Delivery>"), newest first, so a replay builds nothing. */
   deliveries?: Array<{ id: string; at: string }>;
 }

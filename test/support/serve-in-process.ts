@@ -11,7 +11,7 @@ import type { JobOptions } from '../../src/pipeline/job.ts';
 import type { BuildOutcome } from '../../src/pipeline/run-build.ts';
 import { BuildRecord } from '../../src/records/build-record.ts';
 import type { BuildState } from '../../src/records/state.ts';
-import { FarmService, type Snapshot } from '../../src/service/service.ts';
+import { FarmService, type ServiceOptions, type Snapshot } from '../../src/service/service.ts';
 import { serveInventory } from './serve.ts';
 
 export interface StandIn {
@@ -36,11 +36,14 @@ export interface StandInOptions {
   env?: NodeJS.ProcessEnv;
   /** Reuse a stopped stand-in's directory (its state and builds). */
   dir?: string;
+  /** More top-level inventory YAML (arches and targets). */
+  extra?: string;
+  uploaderFactory?: ServiceOptions['uploaderFactory'];
 }
 
 export async function startStandIn(opts: StandInOptions): Promise<StandIn> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'farm-serve-standin-')));
-  const inventory = await serveInventory(opts.service, dir);
+  const inventory = await serveInventory(opts.service, dir, opts.extra);
   const jobs: JobOptions[] = [];
   let gate = Promise.resolve();
   let release: () => void = () => undefined;
@@ -88,6 +91,7 @@ export async function startStandIn(opts: StandInOptions): Promise<StandIn> {
     stream,
     runJob: fakeJob,
     inspect: async () => undefined,
+    ...(opts.uploaderFactory ? { uploaderFactory: opts.uploaderFactory } : {}),
   });
   const base = await service.start();
   return {

@@ -24,7 +24,7 @@ const running = new Set<ChildProcess>();
  * A small inventory for a service that builds nothing by itself (one s390x worker, never reached
  * unless a build runs) with the given `service:` section, indented by two spaces. Returns its path.
  */
-export async function serveInventory(service: string, dir?: string): Promise<string> {
+export async function serveInventory(service: string, dir?: string, extra = ''): Promise<string> {
   const at = dir ?? (await mkdtemp(join(tmpdir(), 'farm-serve-')));
   await writeFile(join(at, 'Containerfile'), 'FROM localhost/base:latest\n');
   // A context apart from builds/ (a context that holds the builds dir is refused).
@@ -37,7 +37,7 @@ source: { containerfile: Containerfile, context: ctx }
 workers: [{ name: w, host: 10.231.0.14, arch: s390x, host_key: "SHA256:${'A'.repeat(43)}" }]
 service:
 ${service}
-`,
+${extra}`,
   );
   return file;
 }
