@@ -1,6 +1,7 @@
 // Paths in the inventory: resolved against the inventory file's directory (`~/` is HOME), and,
 // for `inventory check`, checked to exist before any worker is contacted.
 
+import { AWS_POOL_PROVIDER } from '../../workers/pools/types.ts';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -36,6 +37,7 @@ export function resolvePaths(inv: Inventory, dir: string): Inventory {
     if (w.known_hosts !== undefined) w.known_hosts = opt(w.known_hosts);
   }
   for (const p of out.pools) {
+    if (p.settings.provider === AWS_POOL_PROVIDER) continue; // its keys are made per VM
     if (p.settings.identity_file !== undefined) p.settings.identity_file = opt(p.settings.identity_file);
     if (p.settings.known_hosts !== undefined) p.settings.known_hosts = opt(p.settings.known_hosts);
     // A program named by a relative path (./x, ../x) is the inventory's own; a bare name is PATH's.
@@ -144,7 +146,8 @@ export async function checkFiles(data: unknown, dir: string): Promise<Draft[]> {
   if (Array.isArray(data.pools)) {
     data.pools.forEach((p, i) => {
       // VMs the farm does not make are vouched for by known_hosts, like static workers.
-      if (isRecord(p) && isRecord(p.settings)) checks.push(sshFiles(p.settings, ['pools', i, 'settings'], dir));
+      // An aws pool's keys are made per VM, its host key pinned.
+      if (isRecord(p) && isRecord(p.settings) && p.settings.provider !== AWS_POOL_PROVIDER) checks.push(sshFiles(p.settings, ['pools', i, 'settings'], dir));
     });
   }
   if (isRecord(data.arches)) {

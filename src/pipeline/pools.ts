@@ -12,12 +12,21 @@ import { durationSeconds } from '../inventory/pool-schema.ts';
 import type { Pool, Worker } from '../inventory/schema.ts';
 import type { BuildRecord } from '../records/build-record.ts';
 import type { Reporter } from '../ui/reporter.ts';
+import { AwsProvider } from '../../workers/pools/aws.ts';
 import { CommandProvider, ResallocProvider } from '../../workers/pools/resalloc.ts';
-import type { Allocation, PoolProvider } from '../../workers/pools/types.ts';
+import { AWS_POOL_PROVIDER, type Allocation, type PoolProvider } from '../../workers/pools/types.ts';
 import type { WorkerTransport } from '../../workers/transport.ts';
 
 export function providerFor(pool: Pool): PoolProvider {
   const s = pool.settings;
+  if (s.provider === AWS_POOL_PROVIDER) {
+    const arch = pool.arch as 'x86_64' | 'aarch64'; // the schema allows aws for these two only
+    return new AwsProvider(pool.name, {
+      region: s.region, arch, image: s.image, instance_type: s.instance_type[arch]!, subnet: s.subnet, security_groups: s.security_groups,
+      root_volume_gib: s.root_volume_gib, data_volume_gib: s.data_volume_gib, tags: s.tags, user: s.user, lifetime_s: durationSeconds(pool.lifetime),
+      running_timeout_s: durationSeconds(s.running_timeout), ssh_timeout_s: durationSeconds(s.ssh_timeout),
+    });
+  }
   const reach = { user: s.user, port: s.port, known_hosts: s.known_hosts, identity_file: s.identity_file, pass_env: s.pass_env };
   if (s.provider === 'resalloc') {
     return new ResallocProvider(pool.name, { ...reach, command: s.command, connection: s.connection, tags: s.tags, wait_timeout_s: durationSeconds(s.wait_timeout) });
@@ -89,7 +98,7 @@ export class PoolLeases {
       plog.info(`taking a ${arch} VM (${pool.settings.provider})`);
       let allocation: Allocation;
       try {
-        allocation = await provider.allocate(signal);
+        allocation = await provider.allocate(signal, { buildId: this.store.buildId });
       } catch (err) {
         this.held.set(pool.name, (this.held.get(pool.name) ?? 1) - 1);
         if (signal.aborted || isAbortError(err)) throw new FarmError('ABORTED', 'cancelled');

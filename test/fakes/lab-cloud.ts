@@ -182,6 +182,7 @@ async function main(): Promise<void> {
     s3: s3ClientConfig(s3),
     dir: join(dir, 'aws'),
     statePath: join(dir, 'aws-state.json'),
+    instanceHosts: resolve(import.meta.dirname, '../../scripts/lab.d/ec2-host'),
   });
   started.push({ name: 'aws', stop: () => aws.stop() });
 

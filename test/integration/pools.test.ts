@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { REPO, farm } from '../support/cli.ts';
-import { LAB_DIR, ensureLab } from '../support/lab.ts';
+import { LAB_DIR, ensureLab, labEnv } from '../support/lab.ts';
 import { ResallocProvider } from '../../workers/pools/resalloc.ts';
 import { connectWorker } from '../../workers/ssh/session.ts';
 import { prepareWorker, type PrepareSettings } from '../../workers/prepare.ts';
@@ -21,7 +21,8 @@ import type { BuildState } from '../../src/records/state.ts';
 
 const run = promisify(execFile);
 const RESALLOC = join(REPO, 'scripts', 'lab.d', 'resalloc');
-const env = { FARM_LAB_DIR: LAB_DIR };
+// The lab clouds' env too: lab-pools.yaml takes x86_64 and aarch64 from the EC2 fake.
+const env: Record<string, string> = { FARM_LAB_DIR: LAB_DIR };
 
 /** The lab-pools inventory with absolute paths (and `change` applied) in a temp dir. */
 async function poolsInventory(change: (doc: any) => void = () => {}): Promise<{ file: string; dir: string }> {
@@ -30,6 +31,7 @@ async function poolsInventory(change: (doc: any) => void = () => {}): Promise<{ 
   doc.source = { containerfile: join(REPO, 'inventory', 'lab', 'Containerfile'), context: join(REPO, 'inventory', 'lab') };
   doc.settings.builds_dir = join(dir, 'builds');
   for (const p of doc.pools) {
+    if (p.settings.provider !== 'resalloc') continue; // aws: keys per VM (pools-aws.test.ts)
     p.settings = { ...p.settings, command: [RESALLOC], identity_file: join(LAB_DIR, 'ssh', 'id_ed25519'), known_hosts: join(LAB_DIR, 'ssh', 'known_hosts') };
   }
   change(doc);
@@ -61,6 +63,7 @@ async function expectAllGiveBack(state: BuildState): Promise<void> {
 
 beforeAll(async () => {
   await ensureLab();
+  Object.assign(env, await labEnv(), { FARM_LAB_DIR: LAB_DIR });
 }, 900_000);
 
 describe('pools on the lab', () => {
@@ -94,7 +97,7 @@ describe('pools on the lab', () => {
   it('gives the VM back after Ctrl-C', async () => {
     const inv = await poolsInventory();
     let seen = '';
-    const r = await farm(['build', '--arch', 'aarch64', '--inventory', inv.file], {
+    const r = await farm(['build', '--arch', 'ppc64le', '--inventory', inv.file], {
       env,
       onSpawn: (child) => {
         const watch = (d: Buffer) => {
@@ -134,7 +137,7 @@ describe('pools on the lab', () => {
     const lines = Array.from({ length: 89 }, (_, i) => `10.231.0.${101 + i} ${other}`).join('\n');
     await writeFile(join(dir, 'known_hosts'), lines + '\n');
     const inv = await poolsInventory((d) => {
-      for (const p of d.pools) p.settings.known_hosts = join(dir, 'known_hosts');
+      for (const p of d.pools) if (p.settings.provider === 'resalloc') p.settings.known_hosts = join(dir, 'known_hosts');
     });
     const r = await farm(['build', '--arch', 'ppc64le', '--inventory', inv.file], { env });
     const out = r.stdout + r.stderr;

@@ -5,6 +5,9 @@
 // by someone else): never accept-any.
 
 /** Where a taken VM is reached over SSH. */
+/** The EC2 provider's name (a constant so the coordinator need not spell a cloud's name). */
+export const AWS_POOL_PROVIDER = 'aws' as const;
+
 export interface PoolEndpoint {
   host: string;
   port: number;
@@ -31,12 +34,19 @@ export interface Allocation {
   readyAt: number;
 }
 
+/** What the coordinator tells a provider about the request (for tags). */
+export interface AllocateContext {
+  buildId?: string | undefined;
+}
+
 export interface PoolProvider {
   readonly pool: string;
   readonly provider: string;
   /** Takes one VM; bounded; an abort gives back whatever was half-taken and throws ABORTED. */
-  allocate(signal: AbortSignal): Promise<Allocation>;
+  allocate(signal: AbortSignal, context?: AllocateContext): Promise<Allocation>;
   /** Gives a VM back; idempotent (a VM already gone is fine). Not cancellable on purpose: it runs
    *  in finally blocks after Ctrl-C. */
   release(allocation: Pick<Allocation, 'id' | 'data'>): Promise<void>;
+  /** For `farm workers check`, without taking a VM: credentials, the base image; says what it found. */
+  check?(): Promise<string>;
 }

@@ -12,6 +12,8 @@ import { renderTable } from '../../ui/table.ts';
 import { connectWorker } from '../../../workers/ssh/session.ts';
 import { workerEndpoint } from '../../inventory/worker-endpoint.ts';
 import { probeWorker } from '../../../workers/probe.ts';
+import { providerFor } from '../../pipeline/pools.ts';
+import { AWS_POOL_PROVIDER } from '../../../workers/pools/types.ts';
 import type { workersCheckArgs } from '../commands/workers.ts';
 import { io, out } from '../io.ts';
 import { inventoryArchesArg, loadFromArgs } from './args.ts';
@@ -104,6 +106,16 @@ async function examine(w: Worker, inventory: Inventory, signal: AbortSignal): Pr
 /** A pool without taking a VM: its allocator program must be there (VMs are checked per build). */
 async function examinePool(p: Pool): Promise<WorkerReport> {
   const s = p.settings;
+  if (s.provider === AWS_POOL_PROVIDER) {
+    const base = { name: p.name, arch: p.arch, address: `pool (aws, up to ${p.max})` };
+    try {
+      // Credentials and the base image, without launching anything.
+      const what = await providerFor(p).check!();
+      return { ...base, reachable: true, healthy: true, problems: [], details: `${what}; each VM is prepared and probed when a build takes it` };
+    } catch (e) {
+      return { ...base, reachable: false, healthy: false, problems: [`${errorMessage(e)}: check the AWS credentials (AWS_* environment, profile) and pools.${p.name}.settings.image`] };
+    }
+  }
   const programs = s.provider === 'resalloc' ? [s.command[0]!] : [s.allocate[0]!, s.release[0]!];
   const problems: string[] = [];
   for (const prog of programs) {

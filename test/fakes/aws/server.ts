@@ -3,6 +3,7 @@
 // signed with the fake's key pair (the signature is recomputed and compared); the credential
 // scope picks the service (ec2|ebs) and the region, so one server stands for several regions.
 
+import { Instances } from './instances.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -30,6 +31,8 @@ export interface AwsFakeOptions {
   dir?: string;
   /** The one key pair the fake accepts (default: a fixed fake pair). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** Program that makes and removes the lab host of an instance (scripts/lab.d/ec2-host); without it instances have no host. */
+  instanceHosts?: string;
   /** Port on 127.0.0.1 (default: any free one). */
   port?: number;
   /**
@@ -102,6 +105,8 @@ export async function startAwsFake(opts: AwsFakeOptions = {}): Promise<AwsFake> 
   };
   const ebs = new Ebs(state, dataDir, stats);
   const ec2 = new Ec2(state, dataDir, opts.s3);
+  // Pool instances (./instances.ts), beside the image API.
+  Object.assign(ec2.handlers, new Instances(opts.instanceHosts).handlers(ec2.handlers.DescribeImages!));
   const stateFile = opts.statePath === undefined ? undefined : new StateFile(opts.statePath, () => saveAwsState(state));
   if (opts.statePath !== undefined) {
     const saved = readStateFile<SavedAwsState>(opts.statePath);
