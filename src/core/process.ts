@@ -130,6 +130,9 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
   // `set -euo pipefail;` is zx's prefix; `exec` makes the program itself the group's leader, so
   // its exit status and signal are reported as they are, not through a waiting bash.
   const p: ProcessPromise = shell`exec ${argv}`;
+  // A program that exits without reading its input makes the write fail with EPIPE: its exit
+  // status (in `done`) is the answer, not an unhandled error on its stdin.
+  p.stdin.on('error', () => undefined);
   if (opts.input === undefined && !opts.keepStdin) p.stdin.end();
   let timedOut = false;
   let settled = false;
@@ -177,7 +180,6 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
     }
     return result(out, timedOut);
   });
-  if (opts.keepStdin) p.stdin.on('error', () => undefined); // a program gone early: `done` tells
   return { pid: p.pid, done, kill, ...(opts.keepStdin ? { stdin: p.stdin } : {}) };
 }
 
