@@ -226,11 +226,16 @@ const SCRIPT = `
     if (rel) releaseBuild(rel.getAttribute('data-release'));
   });
   var err = document.getElementById('err');
+  // The builds never wait for the targets' listing (it asks every target and can take long):
+  // the page shows them at once and again when a new listing arrives.
+  var shown = null;
   function refresh() {
-    loadImages(false).then(function () { return fetch('/api/builds', { cache: 'no-store' }); }).then(function (r) {
+    var before = listedAt;
+    loadImages(false).then(function () { if (shown && listedAt !== before) render(shown); });
+    fetch('/api/builds', { cache: 'no-store' }).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.json();
-    }).then(function (data) { err.textContent = ''; render(data); document.body.setAttribute('data-loaded', 'true'); }, function (e) {
+    }).then(function (data) { err.textContent = ''; shown = data; render(data); document.body.setAttribute('data-loaded', 'true'); }, function (e) {
       err.textContent = 'cannot reach the service (' + e.message + '); retrying';
     }).then(function () { setTimeout(refresh, REFRESH); });
   }
