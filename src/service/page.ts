@@ -115,41 +115,6 @@ const SCRIPT = `
             h('td', null, copyable(i.name)), h('td', null, copyable(i.id)), h('td', null, copyable(i.artifact_id)));
         })))];
   }
-  // Channels and the current mark come from the targets (GET /api/images, listed every 30 s).
-  var held = { images: [], failures: [] }, listedAt = 0, notes = {};
-  function loadImages(force) {
-    if (!force && Date.now() - listedAt < 30000) return Promise.resolve();
-    listedAt = Date.now();
-    return fetch('/api/images', { cache: 'no-store' }).then(function (r) { return r.ok ? r.json() : null; }).then(function (d) { if (d) held = d; }, function () {});
-  }
-  function channelTable(b) {
-    var mine = held.images.filter(function (i) { return i.buildId === b.build_id && !i.leftover; });
-    if (!mine.length && !notes[b.build_id]) return null;
-    var pending = mine.some(function (i) { return i.channel !== 'released' || !i.current; });
-    return [h('div', { class: 'sub', text: 'On the targets' }),
-      mine.length ? h('table', { class: 'channels' },
-        h('thead', null, h('tr', null, ['Target', 'Location', 'Arch', 'Image id', 'Channel', 'Current'].map(function (t) { return h('th', { text: t }); }))),
-        h('tbody', null, mine.map(function (i) {
-          return h('tr', { 'data-channel-image': i.imageId, 'data-channel': i.channel, 'data-current': String(i.current) },
-            h('td', { class: 'mono', text: i.target }), h('td', { class: 'mono', text: i.location }), h('td', { class: 'mono', text: i.arch }),
-            h('td', { class: 'mono', text: i.imageId }), h('td', null, badge(i.channel === 'released' ? 'succeeded' : 'queued', i.channel)),
-            h('td', { text: i.current ? 'current' : '' }));
-        }))) : null,
-      h('div', { class: 'row' },
-        pending ? h('button', { class: 'release', type: 'button', 'data-release': b.build_id, text: 'Release\u2026', title: 'asks for the API token; or: curl -X POST -H "Authorization: Bearer $TOKEN" ' + location.origin + '/api/builds/' + b.build_id + '/release' }) : null,
-        notes[b.build_id] ? h('span', { class: 'muted release-note', text: notes[b.build_id] }) : null)];
-  }
-  function releaseBuild(id) {
-    // The token is asked for each time and sent in a header only: it is never in the page.
-    var token = window.prompt('API token to release build ' + id + ' (the variable named by service.token_env)');
-    if (!token) return;
-    notes[id] = 'releasing\u2026';
-    fetch('/api/builds/' + id + '/release', { method: 'POST', headers: { authorization: 'Bearer ' + token } }).then(function (r) {
-      return r.json().then(function (j) {
-        notes[id] = r.ok ? 'released ' + j.released.length + ' image(s), unmarked ' + j.unmarked.length : 'refused (HTTP ' + r.status + '): ' + (j.error || (j.failures || []).join('; '));
-      });
-    }).catch(function (e) { notes[id] = 'release failed: ' + e.message; }).then(function () { return loadImages(true); });
-  }
   function artifactTable(b) {
     if (!b.artifacts.length) return null;
     return [h('div', { class: 'sub', text: 'Disk images' }),
@@ -170,7 +135,7 @@ const SCRIPT = `
         b.duration_s !== undefined ? h('span', { class: 'muted', text: secs(b.duration_s) }) : null,
         b.commit ? h('span', { class: 'mono muted', text: 'commit ' + b.commit.slice(0, 12) }) : null,
         h('a', { href: b.manifest, target: '_blank', rel: 'noopener', text: 'manifest.json' })),
-      reasons(b.reasons), archTable(b), imageTable(b), channelTable(b), artifactTable(b));
+      reasons(b.reasons), archTable(b), imageTable(b), artifactTable(b));
   }
   function runsTable(runs) {
     if (!runs.length) return h('p', { class: 'muted', text: 'No runs yet.' });
@@ -182,12 +147,6 @@ const SCRIPT = `
           h('td', { class: 'mono', text: r.build_id || '' }), h('td', { class: 'muted', text: r.message || '' }));
       })));
   }
-  function choreText(kind, c) {
-    if (!c) return null;
-    return h('span', { 'data-chore': kind, title: c.last ? c.last.summary : '' },
-      kind + ' ' + c.pattern + (c.apply === false ? ' (dry run)' : '') + (c.running ? ', running' : c.next ? ', next ' + when(c.next) : '') +
-      (c.last ? '; last ' + when(c.last.at) + ': ' + c.last.summary : ''));
-  }
   function render(data) {
     var s = data.service;
     var meta = document.getElementById('meta');
@@ -196,7 +155,6 @@ const SCRIPT = `
       h('span', { text: s.source.kind === 'git' ? 'source ' + s.source.url + ' @ ' + s.source.branch + (s.source.commit ? ' (' + s.source.commit.slice(0, 12) + ')' : '') : s.source.kind === 'image' ? 'source image ' + s.source.image + (s.source.digest ? ' (' + s.source.digest.slice(0, 19) + ')' : '') : 'source: inventory path' }),
       s.schedule ? h('span', { text: 'schedule ' + s.schedule.pattern + (s.schedule.next ? ', next ' + when(s.schedule.next) : '') }) : null,
       s.inactivity ? h('span', { text: 'inactivity ' + secs(s.inactivity.after_s) + (s.inactivity.due ? ', due ' + when(s.inactivity.due) : '') }) : null,
-      choreText('prune', s.chores && s.chores.prune), choreText('sweep', s.chores && s.chores.sweep),
       h('span', { id: 'updated', text: 'updated ' + new Date().toLocaleTimeString() })].filter(Boolean));
     var now = document.getElementById('now');
     var cards = [];
@@ -222,20 +180,13 @@ const SCRIPT = `
   document.addEventListener('click', function (ev) {
     var btn = ev.target.closest && ev.target.closest('button.copy');
     if (btn) copy(btn.getAttribute('data-copy'), btn);
-    var rel = ev.target.closest && ev.target.closest('button.release');
-    if (rel) releaseBuild(rel.getAttribute('data-release'));
   });
   var err = document.getElementById('err');
-  // The builds never wait for the targets' listing (it asks every target and can take long):
-  // the page shows them at once and again when a new listing arrives.
-  var shown = null;
   function refresh() {
-    var before = listedAt;
-    loadImages(false).then(function () { if (shown && listedAt !== before) render(shown); });
     fetch('/api/builds', { cache: 'no-store' }).then(function (r) {
       if (!r.ok) throw new Error('HTTP ' + r.status);
       return r.json();
-    }).then(function (data) { err.textContent = ''; shown = data; render(data); document.body.setAttribute('data-loaded', 'true'); }, function (e) {
+    }).then(function (data) { err.textContent = ''; render(data); document.body.setAttribute('data-loaded', 'true'); }, function (e) {
       err.textContent = 'cannot reach the service (' + e.message + '); retrying';
     }).then(function () { setTimeout(refresh, REFRESH); });
   }

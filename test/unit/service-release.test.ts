@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RemoteImage, ReleaseChange } from '../../uploaders/lifecycle.ts';
 import type { Uploader } from '../../uploaders/uploader.ts';
-import { pageHtml } from '../../src/service/page.ts';
 import { releaseRequest } from '../../src/service/http.ts';
 import { startStandIn, type StandIn } from '../support/serve-in-process.ts';
 
@@ -103,19 +102,6 @@ describe('farm serve: channels and release', () => {
     expect(() => releaseRequest(Buffer.from('{"arches":"sparc"}'))).toThrow();
   });
 
-  it('the page has a release button and a channel table, and no token in it', async () => {
-    const html = pageHtml('n');
-    const script = html.split('<script nonce="n">')[1]!.split('</script>')[0]!;
-    expect(() => new Function(script)).not.toThrow();
-    expect(script).toContain("'/api/builds/' + id + '/release'");
-    expect(script).toContain("'/api/images'");
-    expect(script).toContain('window.prompt(');
-    const served = await (await fetch(standIn.base + '/')).text();
-    expect(served).not.toContain(TOKEN);
-  });
-});
-
-describe('the listing after a build', () => {
   it('is asked again once a build finishes (its images are new)', async () => {
     const before = (await (await fetch(standIn.base + '/api/images')).json()) as { images: RemoteImage[] };
     held = [...held, image('20261103t000000z')];
