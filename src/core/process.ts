@@ -17,6 +17,7 @@
 
 import { $, type ProcessOutput, type ProcessPromise } from 'zx';
 import { FarmError, type ErrorCode } from './errors.ts';
+import { deadline } from './sleep.ts';
 
 /** What every child gets from the farm's environment, whoever it is. */
 export const BASE_ENV_NAMES: readonly string[] = ['PATH', 'HOME', 'LANG', 'TMPDIR'];
@@ -134,7 +135,6 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
   // status (in `done`) is the answer, not an unhandled error on its stdin.
   p.stdin.on('error', () => undefined);
   if (opts.input === undefined && !opts.keepStdin) p.stdin.end();
-  let timedOut = false;
   let settled = false;
   let aborted = false;
   const kill = (): void => {
@@ -156,18 +156,12 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
   };
   if (opts.signal?.aborted) queueMicrotask(onAbort);
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
-  const timer =
-    opts.timeoutMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          timedOut = true;
-          kill();
-        }, opts.timeoutMs);
+  const timer = deadline(opts.timeoutMs, kill);
   if (opts.onStdout) p.stdout.on('data', (d: Buffer) => opts.onStdout!(Buffer.isBuffer(d) ? d : Buffer.from(d)));
   if (opts.onStderr) p.stderr.on('data', (d: Buffer) => opts.onStderr!(Buffer.isBuffer(d) ? d : Buffer.from(d)));
   const done: Promise<RunResult> = (p as Promise<ProcessOutput>).then((out) => {
     settled = true;
-    if (timer) clearTimeout(timer);
+    timer.clear();
     opts.signal?.removeEventListener('abort', onAbort);
     const cause = (out as unknown as { cause?: NodeJS.ErrnoException | null }).cause;
     if (cause && out.exitCode === null && out.signal === null) {
@@ -178,7 +172,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Started {
     if (out.exitCode === 127 && /^(?:\S*\/)?bash: (?:line \d+: )?(?:exec: .*: not found|.*: No such file or directory)$/m.test(out.stderr)) {
       throw new ProcessError(opts.code ?? 'STATE', `${what} is not installed (ENOENT: not found)`, result(out, false), opts.hint ? { hint: opts.hint } : {});
     }
-    return result(out, timedOut);
+    return result(out, timer.expired);
   });
   return { pid: p.pid, done, kill, ...(opts.keepStdin ? { stdin: p.stdin } : {}) };
 }

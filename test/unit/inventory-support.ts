@@ -27,6 +27,11 @@ export const VALID = yml(`
       host_key: "${KEY}"
 `);
 
+/** VALID with another `source:` (a flow mapping such as `{ image: "quay.io/a/b:1" }`). */
+export function withSource(source: string): string {
+  return VALID.replace('source: { containerfile: Containerfile }', `source: ${source}`);
+}
+
 let root: string | undefined;
 let seq = 0;
 

@@ -4,7 +4,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { childTag, DOCKER_LIST, DOCKER_MANIFEST, indexDocument, OCI_INDEX, OCI_MANIFEST, publishRepo } from '../../src/registry/publish.ts';
 import { digestOf, parseManifest } from '../../src/registry/manifest-list.ts';
-import { KEY, loads, only, problemsOf, removeCases, yml } from './inventory-support.ts';
+import { loads, only, problemsOf, removeCases, withSource } from './inventory-support.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -60,17 +60,7 @@ describe('publish repository', () => {
 
 describe('source.publish in the inventory', () => {
   afterAll(removeCases);
-  const inv = (source: string) =>
-    yml(`
-      version: 1
-      source: ${source}
-      settings: { builds_dir: /tmp/farm-publish-unit-builds }
-      workers:
-        - name: builder-x86_64
-          host: 10.231.0.11
-          arch: x86_64
-          host_key: "${KEY}"
-    `);
+  const inv = withSource;
 
   it('defaults: latest false, partial false, tls_verify true', async () => {
     const loaded = await loads(inv('{ containerfile: Containerfile, publish: { image: "quay.io/a/b" } }'));

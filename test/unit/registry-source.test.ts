@@ -11,7 +11,7 @@ import { parseChallenge, registryAnswer } from '../../src/registry/client.ts';
 import { digestOf, parseManifest } from '../../src/registry/manifest-list.ts';
 import { parseImageRef, pinned } from '../../src/registry/ref.ts';
 import { checkArches, pullRefFor, type ResolvedImage } from '../../src/registry/resolve.ts';
-import { KEY, loads, only, problemsOf, removeCases, yml } from './inventory-support.ts';
+import { loads, only, problemsOf, removeCases, withSource } from './inventory-support.ts';
 
 const D = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -132,16 +132,7 @@ describe('registry answers', () => {
 
 describe('the inventory takes one source', () => {
   afterAll(removeCases);
-  const inv = (source: string) =>
-    yml(`
-      version: 1
-      source: ${source}
-      workers:
-        - name: builder-x86_64
-          host: 10.231.0.11
-          arch: x86_64
-          host_key: "${KEY}"
-    `);
+  const inv = withSource;
 
   it('an image, with tls_verify defaulting to true', async () => {
     const loaded = await loads(inv('{ image: "quay.io/a/b:1" }'));

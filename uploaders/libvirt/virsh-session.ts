@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { FarmError } from '../../src/core/errors.ts';
 import { start, type Started } from '../../src/core/process.ts';
+import { deadline } from '../../src/core/sleep.ts';
 import type { VirshResult } from './virsh.ts';
 
 export interface SessionStart {
@@ -114,16 +115,9 @@ export class VirshSession {
     const echo = `FARM,,END-${this.token}-${n}`;
     const errMark = `error: ${mark}\n`;
     const outMark = `${mark}\n`;
-    let timedOut = false;
     const kill = () => this.child.kill();
     opts.signal.addEventListener('abort', kill, { once: true });
-    const timer =
-      opts.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            timedOut = true;
-            kill();
-          }, opts.timeoutMs);
+    const timer = deadline(opts.timeoutMs, kill);
     try {
       if (opts.signal.aborted) kill();
       this.child.stdin?.write(`${line}\necho --err --split ${echo}\necho --split ${echo}\n`);
@@ -138,14 +132,14 @@ export class VirshSession {
           return { code: /^error: /m.test(stderr) ? 1 : 0, signal: null, stdout, stderr };
         }
         if (this.ended) {
-          const note = timedOut ? `\nfarm: virsh timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s` : '';
+          const note = timer.expired ? `\nfarm: virsh timed out after ${Math.round((opts.timeoutMs ?? 0) / 1000)} s` : '';
           return this.deadResult(note);
         }
         await new Promise<void>((resolve) => (this.wake = resolve));
         this.wake = undefined;
       }
     } finally {
-      if (timer) clearTimeout(timer);
+      timer.clear();
       opts.signal.removeEventListener('abort', kill);
     }
   }
